@@ -1,0 +1,122 @@
+// The ops one by one, for tests and for users composing their own layers.
+#include <vector>
+
+#include "bindings/common.h"
+#include "kernels/activation.h"
+#include "kernels/softmax.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/norm.h"
+#include "parallel.h"
+
+namespace pybert::bindings {
+namespace {
+
+// A Tensor viewing a numpy array that the caller keeps alive for the call.
+Tensor view(const FloatArray& a) {
+  Tensor t;
+  t.data = a.data();
+  t.shape.assign(a.shape(), a.shape() + a.ndim());
+  return t;
+}
+
+}  // namespace
+
+void register_ops(py::module_& m) {
+  py::module_ ops = m.def_submodule("ops", "Single ops on float32 arrays (row-major).");
+
+  ops.def(
+      "linear",
+      [](FloatArray x, FloatArray weight, std::optional<FloatArray> bias,
+         const std::string& activation) {
+        require_ndim(x, 2, "x");
+        require_ndim(weight, 2, "weight");
+        if (bias) require_ndim(*bias, 1, "bias");
+        const auto act = activation == "none" ? kernels::Activation::kNone
+                                              : kernels::activation_from_name(activation);
+        ops::Linear linear(view(weight), bias ? view(*bias) : Tensor{});
+        if (x.shape(1) != linear.in_features())
+          throw py::value_error("x has " + std::to_string(x.shape(1)) +
+                                " features, the weight expects in_features=" +
+                                std::to_string(linear.in_features()));
+        FloatArray y({x.shape(0), static_cast<py::ssize_t>(linear.out_features())});
+        float* out = y.mutable_data();
+        {
+          py::gil_scoped_release release;
+          linear(x.data(), x.shape(0), out, act);
+        }
+        return y;
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), py::kw_only(),
+      py::arg("activation") = "none",
+      "x (n, in) @ weight^T (in, out) + bias -> activation -> (n, out).\n\n"
+      ">>> pybert._core.ops.linear(x, w, b, activation='gelu')");
+
+  ops.def(
+      "activation",
+      [](FloatArray x, const std::string& name) {
+        FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+        std::copy(x.data(), x.data() + x.size(), y.mutable_data());
+        kernels::activate(y.mutable_data(), y.size(), kernels::activation_from_name(name));
+        return y;
+      },
+      py::arg("x"), py::arg("name"), "Element-wise HF activation by its config name.");
+
+  ops.def(
+      "layer_norm",
+      [](FloatArray x, FloatArray gamma, FloatArray beta, float eps,
+         std::optional<FloatArray> residual) {
+        require_ndim(x, 2, "x");
+        ops::LayerNorm norm(view(gamma), view(beta), eps);
+        if (x.shape(1) != norm.hidden())
+          throw py::value_error("x has " + std::to_string(x.shape(1)) +
+                                " features, LayerNorm expects " + std::to_string(norm.hidden()));
+        if (residual && (residual->ndim() != 2 || residual->shape(0) != x.shape(0) ||
+                         residual->shape(1) != x.shape(1)))
+          throw py::value_error("residual must have the shape of x");
+        FloatArray y({x.shape(0), x.shape(1)});
+        norm(x.data(), residual ? residual->data() : nullptr, y.mutable_data(), x.shape(0));
+        return y;
+      },
+      py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::kw_only(),
+      py::arg("residual") = py::none(), "LayerNorm(x [+ residual]) over the last dimension.");
+
+  ops.def(
+      "softmax",
+      [](FloatArray x, float scale) {
+        require_ndim(x, 2, "x");
+        if (!(scale > 0)) throw py::value_error("scale must be > 0");
+        FloatArray y({x.shape(0), x.shape(1)});
+        std::copy(x.data(), x.data() + x.size(), y.mutable_data());
+        for (py::ssize_t r = 0; r < x.shape(0); ++r)
+          kernels::softmax(y.mutable_data() + r * x.shape(1), x.shape(1), scale);
+        return y;
+      },
+      py::arg("x"), py::kw_only(), py::arg("scale") = 1.0f, "Row-wise softmax(scale * x).");
+
+  ops.def(
+      "self_attention",
+      [](FloatArray qkv, IdArray offsets, int64_t num_heads) {
+        require_ndim(qkv, 2, "qkv");
+        require_ndim(offsets, 1, "offsets");
+        if (qkv.shape(1) % 3 != 0) throw py::value_error("qkv must have 3 * hidden columns");
+        const int64_t hidden = qkv.shape(1) / 3, batch = offsets.shape(0) - 1;
+        const int64_t* off = offsets.data();
+        if (batch < 0 || off[0] != 0 || off[batch] != qkv.shape(0))
+          throw py::value_error("offsets must start at 0 and end at the number of qkv rows");
+        for (int64_t b = 0; b < batch; ++b)
+          if (off[b + 1] < off[b]) throw py::value_error("offsets must be non-decreasing");
+        FloatArray ctx({qkv.shape(0), static_cast<py::ssize_t>(hidden)});
+        float* out = ctx.mutable_data();
+        {
+          py::gil_scoped_release release;
+          ops::self_attention(qkv.data(), ops::SequenceLayout{off, batch}, hidden, num_heads, out);
+        }
+        return ctx;
+      },
+      py::arg("qkv"), py::arg("offsets"), py::arg("num_heads"),
+      "Multi-head attention over packed sequences: qkv (tokens, 3*hidden), offsets (batch+1) "
+      "-> context (tokens, hidden).");
+}
+
+}  // namespace pybert::bindings

@@ -1,0 +1,31 @@
+// Threads and CPU features.
+#include "bindings/common.h"
+#include "kernels/cpu_features.h"
+#include "parallel.h"
+
+namespace pybert::bindings {
+
+void register_runtime(py::module_& m) {
+  m.def("set_num_threads", &set_default_num_threads, py::arg("n"),
+        "Process-wide default thread count for models created without num_threads; "
+        "n <= 0 restores the default (all CPUs this process may use).");
+  m.def("get_num_threads", &default_num_threads);
+  m.def("usable_cpus", &usable_cpus,
+        "CPUs this process may use: its affinity mask, capped by the cgroup CPU quota.");
+  m.def("cpu_features", [] {
+    const kernels::CpuFeatures& f = kernels::cpu_features();
+    py::dict d;
+    d["avx2"] = f.avx2;
+    d["fma"] = f.fma;
+    d["avx512"] = f.avx512;
+    d["avx512_vnni"] = f.avx512_vnni;
+    d["avx512_bf16"] = f.avx512_bf16;
+    d["amx_tile"] = f.amx_tile;
+    d["amx_bf16"] = f.amx_bf16;
+    d["amx_int8"] = f.amx_int8;
+    d["fp32_kernels"] = kernels::fp32_isa();
+    return d;
+  });
+}
+
+}  // namespace pybert::bindings

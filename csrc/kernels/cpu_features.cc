@@ -1,0 +1,77 @@
+#include "kernels/cpu_features.h"
+
+#include <cpuid.h>
+#include <cstdlib>
+#include <cstring>
+#include <cstdint>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace pybert::kernels {
+namespace {
+
+uint64_t xgetbv0() {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<uint64_t>(edx) << 32) | eax;
+}
+
+// Linux keeps AMX tile data off until a process asks for it once.
+bool request_amx_permission() {
+#if defined(__linux__)
+  constexpr int kArchReqXcompPerm = 0x1023;
+  constexpr int kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
+CpuFeatures detect() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27);
+  const bool has_fma = c & (1u << 12);
+  if (!osxsave) return f;
+  const uint64_t xcr0 = xgetbv0();
+  const bool os_avx = (xcr0 & 0x6) == 0x6;
+  const bool os_avx512 = (xcr0 & 0xe6) == 0xe6;
+  const bool os_amx = (xcr0 & (3ull << 17)) == (3ull << 17);
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  f.avx2 = os_avx && (b & (1u << 5));
+  f.fma = os_avx && has_fma;
+  f.avx512 = os_avx512 && (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) &&
+             (b & (1u << 31));
+  f.avx512_vnni = f.avx512 && (c & (1u << 11));
+  const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
+  unsigned a1, b1, c1, d1;
+  if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = f.avx512 && (a1 & (1u << 5));
+  if (os_amx && amx_tile && request_amx_permission()) {
+    f.amx_tile = true;
+    f.amx_bf16 = amx_bf16;
+    f.amx_int8 = amx_int8;
+  }
+  const char* cap = std::getenv("PYBERT_ISA");
+  if (cap && std::strcmp(cap, "avx2") == 0) {
+    const bool avx2 = f.avx2, fma = f.fma;
+    f = CpuFeatures{};
+    f.avx2 = avx2;
+    f.fma = fma;
+  }
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+std::string fp32_isa() { return cpu_features().avx512 ? "avx512" : "avx2"; }
+
+}  // namespace pybert::kernels

@@ -1,0 +1,45 @@
+// The BERT encoder: post-LN transformer layers stacked num_hidden_layers times.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "layers/workspace.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/norm.h"
+
+namespace pybert::layers {
+
+struct SelfAttention {
+  ops::Linear qkv;     // (3 * hidden, hidden): query, key, value fused at load
+  ops::Linear output;  // (hidden, hidden)
+  int64_t num_heads = 0;
+};
+
+struct FeedForward {
+  ops::Linear intermediate;  // (intermediate_size, hidden)
+  ops::Linear output;        // (hidden, intermediate_size)
+  ops::Activation activation = ops::Activation::kGeluErf;
+};
+
+struct EncoderLayer {
+  SelfAttention attention;
+  ops::LayerNorm attention_norm;  // after attention + residual
+  FeedForward feed_forward;
+  ops::LayerNorm output_norm;     // after feed-forward + residual
+
+  // x (tokens, hidden) -> x, in place.
+  void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws) const;
+};
+
+struct Encoder {
+  std::vector<EncoderLayer> layers;
+
+  // x (tokens, hidden) -> x, in place. after_layer(i, x) is called after layer i when given.
+  void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
+               const std::function<void(int64_t, const float*)>& after_layer = {}) const;
+};
+
+}  // namespace pybert::layers

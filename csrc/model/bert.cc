@@ -1,0 +1,236 @@
+#include "model/bert.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+
+#include "parallel.h"
+
+namespace pybert::model {
+namespace {
+
+// Loads tensors by HF name under one prefix and remembers which ones it took, so that left-over
+// body tensors can be reported.
+class Loader {
+ public:
+  Loader(const WeightStore& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+
+  Tensor get(const std::string& name, const Shape& shape) {
+    taken_.insert(prefix_ + name);
+    return store_.get(prefix_ + name, shape);
+  }
+  // LayerNorm parameters are "weight"/"bias" in current checkpoints, "gamma"/"beta" in old ones.
+  ops::LayerNorm layer_norm(const std::string& name, int64_t hidden, double eps) {
+    const bool old = !store_.contains(prefix_ + name + ".weight") &&
+                     store_.contains(prefix_ + name + ".gamma");
+    Tensor g = get(name + (old ? ".gamma" : ".weight"), {hidden});
+    Tensor b = get(name + (old ? ".beta" : ".bias"), {hidden});
+    return ops::LayerNorm(std::move(g), std::move(b), static_cast<float>(eps));
+  }
+  ops::Linear linear(const std::string& name, int64_t out, int64_t in) {
+    Tensor w = get(name + ".weight", {out, in});
+    Tensor b = get(name + ".bias", {out});
+    return ops::Linear(std::move(w), std::move(b));
+  }
+  // Q, K, V projections fused once into one (3 * hidden, hidden) weight.
+  ops::Linear fused_qkv(const std::string& base, int64_t hidden) {
+    std::shared_ptr<float> w = make_aligned_floats(3 * hidden * hidden);
+    std::shared_ptr<float> b = make_aligned_floats(3 * hidden);
+    const char* parts[] = {"query", "key", "value"};
+    for (int i = 0; i < 3; ++i) {
+      Tensor pw = get(base + parts[i] + ".weight", {hidden, hidden});
+      Tensor pb = get(base + parts[i] + ".bias", {hidden});
+      std::memcpy(w.get() + i * hidden * hidden, pw.data, hidden * hidden * sizeof(float));
+      std::memcpy(b.get() + i * hidden, pb.data, hidden * sizeof(float));
+    }
+    return ops::Linear(Tensor{w.get(), {3 * hidden, hidden}, w},
+                       Tensor{b.get(), {3 * hidden}, b});
+  }
+  bool has(const std::string& name) const { return store_.contains(prefix_ + name); }
+
+  // Body tensors (under embeddings./encoder./pooler.) that no layer took.
+  void check_all_taken() const {
+    static const std::set<std::string> buffers = {"embeddings.position_ids",
+                                                  "embeddings.token_type_ids"};
+    for (const std::string& name : store_.names()) {
+      if (name.compare(0, prefix_.size(), prefix_) != 0) continue;
+      const std::string rest = name.substr(prefix_.size());
+      const bool body = rest.rfind("embeddings.", 0) == 0 || rest.rfind("encoder.", 0) == 0 ||
+                        rest.rfind("pooler.", 0) == 0;
+      if (body && !taken_.count(name) && !buffers.count(rest))
+        throw std::invalid_argument("unexpected tensor '" + name + "' of shape " +
+                                    shape_str(store_.shape(name)) +
+                                    " in the checkpoint: it matches no layer of this config "
+                                    "(check num_hidden_layers and the architecture)");
+    }
+  }
+
+ private:
+  const WeightStore& store_;
+  std::string prefix_;
+  std::set<std::string> taken_;
+};
+
+// The real tokens of a batch, packed back to back; reused per calling thread.
+struct PackedBatch {
+  std::vector<int64_t> offsets;    // (batch + 1)
+  std::vector<int64_t> source;     // (tokens) flat index b * seq + s in the padded batch
+  std::vector<int64_t> positions;  // (tokens) s
+  std::vector<int64_t> ids;        // (tokens)
+  std::vector<int64_t> types;      // (tokens)
+
+  ops::SequenceLayout layout() const {
+    return ops::SequenceLayout{offsets.data(), static_cast<int64_t>(offsets.size()) - 1};
+  }
+  int64_t tokens() const { return offsets.back(); }
+
+  // Packs positions whose mask is 1; validates the mask first.
+  void pack(const int64_t* mask, int64_t batch, int64_t seq) {
+    if (mask) {
+      for (int64_t i = 0; i < batch * seq; ++i)
+        if (mask[i] != 0 && mask[i] != 1)
+          throw std::invalid_argument("attention_mask values must be 0 or 1, found " +
+                                      std::to_string(mask[i]));
+    }
+    offsets.assign(1, 0);
+    source.clear();
+    positions.clear();
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t s = 0; s < seq; ++s) {
+        if (mask && mask[b * seq + s] == 0) continue;
+        source.push_back(b * seq + s);
+        positions.push_back(s);
+      }
+      offsets.push_back(static_cast<int64_t>(source.size()));
+    }
+  }
+  void gather(const int64_t* padded, std::vector<int64_t>& packed) const {
+    packed.resize(source.size());
+    for (size_t t = 0; t < source.size(); ++t) packed[t] = padded[source[t]];
+  }
+  // out (batch, seq, hidden) <- zeros, then the packed rows x (tokens, hidden) at their places.
+  void scatter(const float* x, int64_t hidden, int64_t padded_rows, float* out) const {
+    std::memset(out, 0, padded_rows * hidden * sizeof(float));
+    for (size_t t = 0; t < source.size(); ++t)
+      std::memcpy(out + source[t] * hidden, x + t * hidden, hidden * sizeof(float));
+  }
+
+  static PackedBatch& for_this_thread() {
+    thread_local PackedBatch packed;
+    return packed;
+  }
+};
+
+}  // namespace
+
+std::string BertModel::detect_prefix(const WeightStore& store) {
+  for (const char* prefix : {"", "bert."})
+    if (store.contains(std::string(prefix) + "embeddings.word_embeddings.weight")) return prefix;
+  throw std::invalid_argument(
+      "no BERT embeddings in the checkpoint: looked for 'embeddings.word_embeddings.weight' and "
+      "'bert.embeddings.word_embeddings.weight'");
+}
+
+BertModel::BertModel(const BertConfig& config, const WeightStore& store,
+                     const std::string& prefix)
+    : config_(config) {
+  config_.validate();
+  const int64_t h = config.hidden_size, inner = config.intermediate_size;
+  const double eps = config.layer_norm_eps;
+  Loader load(store, prefix);
+
+  embeddings_.word_embeddings = load.get("embeddings.word_embeddings.weight", {config.vocab_size, h});
+  embeddings_.position_embeddings =
+      load.get("embeddings.position_embeddings.weight", {config.max_position_embeddings, h});
+  embeddings_.token_type_embeddings =
+      load.get("embeddings.token_type_embeddings.weight", {config.type_vocab_size, h});
+  embeddings_.layer_norm = load.layer_norm("embeddings.LayerNorm", h, eps);
+
+  const auto act = kernels::activation_from_name(config.hidden_act);
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    const std::string p = "encoder.layer." + std::to_string(i) + ".";
+    layers::EncoderLayer layer;
+    layer.attention.qkv = load.fused_qkv(p + "attention.self.", h);
+    layer.attention.output = load.linear(p + "attention.output.dense", h, h);
+    layer.attention.num_heads = config.num_attention_heads;
+    layer.attention_norm = load.layer_norm(p + "attention.output.LayerNorm", h, eps);
+    layer.feed_forward.intermediate = load.linear(p + "intermediate.dense", inner, h);
+    layer.feed_forward.output = load.linear(p + "output.dense", h, inner);
+    layer.feed_forward.activation = act;
+    layer.output_norm = load.layer_norm(p + "output.LayerNorm", h, eps);
+    encoder_.layers.push_back(std::move(layer));
+  }
+  if (load.has("pooler.dense.weight")) pooler_ = layers::Pooler{load.linear("pooler.dense", h, h)};
+  load.check_all_taken();
+}
+
+void BertModel::check_batch(int64_t batch, int64_t seq) const {
+  if (batch < 0 || seq < 0) throw std::invalid_argument("negative batch or sequence size");
+  if (seq > config_.max_position_embeddings)
+    throw std::invalid_argument("sequence length " + std::to_string(seq) +
+                                " exceeds max_position_embeddings (" +
+                                std::to_string(config_.max_position_embeddings) + ")");
+}
+
+void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
+  check_batch(in.batch, in.seq);
+  const int64_t h = config_.hidden_size, padded_rows = in.batch * in.seq;
+  if (!out.hidden_states.empty() &&
+      static_cast<int64_t>(out.hidden_states.size()) != config_.num_hidden_layers + 1)
+    throw std::invalid_argument("hidden_states needs num_hidden_layers + 1 buffers");
+
+  PackedBatch& packed = PackedBatch::for_this_thread();
+  packed.pack(in.attention_mask, in.batch, in.seq);
+  packed.gather(in.input_ids, packed.ids);
+  if (in.token_type_ids) packed.gather(in.token_type_ids, packed.types);
+  const int64_t n = packed.tokens();
+  const ops::SequenceLayout layout = packed.layout();
+
+  layers::Workspace& ws = layers::Workspace::for_this_thread();
+  float* x = ws.hidden.reserve(n * h);  // (tokens, hidden)
+  embeddings_.forward(packed.ids.data(), packed.positions.data(),
+                      in.token_type_ids ? packed.types.data() : nullptr, n, x);
+  if (!out.hidden_states.empty()) packed.scatter(x, h, padded_rows, out.hidden_states[0]);
+  encoder_.forward(x, layout, ws, [&](int64_t i, const float* y) {
+    if (!out.hidden_states.empty()) packed.scatter(y, h, padded_rows, out.hidden_states[i + 1]);
+  });
+  packed.scatter(x, h, padded_rows, out.last_hidden_state);
+
+  if (pooler_ && out.pooler_output) {
+    // The pooler reads each sequence's first real token; an empty sequence gives tanh(bias).
+    float* first = ws.pooled.reserve(in.batch * h);  // (batch, hidden)
+    for (int64_t b = 0; b < in.batch; ++b) {
+      if (layout.offsets[b + 1] > layout.offsets[b])
+        std::memcpy(first + b * h, x + layout.offsets[b] * h, h * sizeof(float));
+      else
+        std::memset(first + b * h, 0, h * sizeof(float));
+    }
+    pooler_->forward(first, in.batch, out.pooler_output);
+  }
+}
+
+void BertModel::embed(const int64_t* input_ids, const int64_t* token_type_ids, int64_t batch,
+                      int64_t seq, float* out) const {
+  check_batch(batch, seq);
+  PackedBatch& packed = PackedBatch::for_this_thread();
+  packed.pack(nullptr, batch, seq);
+  embeddings_.forward(input_ids, packed.positions.data(), token_type_ids, batch * seq, out);
+}
+
+void BertModel::encode(const float* hidden, const int64_t* attention_mask, int64_t batch,
+                       int64_t seq, float* out) const {
+  if (batch < 0 || seq < 0) throw std::invalid_argument("negative batch or sequence size");
+  const int64_t h = config_.hidden_size;
+  PackedBatch& packed = PackedBatch::for_this_thread();
+  packed.pack(attention_mask, batch, seq);
+  const int64_t n = packed.tokens();
+  layers::Workspace& ws = layers::Workspace::for_this_thread();
+  float* x = ws.hidden.reserve(n * h);
+  for (int64_t t = 0; t < n; ++t)
+    std::memcpy(x + t * h, hidden + packed.source[t] * h, h * sizeof(float));
+  encoder_.forward(x, packed.layout(), ws);
+  packed.scatter(x, h, batch * seq, out);
+}
+
+}  // namespace pybert::model

@@ -1,0 +1,69 @@
+// BertModel: embeddings -> encoder -> pooler, loaded from a weight store with one strict name
+// table, run on the real tokens of a batch only (padding removed).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "layers/embeddings.h"
+#include "layers/encoder.h"
+#include "layers/pooler.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace pybert::model {
+
+// A batch of token ids, row-major (batch, seq). Mask values are 0 (padding) or 1; a null mask
+// means all ones, null token types all zeros.
+struct BertInputs {
+  const int64_t* input_ids = nullptr;
+  const int64_t* attention_mask = nullptr;
+  const int64_t* token_type_ids = nullptr;
+  int64_t batch = 0;
+  int64_t seq = 0;
+};
+
+// Where forward writes. Padded positions of the (batch, seq, hidden) outputs are zeros.
+struct BertOutputs {
+  float* last_hidden_state = nullptr;  // (batch, seq, hidden)
+  float* pooler_output = nullptr;      // (batch, hidden), or null to skip the pooler
+  std::vector<float*> hidden_states;   // num_hidden_layers + 1 of (batch, seq, hidden), or none
+};
+
+class BertModel {
+ public:
+  // Reads every body tensor from `store` under `prefix` ("" or "bert."; see detect_prefix).
+  // Missing, mis-shaped and unexpected body tensors throw std::invalid_argument naming them.
+  BertModel(const BertConfig& config, const WeightStore& store, const std::string& prefix);
+
+  // "" when the body tensors have no prefix (saved from BertModel), "bert." when saved from a
+  // BertFor* model; throws when neither holds the word embeddings.
+  static std::string detect_prefix(const WeightStore& store);
+
+  void forward(const BertInputs& in, const BertOutputs& out) const;
+
+  // The embedding layer alone on every position: out (batch, seq, hidden).
+  void embed(const int64_t* input_ids, const int64_t* token_type_ids, int64_t batch, int64_t seq,
+             float* out) const;
+
+  // The encoder stack alone: hidden (batch, seq, hidden) -> out (batch, seq, hidden).
+  void encode(const float* hidden, const int64_t* attention_mask, int64_t batch, int64_t seq,
+              float* out) const;
+
+  const BertConfig& config() const { return config_; }
+  bool has_pooler() const { return pooler_.has_value(); }
+  const Tensor& word_embeddings() const { return embeddings_.word_embeddings; }
+
+ private:
+  void check_batch(int64_t batch, int64_t seq) const;
+
+  BertConfig config_;
+  layers::Embeddings embeddings_;
+  layers::Encoder encoder_;
+  std::optional<layers::Pooler> pooler_;
+};
+
+}  // namespace pybert::model

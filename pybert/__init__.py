@@ -1,0 +1,26 @@
+"""pybert: BERT inference on CPU, with a C++ core (Eigen + OpenMP + SIMD)."""
+
+from . import _core
+from .config import BertConfig
+from .modeling import BertModel, BertOutput
+
+__version__ = "0.1.0"
+
+__all__ = ["BertConfig", "BertModel", "BertOutput", "cpu_info", "set_num_threads",
+           "get_num_threads"]
+
+
+def set_num_threads(n: int) -> None:
+    """Default thread count for models created without ``num_threads`` (<= 0: all usable CPUs)."""
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    return _core.get_num_threads()
+
+
+def cpu_info() -> dict:
+    """The ISA features pybert detected and the kernels it uses."""
+    info = dict(_core.cpu_features())
+    info["usable_cpus"] = _core.usable_cpus()
+    return info

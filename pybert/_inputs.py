@@ -1,0 +1,69 @@
+"""Checks and conversions for arrays coming from users, before they reach the core."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+# The core refuses batches whose activations would not fit comfortably in memory.
+MAX_TOKENS_PER_CALL = 1 << 22
+
+
+def id_batch(values: Any, name: str, *, allow_bool: bool = False) -> np.ndarray:
+    """``values`` as a C-contiguous int64 array of shape (batch, seq); 1-D means batch 1."""
+    try:
+        arr = np.asarray(values)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array of integers: {e}") from None
+    kinds = "iub" if allow_bool else "iu"
+    if arr.dtype.kind not in kinds:
+        expected = "integers or booleans" if allow_bool else "integers"
+        raise TypeError(f"{name} must hold {expected}, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    elif arr.ndim != 2:
+        raise ValueError(f"{name} must be 1-D (one sequence) or 2-D (batch, seq), "
+                         f"got {arr.ndim}-D with shape {arr.shape}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds a value too large for int64")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def optional_id_batch(values: Any, name: str, shape: tuple, *,
+                      allow_bool: bool = False) -> Optional[np.ndarray]:
+    """Like id_batch, and the result must have ``shape`` (that of input_ids)."""
+    if values is None:
+        return None
+    arr = id_batch(values, name, allow_bool=allow_bool)
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, expected the shape of input_ids {shape}")
+    return arr
+
+
+def check_size(batch: int, seq: int, hidden: int) -> None:
+    """Refuse before allocating when a call would need absurd memory."""
+    if batch * seq > MAX_TOKENS_PER_CALL:
+        raise ValueError(f"batch x seq = {batch} x {seq} = {batch * seq} tokens is more than one "
+                         f"call takes ({MAX_TOKENS_PER_CALL}); split the batch")
+
+
+def float_batch(values: Any, name: str, hidden: int) -> np.ndarray:
+    """``values`` as C-contiguous float32 (batch, seq, hidden); 2-D means batch 1."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[2] != hidden:
+        raise ValueError(f"{name} must have shape (batch, seq, {hidden}), got {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def num_threads_arg(num_threads: Optional[int]) -> int:
+    if num_threads is None:
+        return 0
+    if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) \
+            or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+    return int(num_threads)

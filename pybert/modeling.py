@@ -1,0 +1,111 @@
+"""BertModel: load a Hugging Face checkpoint directory and run the encoder in the C++ core."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from . import _core, _inputs
+from .config import BertConfig
+from .safetensors import load_safetensors
+
+__all__ = ["BertModel", "BertOutput", "load_weights"]
+
+WEIGHT_FILES = ("model.safetensors",)
+
+
+@dataclasses.dataclass
+class BertOutput:
+    """What BertModel returns. Padded positions of the (batch, seq, hidden) arrays are zeros."""
+
+    last_hidden_state: np.ndarray                  # (batch, seq, hidden) float32
+    pooler_output: Optional[np.ndarray] = None     # (batch, hidden) float32, None without pooler
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None  # num_hidden_layers + 1 arrays
+
+
+def load_weights(path: str | os.PathLike) -> "_core.WeightStore":
+    """The weight store of a model directory (or of a weights file given directly)."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return load_safetensors(path)
+    for name in WEIGHT_FILES:
+        file = os.path.join(path, name)
+        if os.path.isfile(file):
+            return load_safetensors(file)
+    raise FileNotFoundError(f"no supported weights file in {path!r}: looked for "
+                            + ", ".join(WEIGHT_FILES))
+
+
+class BertModel:
+    """A BERT encoder: embeddings -> encoder layers -> pooler, computed in C++.
+
+    >>> model = pybert.BertModel.from_pretrained("path/to/bert")
+    >>> out = model([[101, 7592, 102]])
+    >>> out.last_hidden_state.shape
+    (1, 3, 384)
+    """
+
+    def __init__(self, config: BertConfig, weights: "_core.WeightStore", *,
+                 num_threads: Optional[int] = None, prefix: Optional[str] = None):
+        self.config = config
+        self._core = _core.BertModel(config.to_core(), weights, prefix=prefix,
+                                     num_threads=_inputs.num_threads_arg(num_threads))
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None
+                        ) -> "BertModel":
+        """Load ``config.json`` and ``model.safetensors`` from a Hugging Face model directory.
+
+        Weights saved from ``BertModel`` and from ``BertFor*`` models (``bert.`` prefix) both
+        load; head tensors are ignored here.
+        """
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"model directory {path!r} does not exist")
+        config = BertConfig.from_pretrained(path)
+        return cls(config, load_weights(path), num_threads=num_threads)
+
+    @property
+    def num_threads(self) -> Optional[int]:
+        return self._core.num_threads or None
+
+    @num_threads.setter
+    def num_threads(self, value: Optional[int]) -> None:
+        self._core.num_threads = _inputs.num_threads_arg(value)
+
+    def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
+                 output_hidden_states: bool = False) -> BertOutput:
+        """Run the model on token ids (batch, seq) or one sequence (seq,)."""
+        ids = _inputs.id_batch(input_ids, "input_ids")
+        mask = _inputs.optional_id_batch(attention_mask, "attention_mask", ids.shape,
+                                         allow_bool=True)
+        types = _inputs.optional_id_batch(token_type_ids, "token_type_ids", ids.shape)
+        _inputs.check_size(ids.shape[0], ids.shape[1], self.config.hidden_size)
+        last, pooled, hidden = self._core.forward(ids, mask, types,
+                                                  output_hidden_states=bool(output_hidden_states))
+        return BertOutput(last, pooled, hidden)
+
+    forward = __call__
+
+    def embeddings(self, input_ids: Any, token_type_ids: Any = None) -> np.ndarray:
+        """The embedding layer alone: (batch, seq) ids -> (batch, seq, hidden)."""
+        ids = _inputs.id_batch(input_ids, "input_ids")
+        types = _inputs.optional_id_batch(token_type_ids, "token_type_ids", ids.shape)
+        _inputs.check_size(ids.shape[0], ids.shape[1], self.config.hidden_size)
+        return self._core.embed(ids, types)
+
+    def encoder(self, hidden_states: Any, attention_mask: Any = None) -> np.ndarray:
+        """The encoder stack alone: (batch, seq, hidden) -> (batch, seq, hidden)."""
+        x = _inputs.float_batch(hidden_states, "hidden_states", self.config.hidden_size)
+        mask = _inputs.optional_id_batch(attention_mask, "attention_mask", x.shape[:2],
+                                         allow_bool=True)
+        _inputs.check_size(x.shape[0], x.shape[1], self.config.hidden_size)
+        return self._core.encode(x, mask)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"BertModel(hidden_size={c.hidden_size}, num_hidden_layers={c.num_hidden_layers},"
+                f" num_attention_heads={c.num_attention_heads}, vocab_size={c.vocab_size})")

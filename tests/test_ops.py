@@ -1,0 +1,133 @@
+"""Each op of the core against torch.nn.functional."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pybert import _core
+
+# op -> max abs difference allowed against torch (fp32 both sides)
+TOLERANCE = {
+    "linear": 2e-5,
+    "gelu": 1e-6,
+    "gelu_tanh": 1e-6,
+    "relu": 0.0,
+    "layer_norm": 1e-5,
+    "softmax": 1e-6,
+    "attention": 1e-5,
+}
+
+rng = np.random.default_rng(0)
+
+
+def t(a):
+    return torch.from_numpy(np.asarray(a))
+
+
+@pytest.mark.parametrize("n,fin,fout", [(1, 8, 8), (7, 33, 65), (64, 384, 1536), (130, 96, 40)])
+@pytest.mark.parametrize("activation", ["none", "gelu", "gelu_new", "relu"])
+def test_linear(n, fin, fout, activation):
+    x = rng.standard_normal((n, fin), dtype=np.float32)
+    w = rng.standard_normal((fout, fin), dtype=np.float32) / np.float32(np.sqrt(fin))
+    b = rng.standard_normal(fout, dtype=np.float32)
+    ref = F.linear(t(x), t(w), t(b))
+    ref = {"none": lambda v: v, "gelu": F.gelu, "relu": F.relu,
+           "gelu_new": lambda v: F.gelu(v, approximate="tanh")}[activation](ref)
+    out = _core.ops.linear(x, w, b, activation=activation)
+    assert np.abs(out - ref.numpy()).max() <= TOLERANCE["linear"]
+
+
+def test_linear_without_bias_and_bad_shape():
+    x = rng.standard_normal((5, 16), dtype=np.float32)
+    w = rng.standard_normal((8, 16), dtype=np.float32)
+    assert np.abs(_core.ops.linear(x, w) - F.linear(t(x), t(w)).numpy()).max() <= 1e-5
+    with pytest.raises(ValueError, match="in_features=16"):
+        _core.ops.linear(np.zeros((5, 15), np.float32), w)
+
+
+@pytest.mark.parametrize("name,ref,tol", [
+    ("gelu", lambda v: F.gelu(v), TOLERANCE["gelu"]),
+    ("gelu_new", lambda v: F.gelu(v, approximate="tanh"), TOLERANCE["gelu_tanh"]),
+    ("gelu_pytorch_tanh", lambda v: F.gelu(v, approximate="tanh"), TOLERANCE["gelu_tanh"]),
+    ("relu", F.relu, TOLERANCE["relu"]),
+])
+def test_activation(name, ref, tol):
+    x = np.concatenate([np.linspace(-12, 12, 4001, dtype=np.float32),
+                        rng.standard_normal(1000, dtype=np.float32) * 3])
+    assert np.abs(_core.ops.activation(x, name) - ref(t(x)).numpy()).max() <= tol
+
+
+def test_gelu_forms_differ():
+    # erf and tanh GELU are different functions (up to ~4.7e-4 apart): both must be exact.
+    x = np.linspace(-5, 5, 2001, dtype=np.float32)
+    gap = np.abs(_core.ops.activation(x, "gelu") - _core.ops.activation(x, "gelu_new")).max()
+    assert gap > 1e-4
+
+
+def test_unknown_activation():
+    with pytest.raises(ValueError, match="unsupported hidden_act 'swishy'"):
+        _core.ops.activation(np.zeros(3, np.float32), "swishy")
+
+
+@pytest.mark.parametrize("rows,hidden,eps", [(1, 8, 1e-12), (17, 384, 1e-12), (9, 768, 1e-5)])
+def test_layer_norm(rows, hidden, eps):
+    x = rng.standard_normal((rows, hidden), dtype=np.float32) * 3 + 1
+    r = rng.standard_normal((rows, hidden), dtype=np.float32)
+    g = rng.standard_normal(hidden, dtype=np.float32)
+    b = rng.standard_normal(hidden, dtype=np.float32)
+    ref = F.layer_norm(t(x), (hidden,), t(g), t(b), eps).numpy()
+    assert np.abs(_core.ops.layer_norm(x, g, b, eps) - ref).max() <= TOLERANCE["layer_norm"]
+    ref_res = F.layer_norm(t(x) + t(r), (hidden,), t(g), t(b), eps).numpy()
+    out = _core.ops.layer_norm(x, g, b, eps, residual=r)
+    assert np.abs(out - ref_res).max() <= TOLERANCE["layer_norm"]
+
+
+@pytest.mark.parametrize("cols", [1, 5, 128, 513])
+def test_softmax(cols):
+    x = rng.standard_normal((6, cols), dtype=np.float32) * 10
+    out = _core.ops.softmax(x, scale=0.125)
+    ref = F.softmax(t(x) * 0.125, dim=-1).numpy()
+    assert np.abs(out - ref).max() <= TOLERANCE["softmax"]
+
+
+@pytest.mark.parametrize("lengths,heads,d_head", [([5], 1, 8), ([3, 17, 1, 0, 64], 4, 16),
+                                                  ([128, 40], 12, 32)])
+def test_attention_packed_sequences(lengths, heads, d_head):
+    hidden = heads * d_head
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    qkv = rng.standard_normal((offsets[-1], 3 * hidden), dtype=np.float32)
+    out = _core.ops.self_attention(qkv, offsets, heads)
+    for b, n in enumerate(lengths):
+        if n == 0:
+            continue
+        rows = t(qkv[offsets[b]:offsets[b + 1]])
+        q, k, v = (rows[:, i * hidden:(i + 1) * hidden].reshape(n, heads, d_head).transpose(0, 1)
+                   for i in range(3))
+        ref = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(n, hidden)
+        got = out[offsets[b]:offsets[b + 1]]
+        assert np.abs(got - ref.numpy()).max() <= TOLERANCE["attention"]
+
+
+def test_attention_matches_masked_padded_batch():
+    # Packing real tokens must equal attention over a padded batch with a key mask.
+    heads, d_head, seq = 2, 8, 10
+    hidden = heads * d_head
+    lengths = [10, 4, 7]
+    x = rng.standard_normal((len(lengths), seq, 3 * hidden), dtype=np.float32)
+    mask = np.arange(seq)[None, :] < np.array(lengths)[:, None]
+    packed = x[mask]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    out = _core.ops.self_attention(packed, offsets, heads)
+    q, k, v = (t(x[..., i * hidden:(i + 1) * hidden]).reshape(len(lengths), seq, heads, d_head)
+               .transpose(1, 2) for i in range(3))
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=t(mask)[:, None, None, :])
+    ref = ref.transpose(1, 2).reshape(len(lengths), seq, hidden).numpy()[mask]
+    assert np.abs(out - ref).max() <= TOLERANCE["attention"]
+
+
+def test_attention_rejects_indivisible_heads():
+    with pytest.raises(ValueError, match="not divisible"):
+        _core.ops.self_attention(np.zeros((2, 30), np.float32), np.array([0, 2]), 3)
