@@ -3,11 +3,12 @@
 from . import _core
 from .config import BertConfig
 from .modeling import BertModel, BertOutput
+from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "cpu_info", "set_num_threads",
-           "get_num_threads"]
+           "get_num_threads", "Tokenizer"]
 
 
 def set_num_threads(n: int) -> None:
