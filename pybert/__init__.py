@@ -2,13 +2,17 @@
 
 from . import _core
 from .config import BertConfig
+from .heads import (AutoModel, BertForMaskedLM, BertForSequenceClassification,
+                    BertForTokenClassification, HeadOutput, LinearHead)
 from .modeling import BertModel, BertOutput
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "cpu_info", "set_num_threads",
-           "get_num_threads", "Tokenizer"]
+           "get_num_threads", "Tokenizer", "LinearHead", "HeadOutput",
+           "BertForSequenceClassification", "BertForTokenClassification", "BertForMaskedLM",
+           "AutoModel"]
 
 
 def set_num_threads(n: int) -> None:

@@ -21,14 +21,16 @@ class HeadLoader {
       throw std::invalid_argument(model_ + " head: " + e.what());
     }
   }
-  // The first of `names` the checkpoint holds (HF saves tied tensors under either name).
+  // The first of `names` the checkpoint holds (HF saves tied tensors under one of them).
   Tensor first_of(const std::vector<std::string>& names, const Shape& shape) const {
     for (const std::string& name : names)
       if (store_.contains(name)) return get(name, shape);
-    return get(names.front(), shape);  // throws, naming the usual one
+    return get(names.back(), shape);  // throws, naming the usual one
   }
   ops::Linear linear(const std::string& name, int64_t out, int64_t in) const {
-    return ops::Linear(get(name + ".weight", {out, in}), get(name + ".bias", {out}));
+    Tensor weight = get(name + ".weight", {out, in});
+    Tensor bias = get(name + ".bias", {out});
+    return ops::Linear(std::move(weight), std::move(bias));
   }
 
  private:
@@ -161,7 +163,8 @@ BertForMaskedLM::BertForMaskedLM(const BertConfig& config, const WeightStore& st
   Tensor weight = tie_word_embeddings
                       ? bert_.word_embeddings()
                       : load.get("cls.predictions.decoder.weight", {vocab, h});
-  Tensor bias = load.first_of({"cls.predictions.bias", "cls.predictions.decoder.bias"}, {vocab});
+  // The decoder adds its own bias; checkpoints with the two tied keep only cls.predictions.bias.
+  Tensor bias = load.first_of({"cls.predictions.decoder.bias", "cls.predictions.bias"}, {vocab});
   head_.decoder.linear = ops::Linear(std::move(weight), std::move(bias));
 }
 
