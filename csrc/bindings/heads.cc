@@ -48,14 +48,23 @@ struct CoreTask {
   int num_threads = 0;  // 0: the process default
 };
 
-// Registers the parts every BertFor* binding shares: num_threads, forward and the body's data
-// pointers. `out_shape(model, batch, seq)` is the shape of the scores forward returns.
-template <typename Model, typename OutShape>
+// Registers the parts every BertFor* binding shares: the constructor (config, store, *, option,
+// prefix=None, num_threads=0) where `option` is the Model's last constructor argument,
+// num_threads, forward and the body's data pointers. `out_shape(model, batch, seq)` is the
+// shape of the scores forward returns.
+template <typename Model, typename Option, typename OptionArg, typename OutShape>
 py::class_<CoreTask<Model>> register_task(py::module_& m, const char* name, const char* doc,
-                                          OutShape out_shape) {
+                                          OptionArg option_arg, OutShape out_shape) {
   using Core = CoreTask<Model>;
   py::class_<Core> cls(m, name, doc);
-  cls.def_readwrite("num_threads", &Core::num_threads)
+  cls.def(py::init([](const BertConfig& config, const WeightStore& store, Option option,
+                      std::optional<std::string> prefix, int num_threads) {
+            const std::string p = prefix ? *prefix : model::BertModel::detect_prefix(store);
+            return Core{std::make_shared<Model>(config, store, p, option), num_threads};
+          }),
+          py::arg("config"), py::arg("store"), py::kw_only(), option_arg,
+          py::arg("prefix") = py::none(), py::arg("num_threads") = 0)
+      .def_readwrite("num_threads", &Core::num_threads)
       .def_property_readonly(
           "word_embeddings_ptr",
           [](const Core& s) { return reinterpret_cast<uintptr_t>(s.model->bert().word_embeddings().data); },
@@ -168,54 +177,27 @@ void register_heads(py::module_& m) {
   using model::BertForSequenceClassification;
   using model::BertForTokenClassification;
 
-  register_task<BertForSequenceClassification>(
+  register_task<BertForSequenceClassification, int64_t>(
       m, "BertForSequenceClassification", "BERT + classifier on the pooled first token.",
+      py::arg("num_labels"),
       [](const BertForSequenceClassification& model, py::ssize_t batch, py::ssize_t) {
         return std::vector<py::ssize_t>{batch, static_cast<py::ssize_t>(model.num_labels())};
-      })
-      .def(py::init([](const BertConfig& config, const WeightStore& store, int64_t num_labels,
-                       std::optional<std::string> prefix, int num_threads) {
-             const std::string p = prefix ? *prefix : model::BertModel::detect_prefix(store);
-             return CoreTask<BertForSequenceClassification>{
-                 std::make_shared<BertForSequenceClassification>(config, store, p, num_labels),
-                 num_threads};
-           }),
-           py::arg("config"), py::arg("store"), py::kw_only(), py::arg("num_labels"),
-           py::arg("prefix") = py::none(), py::arg("num_threads") = 0);
+      });
 
-  register_task<BertForTokenClassification>(
-      m, "BertForTokenClassification", "BERT + classifier on every token.",
+  register_task<BertForTokenClassification, int64_t>(
+      m, "BertForTokenClassification", "BERT + classifier on every token.", py::arg("num_labels"),
       [](const BertForTokenClassification& model, py::ssize_t batch, py::ssize_t seq) {
         return std::vector<py::ssize_t>{batch, seq, static_cast<py::ssize_t>(model.num_labels())};
-      })
-      .def(py::init([](const BertConfig& config, const WeightStore& store, int64_t num_labels,
-                       std::optional<std::string> prefix, int num_threads) {
-             const std::string p = prefix ? *prefix : model::BertModel::detect_prefix(store);
-             return CoreTask<BertForTokenClassification>{
-                 std::make_shared<BertForTokenClassification>(config, store, p, num_labels),
-                 num_threads};
-           }),
-           py::arg("config"), py::arg("store"), py::kw_only(), py::arg("num_labels"),
-           py::arg("prefix") = py::none(), py::arg("num_threads") = 0);
+      });
 
   using CoreMLM = CoreTask<BertForMaskedLM>;
-  register_task<BertForMaskedLM>(
+  register_task<BertForMaskedLM, bool>(
       m, "BertForMaskedLM", "BERT + the masked-LM head, decoder tied to the word embeddings.",
+      py::arg("tie_word_embeddings") = true,
       [](const BertForMaskedLM& model, py::ssize_t batch, py::ssize_t seq) {
         return std::vector<py::ssize_t>{batch, seq,
                                         static_cast<py::ssize_t>(model.bert().config().vocab_size)};
       })
-      .def(py::init([](const BertConfig& config, const WeightStore& store,
-                       bool tie_word_embeddings, std::optional<std::string> prefix,
-                       int num_threads) {
-             const std::string p = prefix ? *prefix : model::BertModel::detect_prefix(store);
-             return CoreMLM{
-                 std::make_shared<BertForMaskedLM>(config, store, p, tie_word_embeddings),
-                 num_threads};
-           }),
-           py::arg("config"), py::arg("store"), py::kw_only(),
-           py::arg("tie_word_embeddings") = true, py::arg("prefix") = py::none(),
-           py::arg("num_threads") = 0)
       .def_property_readonly(
           "decoder_weight_ptr",
           [](const CoreMLM& s) { return reinterpret_cast<uintptr_t>(s.model->decoder_weight().data); },

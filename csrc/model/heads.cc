@@ -104,16 +104,22 @@ void run_per_token(const BertModel& bert, const BertInputs& in,
 
 }  // namespace
 
+BertWithClassifier::BertWithClassifier(const BertConfig& config, const WeightStore& store,
+                                       const std::string& prefix, int64_t num_labels,
+                                       const std::string& model)
+    : bert_(config, store, prefix) {
+  classifier_.linear = HeadLoader(store, model).linear("classifier", num_labels,
+                                                       config.hidden_size);
+}
+
 BertForSequenceClassification::BertForSequenceClassification(const BertConfig& config,
                                                              const WeightStore& store,
                                                              const std::string& prefix,
                                                              int64_t num_labels)
-    : bert_(config, store, prefix) {
+    : BertWithClassifier(config, store, prefix, num_labels, "BertForSequenceClassification") {
   if (!bert_.has_pooler())
     throw std::invalid_argument("BertForSequenceClassification needs the pooler: the checkpoint "
                                 "has no '" + prefix + "pooler.dense.weight'");
-  const HeadLoader load(store, "BertForSequenceClassification");
-  classifier_.linear = load.linear("classifier", num_labels, config.hidden_size);
 }
 
 void BertForSequenceClassification::forward(const BertInputs& in, float* scores, ops::Scores kind,
@@ -126,15 +132,6 @@ void BertForSequenceClassification::forward(const BertInputs& in, float* scores,
   out.hidden_states = hidden_states;
   bert_.forward(in, out);
   classifier_.forward(out.pooler_output, in.batch, scores, kind);  // -> (batch, num_labels)
-}
-
-BertForTokenClassification::BertForTokenClassification(const BertConfig& config,
-                                                       const WeightStore& store,
-                                                       const std::string& prefix,
-                                                       int64_t num_labels)
-    : bert_(config, store, prefix) {
-  const HeadLoader load(store, "BertForTokenClassification");
-  classifier_.linear = load.linear("classifier", num_labels, config.hidden_size);
 }
 
 void BertForTokenClassification::forward(const BertInputs& in, float* scores, ops::Scores kind,

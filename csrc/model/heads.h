@@ -11,10 +11,24 @@
 
 namespace pybert::model {
 
-// HF BertForSequenceClassification: classifier (num_labels, hidden) on the pooler output.
-class BertForSequenceClassification {
+// The body plus a classifier (num_labels, hidden): what sequence and token classification share.
+class BertWithClassifier {
  public:
-  // Needs the pooler and `classifier.weight` (num_labels, hidden) + `classifier.bias`.
+  const BertModel& bert() const { return bert_; }
+  int64_t num_labels() const { return classifier_.linear.out_features(); }
+
+ protected:
+  // Reads `classifier.weight` (num_labels, hidden) + `classifier.bias`; errors name `model`.
+  BertWithClassifier(const BertConfig& config, const WeightStore& store, const std::string& prefix,
+                     int64_t num_labels, const std::string& model);
+
+  BertModel bert_;
+  layers::LinearHead classifier_;
+};
+
+// HF BertForSequenceClassification: the classifier on the pooler output. Needs the pooler.
+class BertForSequenceClassification : public BertWithClassifier {
+ public:
   BertForSequenceClassification(const BertConfig& config, const WeightStore& store,
                                 const std::string& prefix, int64_t num_labels);
 
@@ -22,31 +36,18 @@ class BertForSequenceClassification {
   // (batch, seq, hidden) as in BertModel::forward.
   void forward(const BertInputs& in, float* scores, ops::Scores kind,
                const std::vector<float*>& hidden_states = {}) const;
-
-  const BertModel& bert() const { return bert_; }
-  int64_t num_labels() const { return classifier_.linear.out_features(); }
-
- private:
-  BertModel bert_;
-  layers::LinearHead classifier_;
 };
 
-// HF BertForTokenClassification: classifier (num_labels, hidden) on every token.
-class BertForTokenClassification {
+// HF BertForTokenClassification: the classifier on every token.
+class BertForTokenClassification : public BertWithClassifier {
  public:
   BertForTokenClassification(const BertConfig& config, const WeightStore& store,
-                             const std::string& prefix, int64_t num_labels);
+                             const std::string& prefix, int64_t num_labels)
+      : BertWithClassifier(config, store, prefix, num_labels, "BertForTokenClassification") {}
 
   // in -> scores (batch, seq, num_labels); padded positions are zeros.
   void forward(const BertInputs& in, float* scores, ops::Scores kind,
                const std::vector<float*>& hidden_states = {}) const;
-
-  const BertModel& bert() const { return bert_; }
-  int64_t num_labels() const { return classifier_.linear.out_features(); }
-
- private:
-  BertModel bert_;
-  layers::LinearHead classifier_;
 };
 
 // HF BertForMaskedLM: cls.predictions.transform (dense + act + LayerNorm), then the decoder to
