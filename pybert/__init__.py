@@ -3,12 +3,13 @@
 from . import _core
 from .config import BertConfig
 from .modeling import BertModel, BertOutput
+from .pooling import pool
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "cpu_info", "set_num_threads",
-           "get_num_threads", "Tokenizer"]
+           "get_num_threads", "Tokenizer", "pool"]
 
 
 def set_num_threads(n: int) -> None:
