@@ -12,7 +12,7 @@ void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspac
   float* mid = ws.intermediate.reserve(n * inner);
 
   if (pre_layer_norm) {
-    // attention: h1 = LN(x) (n, hidden) -> qkv (n, 3 hidden) -> ctx (n, hidden); x += ctx W^T
+    // attention: h1 = LN(x) (n, hidden) -> qkv (n, 3 hidden) -> ctx (n, hidden) -> h1; x += h1
     attention_norm(x, nullptr, h1, n);
     attention.qkv(h1, n, qkv);
     ops::self_attention(qkv, layout, hidden, attention.num_heads, ctx);
