@@ -59,12 +59,10 @@ NameTable megatron_bert() {
 }
 
 NameTable distilbert() {
-  NameTable t;
+  NameTable t = bert();
   t.model_type = "distilbert";
   t.prefixes = {"", "distilbert."};
-  t.word_embeddings = "embeddings.word_embeddings";
-  t.position_embeddings = "embeddings.position_embeddings";
-  t.embedding_norm = "embeddings.LayerNorm";
+  t.token_type_embeddings = "";
   t.layer = "transformer.layer.{i}.";
   t.query = "attention.q_lin";
   t.key = "attention.k_lin";
@@ -74,17 +72,15 @@ NameTable distilbert() {
   t.intermediate = "ffn.lin1";
   t.output = "ffn.lin2";
   t.output_norm = "output_layer_norm";
+  t.pooler = "";
   return t;
 }
 
+// Factorized embeddings projected by the encoder; one layer weight set per group of layers.
 NameTable albert() {
-  NameTable t;
+  NameTable t = bert();
   t.model_type = "albert";
   t.prefixes = {"", "albert."};
-  t.word_embeddings = "embeddings.word_embeddings";
-  t.position_embeddings = "embeddings.position_embeddings";
-  t.token_type_embeddings = "embeddings.token_type_embeddings";
-  t.embedding_norm = "embeddings.LayerNorm";
   t.embedding_projection = "encoder.embedding_hidden_mapping_in";
   t.projection_always = true;
   t.layer = "encoder.albert_layer_groups.{i}.albert_layers.0.";
