@@ -2,6 +2,7 @@
 
 from . import _core
 from .config import BertConfig
+from .encoder import SentenceEncoder
 from .modeling import BertModel, BertOutput
 from .pooling import pool
 from .tokenizer import Tokenizer
@@ -9,7 +10,7 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 
 __all__ = ["BertConfig", "BertModel", "BertOutput", "cpu_info", "set_num_threads",
-           "get_num_threads", "Tokenizer", "pool"]
+           "get_num_threads", "Tokenizer", "pool", "SentenceEncoder"]
 
 
 def set_num_threads(n: int) -> None:
