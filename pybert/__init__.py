@@ -2,6 +2,7 @@
 
 from . import _core
 from .config import BertConfig
+from .encoder import SentenceEncoder
 from .modeling import (AlbertModel, AutoModel, BertModel, BertOutput, DistilBertModel,
                        ElectraModel, MegatronBertModel, RobertaModel, XLMRobertaModel)
 from .pooling import pool
@@ -12,7 +13,7 @@ __version__ = "0.1.0"
 __all__ = ["AlbertModel", "AutoModel", "BertConfig", "BertModel", "BertOutput",
            "DistilBertModel", "ElectraModel", "MegatronBertModel", "RobertaModel",
            "XLMRobertaModel", "cpu_info", "set_num_threads", "get_num_threads", "Tokenizer",
-           "pool"]
+           "pool", "SentenceEncoder"]
 
 
 def set_num_threads(n: int) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from . import _core, _inputs
 from .config import BertConfig
 from .safetensors import load_safetensors
+from .tokenizer import Tokenizer, has_tokenizer_files
 
 __all__ = ["AlbertModel", "AutoModel", "BertModel", "BertOutput", "DistilBertModel",
            "ElectraModel", "MegatronBertModel", "RobertaModel", "XLMRobertaModel", "load_weights"]
@@ -58,6 +59,7 @@ class BertModel:
     def __init__(self, config: BertConfig, weights: "_core.WeightStore", *,
                  num_threads: Optional[int] = None, prefix: Optional[str] = None):
         self.config = config
+        self.tokenizer: Optional[Tokenizer] = None  # set by from_pretrained when files exist
         self._core = _core.BertModel(config.to_core(), weights, prefix=prefix,
                                      num_threads=_inputs.num_threads_arg(num_threads))
 
@@ -68,13 +70,17 @@ class BertModel:
 
         Weights saved from a base model (``BertModel``, ``RobertaModel``, ...) and from a
         ``*For*`` model (``bert.``, ``roberta.``, ``distilbert.``, ``electra.``, ``albert.``
-        prefix) both load; head tensors are ignored here.
+        prefix) both load; head tensors are ignored here. ``model.tokenizer`` is the directory's
+        tokenizer (tokenizer.json or vocab.txt), or None when it has none.
         """
         path = os.fspath(path)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"model directory {path!r} does not exist")
         config = BertConfig.from_pretrained(path)
-        return cls(config, load_weights(path), num_threads=num_threads)
+        model = cls(config, load_weights(path), num_threads=num_threads)
+        if has_tokenizer_files(path):
+            model.tokenizer = Tokenizer.from_pretrained(path)
+        return model
 
     @property
     def num_threads(self) -> Optional[int]:
