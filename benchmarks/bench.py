@@ -148,9 +148,29 @@ def bench_model(name, path, threads, budget, shapes, results):
               f"max|pybert-torch| {err:.1e}", flush=True)
 
 
-def write_table(path, results, machine, peak, threads, extra_lines):
+BEGIN, END = "<!-- fp32-table:begin -->", "<!-- fp32-table:end -->"
+
+
+def write_section(path: str, text: str) -> None:
+    """Replace this script's section of `path` (between its markers); other sections stay."""
+    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    try:
+        with open(path) as f:
+            doc = f.read()
+    except FileNotFoundError:
+        doc = "# Benchmarks\n\n"
+    if BEGIN in doc and END in doc:
+        head, rest = doc.split(BEGIN, 1)
+        doc = head + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(doc)
+
+
+def table(results, machine, peak, threads, extra_lines) -> str:
     lines = [
-        "# Benchmarks",
+        "## fp32: pybert vs PyTorch vs ONNX Runtime",
         "",
         "Written by `benchmarks/bench.py`; timings are medians in milliseconds per call, every "
         "engine in the same process and run, each with the same thread count. Shared machines are "
@@ -172,9 +192,7 @@ def write_table(path, results, machine, peak, threads, extra_lines):
         lines.append(f"| {r['model']} | {r['shape']} | {r['tokens']} | {r['pybert']:.2f} | "
                      f"{r['torch']:.2f} | {r['ort']:.2f} | {r['pybert'] / r['ort']:.2f} | "
                      f"{r['pybert'] / r['torch']:.2f} | {r['err']:.1e} |")
-    lines += [""] + extra_lines
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    return "\n".join(lines + [""] + extra_lines)
 
 
 def bert_base_dir(tmp: str) -> str:
@@ -226,7 +244,7 @@ def main() -> int:
                          f"{100 * gflops / peak:.0f}% of the measured fp32 FMA peak.")
             print(extra[-1])
     if args.write:
-        write_table(args.write, results, machine, peak, args.threads, extra)
+        write_section(args.write, table(results, machine, peak, args.threads, extra))
         print(f"wrote {args.write}")
     return 0
 
