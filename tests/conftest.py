@@ -17,10 +17,12 @@ def randomize_(model: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torch
     """Give every parameter random values (LayerNorm weights around 1), so no test passes on
     the zero biases and unit norms of a fresh initialisation."""
     g = torch.Generator().manual_seed(seed)
+    norm_weights = {f"{name}.weight" if name else "weight"
+                    for name, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)}
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=g) * std
-            p.copy_(1.0 + noise if "LayerNorm.weight" in name else noise)
+            p.copy_(1.0 + noise if name in norm_weights else noise)
     return model.eval()
 
 

@@ -59,7 +59,7 @@ py::class_<CoreTask<Model>> register_task(py::module_& m, const char* name, cons
   py::class_<Core> cls(m, name, doc);
   cls.def(py::init([](const BertConfig& config, const WeightStore& store, Option option,
                       std::optional<std::string> prefix, int num_threads) {
-            const std::string p = prefix ? *prefix : model::BertModel::detect_prefix(store);
+            const std::string p = prefix ? *prefix : model::BertModel::detect_prefix(config, store);
             return Core{std::make_shared<Model>(config, store, p, option), num_threads};
           }),
           py::arg("config"), py::arg("store"), py::kw_only(), option_arg,

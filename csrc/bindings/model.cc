@@ -38,6 +38,10 @@ void register_model(py::module_& m) {
       .def_readwrite("type_vocab_size", &BertConfig::type_vocab_size)
       .def_readwrite("layer_norm_eps", &BertConfig::layer_norm_eps)
       .def_readwrite("hidden_act", &BertConfig::hidden_act)
+      .def_readwrite("model_type", &BertConfig::model_type)
+      .def_readwrite("embedding_size", &BertConfig::embedding_size)
+      .def_readwrite("pad_token_id", &BertConfig::pad_token_id)
+      .def_readwrite("num_hidden_groups", &BertConfig::num_hidden_groups)
       .def("validate", &BertConfig::validate);
 
   py::class_<WeightStore, std::shared_ptr<WeightStore>>(m, "WeightStore",
@@ -82,15 +86,21 @@ void register_model(py::module_& m) {
           },
           py::arg("name"), "A copy of tensor `name` as float32.");
 
-  py::class_<CoreModel>(m, "BertModel", "fp32 BERT encoder: embeddings -> encoder -> pooler.")
+  py::class_<CoreModel>(m, "BertModel",
+                        "fp32 BERT-family encoder: embeddings -> encoder -> pooler.")
       .def(py::init([](const BertConfig& config, const WeightStore& store,
                        std::optional<std::string> prefix, int num_threads) {
-             const std::string p = prefix ? *prefix : BertModel::detect_prefix(store);
+             const std::string p = prefix ? *prefix : BertModel::detect_prefix(config, store);
              return CoreModel{std::make_shared<BertModel>(config, store, p), num_threads};
            }),
            py::arg("config"), py::arg("store"), py::kw_only(), py::arg("prefix") = py::none(),
            py::arg("num_threads") = 0)
       .def_property_readonly("has_pooler", [](const CoreModel& s) { return s.model->has_pooler(); })
+      .def_property_readonly("max_sequence_length",
+                             [](const CoreModel& s) { return s.model->max_sequence_length(); })
+      .def_property_readonly(
+          "distinct_layers", [](const CoreModel& s) { return s.model->distinct_layers(); },
+          "Layer weight sets in memory (ALBERT shares one set across all layers).")
       .def_readwrite("num_threads", &CoreModel::num_threads)
       .def(
           "forward",
@@ -129,7 +139,8 @@ void register_model(py::module_& m) {
             require_ndim(ids, 2, "input_ids");
             if (types) check_same_shape(*types, ids, "token_type_ids");
             const BertModel& model = *self.model;
-            FloatArray out = new_hidden(ids.shape(0), ids.shape(1), model.config().hidden_size);
+            FloatArray out =
+                new_hidden(ids.shape(0), ids.shape(1), model.config().embedding_dim());
             float* o = out.mutable_data();
             {
               py::gil_scoped_release release;
@@ -139,7 +150,7 @@ void register_model(py::module_& m) {
             return out;
           },
           py::arg("input_ids"), py::arg("token_type_ids") = py::none(),
-          "The embedding layer alone: (batch, seq) ids -> (batch, seq, hidden).")
+          "The embedding layer alone: (batch, seq) ids -> (batch, seq, embedding_size).")
       .def(
           "encode",
           [](const CoreModel& self, FloatArray hidden, std::optional<IdArray> mask) {

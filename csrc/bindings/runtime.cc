@@ -1,6 +1,7 @@
 // Threads and CPU features.
 #include "bindings/common.h"
 #include "kernels/cpu_features.h"
+#include "kernels/fma_peak.h"
 #include "parallel.h"
 
 namespace pybert::bindings {
@@ -12,6 +13,10 @@ void register_runtime(py::module_& m) {
   m.def("get_num_threads", &default_num_threads);
   m.def("usable_cpus", &usable_cpus,
         "CPUs this process may use: its affinity mask, capped by the cgroup CPU quota.");
+  m.def("measure_fma_peak", &kernels::measure_fma_peak, py::kw_only(), py::arg("threads"),
+        py::call_guard<py::gil_scoped_release>(),
+        "fp32 FMA GFLOP/s of this machine on `threads` threads, from a register-only loop "
+        "(best of three; used by the benchmarks).");
   m.def("cpu_features", [] {
     const kernels::CpuFeatures& f = kernels::cpu_features();
     py::dict d;

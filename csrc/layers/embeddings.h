@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "ops/norm.h"
 #include "tensor.h"
@@ -9,10 +10,11 @@
 namespace pybert::layers {
 
 struct Embeddings {
+  // hidden here is embedding_size: smaller than the encoder's in ALBERT and some ELECTRAs.
   Tensor word_embeddings;        // (vocab_size, hidden)
   Tensor position_embeddings;    // (max_position_embeddings, hidden)
-  Tensor token_type_embeddings;  // (type_vocab_size, hidden)
-  ops::LayerNorm layer_norm;
+  Tensor token_type_embeddings;  // (type_vocab_size, hidden), or empty (DistilBERT)
+  std::optional<ops::LayerNorm> layer_norm;  // absent in pre-LN Megatron-BERT
 
   // out (n, hidden) = LayerNorm(word[ids] + token_type[types] + position[positions]);
   // types may be null (all zeros).

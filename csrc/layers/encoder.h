@@ -1,8 +1,11 @@
-// The BERT encoder: post-LN transformer layers stacked num_hidden_layers times.
+// The BERT encoder: transformer layers (post-LN as in BERT, or pre-LN) stacked
+// num_hidden_layers times.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "layers/workspace.h"
@@ -26,18 +29,22 @@ struct FeedForward {
 
 struct EncoderLayer {
   SelfAttention attention;
-  ops::LayerNorm attention_norm;  // after attention + residual
+  ops::LayerNorm attention_norm;  // after attention + residual (pre-LN: before attention)
   FeedForward feed_forward;
-  ops::LayerNorm output_norm;     // after feed-forward + residual
+  ops::LayerNorm output_norm;     // after feed-forward + residual (pre-LN: before feed-forward)
+  bool pre_layer_norm = false;    // x += Attn(LN(x)); x += FFN(LN(x))
 
   // x (tokens, hidden) -> x, in place.
   void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws) const;
 };
 
 struct Encoder {
-  std::vector<EncoderLayer> layers;
+  // One entry per depth; entries may share one layer's weights (ALBERT).
+  std::vector<std::shared_ptr<const EncoderLayer>> layers;
+  std::optional<ops::LayerNorm> final_norm;  // after the last layer (pre-LN stacks)
 
-  // x (tokens, hidden) -> x, in place. after_layer(i, x) is called after layer i when given.
+  // x (tokens, hidden) -> x, in place. after_layer(i, x) is called after layer i when given
+  // (after the final norm for the last layer).
   void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
                const std::function<void(int64_t, const float*)>& after_layer = {}) const;
 };

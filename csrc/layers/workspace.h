@@ -6,6 +6,7 @@
 namespace pybert::layers {
 
 struct Workspace {
+  Buffer embedded;      // (tokens, embedding_size)    embeddings before the projection to hidden
   Buffer hidden;        // (tokens, hidden)            the residual stream
   Buffer qkv;           // (tokens, 3 * hidden)        fused projections
   Buffer context;       // (tokens, hidden)            attention heads, concatenated

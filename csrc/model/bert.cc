@@ -34,13 +34,14 @@ class Loader {
     return ops::Linear(std::move(w), std::move(b));
   }
   // Q, K, V projections fused once into one (3 * hidden, hidden) weight.
-  ops::Linear fused_qkv(const std::string& base, int64_t hidden) {
+  ops::Linear fused_qkv(const std::string& q, const std::string& k, const std::string& v,
+                        int64_t hidden) {
     std::shared_ptr<float> w = make_aligned_floats(3 * hidden * hidden);
     std::shared_ptr<float> b = make_aligned_floats(3 * hidden);
-    const char* parts[] = {"query", "key", "value"};
+    const std::string* parts[] = {&q, &k, &v};
     for (int i = 0; i < 3; ++i) {
-      Tensor pw = get(base + parts[i] + ".weight", {hidden, hidden});
-      Tensor pb = get(base + parts[i] + ".bias", {hidden});
+      Tensor pw = get(*parts[i] + ".weight", {hidden, hidden});
+      Tensor pb = get(*parts[i] + ".bias", {hidden});
       std::memcpy(w.get() + i * hidden * hidden, pw.data, hidden * hidden * sizeof(float));
       std::memcpy(b.get() + i * hidden, pb.data, hidden * sizeof(float));
     }
@@ -49,15 +50,19 @@ class Loader {
   }
   bool has(const std::string& name) const { return store_.contains(prefix_ + name); }
 
-  // Body tensors (under embeddings./encoder./pooler.) that no layer took.
-  void check_all_taken() const {
+  // Body tensors (under a root of the family's names, e.g. embeddings./encoder./pooler.) that
+  // no layer took.
+  void check_all_taken(const NameTable& names) const {
     static const std::set<std::string> buffers = {"embeddings.position_ids",
                                                   "embeddings.token_type_ids"};
+    std::set<std::string> roots;
+    for (const std::string* n : {&names.word_embeddings, &names.embedding_projection,
+                                 &names.layer, &names.final_norm, &names.pooler})
+      if (!n->empty()) roots.insert(n->substr(0, n->find('.')) + ".");
     for (const std::string& name : store_.names()) {
       if (name.compare(0, prefix_.size(), prefix_) != 0) continue;
       const std::string rest = name.substr(prefix_.size());
-      const bool body = rest.rfind("embeddings.", 0) == 0 || rest.rfind("encoder.", 0) == 0 ||
-                        rest.rfind("pooler.", 0) == 0;
+      const bool body = roots.count(rest.substr(0, rest.find('.')) + ".") != 0;
       if (body && !taken_.count(name) && !buffers.count(rest))
         throw std::invalid_argument("unexpected tensor '" + name + "' of shape " +
                                     shape_str(store_.shape(name)) +
@@ -85,8 +90,10 @@ struct PackedBatch {
   }
   int64_t tokens() const { return offsets.back(); }
 
-  // Packs positions whose mask is 1; validates the mask first.
-  void pack(const int64_t* mask, int64_t batch, int64_t seq) {
+  // Packs positions whose mask is 1 (validates the mask first) with their position ids, made
+  // from the whole padded row of `ids` as the family does (names.h PositionIds).
+  void pack(const int64_t* ids, const int64_t* mask, int64_t batch, int64_t seq,
+            PositionIds scheme, int64_t pad_token_id) {
     if (mask) {
       for (int64_t i = 0; i < batch * seq; ++i)
         if (mask[i] != 0 && mask[i] != 1)
@@ -97,10 +104,16 @@ struct PackedBatch {
     source.clear();
     positions.clear();
     for (int64_t b = 0; b < batch; ++b) {
+      int64_t non_pad = 0;  // non-pad ids in row b up to s, masked ones included
       for (int64_t s = 0; s < seq; ++s) {
+        const bool is_pad = ids && ids[b * seq + s] == pad_token_id;
+        non_pad += is_pad ? 0 : 1;
         if (mask && mask[b * seq + s] == 0) continue;
         source.push_back(b * seq + s);
-        positions.push_back(s);
+        if (scheme == PositionIds::kFromZero)
+          positions.push_back(s);
+        else
+          positions.push_back(is_pad ? pad_token_id : pad_token_id + non_pad);
       }
       offsets.push_back(static_cast<int64_t>(source.size()));
     }
@@ -124,53 +137,107 @@ struct PackedBatch {
 
 }  // namespace
 
-std::string BertModel::detect_prefix(const WeightStore& store) {
-  for (const char* prefix : {"", "bert."})
-    if (store.contains(std::string(prefix) + "embeddings.word_embeddings.weight")) return prefix;
-  throw std::invalid_argument(
-      "no BERT embeddings in the checkpoint: looked for 'embeddings.word_embeddings.weight' and "
-      "'bert.embeddings.word_embeddings.weight'");
+std::string BertModel::detect_prefix(const BertConfig& config, const WeightStore& store) {
+  const NameTable& names = name_table(config.model_type);
+  const std::string word = names.word_embeddings + ".weight";
+  std::string tried;
+  for (const std::string& prefix : names.prefixes) {
+    if (store.contains(prefix + word)) return prefix;
+    tried += (tried.empty() ? "'" : " and '") + prefix + word + "'";
+  }
+  throw std::invalid_argument("no " + config.model_type +
+                              " embeddings in the checkpoint: looked for " + tried);
 }
+
+namespace {
+
+layers::EncoderLayer load_layer(Loader& load, const NameTable& t, const std::string& p,
+                                const BertConfig& config) {
+  const int64_t h = config.hidden_size, inner = config.intermediate_size;
+  const double eps = config.layer_norm_eps;
+  layers::EncoderLayer layer;
+  layer.attention.qkv = load.fused_qkv(p + t.query, p + t.key, p + t.value, h);
+  layer.attention.output = load.linear(p + t.attention_output, h, h);
+  layer.attention.num_heads = config.num_attention_heads;
+  layer.attention_norm = load.layer_norm(p + t.attention_norm, h, eps);
+  layer.feed_forward.intermediate = load.linear(p + t.intermediate, inner, h);
+  layer.feed_forward.output = load.linear(p + t.output, h, inner);
+  layer.feed_forward.activation = kernels::activation_from_name(config.hidden_act);
+  layer.output_norm = load.layer_norm(p + t.output_norm, h, eps);
+  layer.pre_layer_norm = t.pre_layer_norm;
+  return layer;
+}
+
+}  // namespace
 
 BertModel::BertModel(const BertConfig& config, const WeightStore& store,
                      const std::string& prefix)
-    : config_(config) {
+    : config_(config), names_(&name_table(config.model_type)) {
   config_.validate();
-  const int64_t h = config.hidden_size, inner = config.intermediate_size;
+  const NameTable& t = *names_;
+  const int64_t h = config.hidden_size, e = config.embedding_dim();
+  const int64_t num_layers = config.num_hidden_layers;
   const double eps = config.layer_norm_eps;
   Loader load(store, prefix);
 
-  embeddings_.word_embeddings = load.get("embeddings.word_embeddings.weight", {config.vocab_size, h});
+  // embeddings (embedding_size wide) -> projection to hidden_size where the family has one
+  embeddings_.word_embeddings = load.get(t.word_embeddings + ".weight", {config.vocab_size, e});
   embeddings_.position_embeddings =
-      load.get("embeddings.position_embeddings.weight", {config.max_position_embeddings, h});
-  embeddings_.token_type_embeddings =
-      load.get("embeddings.token_type_embeddings.weight", {config.type_vocab_size, h});
-  embeddings_.layer_norm = load.layer_norm("embeddings.LayerNorm", h, eps);
+      load.get(t.position_embeddings + ".weight", {config.max_position_embeddings, e});
+  if (!t.token_type_embeddings.empty())
+    embeddings_.token_type_embeddings =
+        load.get(t.token_type_embeddings + ".weight", {config.type_vocab_size, e});
+  if (!t.embedding_norm.empty()) embeddings_.layer_norm = load.layer_norm(t.embedding_norm, e, eps);
+  if (!t.embedding_projection.empty() && (t.projection_always || e != h))
+    projection_ = load.linear(t.embedding_projection, h, e);
+  else if (e != h)
+    throw std::invalid_argument("model_type '" + t.model_type + "' has no embedding projection: "
+                                "embedding_size (" + std::to_string(e) +
+                                ") must equal hidden_size (" + std::to_string(h) + ")");
 
-  const auto act = kernels::activation_from_name(config.hidden_act);
-  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
-    const std::string p = "encoder.layer." + std::to_string(i) + ".";
-    layers::EncoderLayer layer;
-    layer.attention.qkv = load.fused_qkv(p + "attention.self.", h);
-    layer.attention.output = load.linear(p + "attention.output.dense", h, h);
-    layer.attention.num_heads = config.num_attention_heads;
-    layer.attention_norm = load.layer_norm(p + "attention.output.LayerNorm", h, eps);
-    layer.feed_forward.intermediate = load.linear(p + "intermediate.dense", inner, h);
-    layer.feed_forward.output = load.linear(p + "output.dense", h, inner);
-    layer.feed_forward.activation = act;
-    layer.output_norm = load.layer_norm(p + "output.LayerNorm", h, eps);
-    encoder_.layers.push_back(std::move(layer));
+  // One weight set per layer, or ALBERT's num_hidden_groups sets shared across the depth.
+  const int64_t sets = t.grouped_layers ? config.num_hidden_groups : num_layers;
+  std::vector<std::shared_ptr<const layers::EncoderLayer>> weight_sets;
+  for (int64_t g = 0; g < sets; ++g)
+    weight_sets.push_back(
+        std::make_shared<layers::EncoderLayer>(load_layer(load, t, t.layer_prefix(g), config)));
+  for (int64_t i = 0; i < num_layers; ++i) {
+    // transformers' group of layer i: int(i / (num_hidden_layers / num_hidden_groups))
+    const int64_t g = t.grouped_layers
+                          ? static_cast<int64_t>(i / (static_cast<double>(num_layers) / sets))
+                          : i;
+    encoder_.layers.push_back(weight_sets[g]);
   }
-  if (load.has("pooler.dense.weight")) pooler_ = layers::Pooler{load.linear("pooler.dense", h, h)};
-  load.check_all_taken();
+  if (!t.final_norm.empty()) encoder_.final_norm = load.layer_norm(t.final_norm, h, eps);
+  if (!t.pooler.empty() && load.has(t.pooler + ".weight"))
+    pooler_ = layers::Pooler{load.linear(t.pooler, h, h)};
+  load.check_all_taken(t);
+}
+
+int64_t BertModel::max_sequence_length() const {
+  const int64_t first = names_->positions == PositionIds::kAfterPadding
+                            ? config_.pad_token_id + 1 : 0;
+  return std::max<int64_t>(0, config_.max_position_embeddings - first);
+}
+
+int64_t BertModel::distinct_layers() const {
+  std::set<const layers::EncoderLayer*> distinct;
+  for (const auto& layer : encoder_.layers) distinct.insert(layer.get());
+  return static_cast<int64_t>(distinct.size());
 }
 
 void BertModel::check_batch(int64_t batch, int64_t seq) const {
   if (batch < 0 || seq < 0) throw std::invalid_argument("negative batch or sequence size");
-  if (seq > config_.max_position_embeddings)
-    throw std::invalid_argument("sequence length " + std::to_string(seq) +
-                                " exceeds max_position_embeddings (" +
-                                std::to_string(config_.max_position_embeddings) + ")");
+  if (seq > max_sequence_length()) {
+    const std::string max_pos = std::to_string(config_.max_position_embeddings);
+    throw std::invalid_argument(
+        "sequence length " + std::to_string(seq) + " exceeds " +
+        (names_->positions == PositionIds::kAfterPadding
+             ? "the " + std::to_string(max_sequence_length()) +
+                   " positions left after pad_token_id (max_position_embeddings " + max_pos +
+                   " less pad_token_id + 1, where RoBERTa-style positions start)"
+             : "max_position_embeddings (" + max_pos + ")"));
+  }
 }
 
 void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
@@ -181,7 +248,8 @@ void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
     throw std::invalid_argument("hidden_states needs num_hidden_layers + 1 buffers");
 
   PackedBatch& packed = PackedBatch::for_this_thread();
-  packed.pack(in.attention_mask, in.batch, in.seq);
+  packed.pack(in.input_ids, in.attention_mask, in.batch, in.seq, names_->positions,
+              config_.pad_token_id);
   packed.gather(in.input_ids, packed.ids);
   if (in.token_type_ids) packed.gather(in.token_type_ids, packed.types);
   const int64_t n = packed.tokens();
@@ -189,8 +257,11 @@ void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
 
   layers::Workspace& ws = layers::Workspace::for_this_thread();
   float* x = ws.hidden.reserve(n * h);  // (tokens, hidden)
+  // embedded (tokens, embedding_size) -> projection -> x (tokens, hidden), or straight into x
+  float* embedded = projection_ ? ws.embedded.reserve(n * config_.embedding_dim()) : x;
   embeddings_.forward(packed.ids.data(), packed.positions.data(),
-                      in.token_type_ids ? packed.types.data() : nullptr, n, x);
+                      in.token_type_ids ? packed.types.data() : nullptr, n, embedded);
+  if (projection_) (*projection_)(embedded, n, x);
   if (!out.hidden_states.empty()) packed.scatter(x, h, padded_rows, out.hidden_states[0]);
   encoder_.forward(x, layout, ws, [&](int64_t i, const float* y) {
     if (!out.hidden_states.empty()) packed.scatter(y, h, padded_rows, out.hidden_states[i + 1]);
@@ -214,7 +285,7 @@ void BertModel::embed(const int64_t* input_ids, const int64_t* token_type_ids, i
                       int64_t seq, float* out) const {
   check_batch(batch, seq);
   PackedBatch& packed = PackedBatch::for_this_thread();
-  packed.pack(nullptr, batch, seq);
+  packed.pack(input_ids, nullptr, batch, seq, names_->positions, config_.pad_token_id);
   embeddings_.forward(input_ids, packed.positions.data(), token_type_ids, batch * seq, out);
 }
 
@@ -223,7 +294,7 @@ void BertModel::encode(const float* hidden, const int64_t* attention_mask, int64
   if (batch < 0 || seq < 0) throw std::invalid_argument("negative batch or sequence size");
   const int64_t h = config_.hidden_size;
   PackedBatch& packed = PackedBatch::for_this_thread();
-  packed.pack(attention_mask, batch, seq);
+  packed.pack(nullptr, attention_mask, batch, seq, PositionIds::kFromZero, 0);
   const int64_t n = packed.tokens();
   layers::Workspace& ws = layers::Workspace::for_this_thread();
   float* x = ws.hidden.reserve(n * h);

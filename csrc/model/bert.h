@@ -1,5 +1,7 @@
-// BertModel: embeddings -> encoder -> pooler, loaded from a weight store with one strict name
-// table, run on the real tokens of a batch only (padding removed).
+// BertModel: the BERT family's encoder (BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, ALBERT,
+// Megatron-BERT): embeddings -> [projection] -> encoder -> [pooler], loaded from a weight store
+// through its family's strict name table (model/names.h), run on the real tokens of a batch only
+// (padding removed).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include "layers/encoder.h"
 #include "layers/pooler.h"
 #include "model/config.h"
+#include "model/names.h"
 #include "model/weights.h"
 
 namespace pybert::model {
@@ -35,17 +38,20 @@ struct BertOutputs {
 
 class BertModel {
  public:
-  // Reads every body tensor from `store` under `prefix` ("" or "bert."; see detect_prefix).
-  // Missing, mis-shaped and unexpected body tensors throw std::invalid_argument naming them.
+  // Reads every body tensor from `store` under `prefix` (see detect_prefix) with the name table
+  // of config.model_type. Missing, mis-shaped and unexpected body tensors throw
+  // std::invalid_argument naming the tensor, the shape found and the shape expected.
   BertModel(const BertConfig& config, const WeightStore& store, const std::string& prefix);
 
-  // "" when the body tensors have no prefix (saved from BertModel), "bert." when saved from a
-  // BertFor* model; throws when neither holds the word embeddings.
-  static std::string detect_prefix(const WeightStore& store);
+  // "" when the body tensors have no prefix (saved from the base model), the family's prefix
+  // ("bert.", "roberta.", ...) when saved from a *For* model; throws when neither holds the word
+  // embeddings.
+  static std::string detect_prefix(const BertConfig& config, const WeightStore& store);
 
   void forward(const BertInputs& in, const BertOutputs& out) const;
 
-  // The embedding layer alone on every position: out (batch, seq, hidden).
+  // The embedding layer alone on every position: out (batch, seq, embedding_size), before any
+  // projection to hidden_size.
   void embed(const int64_t* input_ids, const int64_t* token_type_ids, int64_t batch, int64_t seq,
              float* out) const;
 
@@ -56,12 +62,18 @@ class BertModel {
   const BertConfig& config() const { return config_; }
   bool has_pooler() const { return pooler_.has_value(); }
   const Tensor& word_embeddings() const { return embeddings_.word_embeddings; }
+  // Longest sequence the position table covers (RoBERTa's positions start after pad_token_id).
+  int64_t max_sequence_length() const;
+  // Distinct layer weight sets in memory: num_hidden_layers, or ALBERT's num_hidden_groups.
+  int64_t distinct_layers() const;
 
  private:
   void check_batch(int64_t batch, int64_t seq) const;
 
   BertConfig config_;
+  const NameTable* names_;
   layers::Embeddings embeddings_;
+  std::optional<ops::Linear> projection_;  // (hidden, embedding_size): ALBERT, some ELECTRAs
   layers::Encoder encoder_;
   std::optional<layers::Pooler> pooler_;
 };

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "kernels/activation.h"
+#include "model/names.h"
 
 namespace pybert::model {
 
@@ -18,7 +19,15 @@ void BertConfig::validate() const {
   positive(num_attention_heads, "num_attention_heads");
   positive(intermediate_size, "intermediate_size");
   positive(max_position_embeddings, "max_position_embeddings");
-  positive(type_vocab_size, "type_vocab_size");
+  const NameTable& names = name_table(model_type);
+  if (!names.token_type_embeddings.empty()) positive(type_vocab_size, "type_vocab_size");
+  if (embedding_size < 0)
+    throw std::invalid_argument("config embedding_size must be positive, got " +
+                                std::to_string(embedding_size));
+  if (names.grouped_layers) positive(num_hidden_groups, "num_hidden_groups");
+  if (pad_token_id < 0)
+    throw std::invalid_argument("config pad_token_id must be >= 0, got " +
+                                std::to_string(pad_token_id));
   if (hidden_size % num_attention_heads != 0)
     throw std::invalid_argument(
         "Embedding size needs to be divisible by heads: hidden_size " +

@@ -23,4 +23,11 @@ void LayerNorm::operator()(const float* x, const float* residual, float* y, int6
   });
 }
 
+void add_residual(float* x, const float* residual, int64_t n, int64_t hidden) {
+  constexpr int64_t kRowGrain = 16;
+  parallel_for(0, n, kRowGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0 * hidden; i < r1 * hidden; ++i) x[i] += residual[i];
+  });
+}
+
 }  // namespace pybert::ops

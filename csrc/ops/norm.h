@@ -23,4 +23,7 @@ class LayerNorm {
   float eps_ = 1e-12f;
 };
 
+// x (n, hidden) += residual (n, hidden): the un-normalized residual add of pre-LN layers.
+void add_residual(float* x, const float* residual, int64_t n, int64_t hidden);
+
 }  // namespace pybert::ops

