@@ -3,17 +3,20 @@
 from . import _core
 from .config import BertConfig
 from .encoder import SentenceEncoder
-from .modeling import (AlbertModel, AutoModel, BertModel, BertOutput, DistilBertModel,
-                       ElectraModel, MegatronBertModel, RobertaModel, XLMRobertaModel)
+from .heads import (AutoModel, BertForMaskedLM, BertForSequenceClassification,
+                    BertForTokenClassification, HeadOutput, LinearHead)
+from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, ElectraModel,
+                       MegatronBertModel, RobertaModel, XLMRobertaModel)
 from .pooling import pool
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["AlbertModel", "AutoModel", "BertConfig", "BertModel", "BertOutput",
-           "DistilBertModel", "ElectraModel", "MegatronBertModel", "RobertaModel",
-           "XLMRobertaModel", "cpu_info", "set_num_threads", "get_num_threads", "Tokenizer",
-           "pool", "SentenceEncoder"]
+__all__ = ["AlbertModel", "AutoModel", "BertConfig", "BertForMaskedLM",
+           "BertForSequenceClassification", "BertForTokenClassification", "BertModel",
+           "BertOutput", "DistilBertModel", "ElectraModel", "HeadOutput", "LinearHead",
+           "MegatronBertModel", "RobertaModel", "SentenceEncoder", "Tokenizer", "XLMRobertaModel",
+           "cpu_info", "get_num_threads", "pool", "set_num_threads"]
 
 
 def set_num_threads(n: int) -> None:

@@ -1,7 +1,8 @@
 """BertModel: load a Hugging Face checkpoint directory of the BERT family and run the encoder in
 the C++ core. One class runs every family (config.json's ``model_type`` picks the weight names);
-``AutoModel``, ``RobertaModel``, ``XLMRobertaModel``, ``DistilBertModel``, ``ElectraModel``,
-``AlbertModel`` and ``MegatronBertModel`` are names for it."""
+``RobertaModel``, ``XLMRobertaModel``, ``DistilBertModel``, ``ElectraModel``, ``AlbertModel``
+and ``MegatronBertModel`` are names for it (``pybert.AutoModel``, in heads.py, picks a class by
+config.json ``architectures``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .config import BertConfig
 from .safetensors import load_safetensors
 from .tokenizer import Tokenizer, has_tokenizer_files
 
-__all__ = ["AlbertModel", "AutoModel", "BertModel", "BertOutput", "DistilBertModel",
+__all__ = ["AlbertModel", "BertModel", "BertOutput", "DistilBertModel",
            "ElectraModel", "MegatronBertModel", "RobertaModel", "XLMRobertaModel", "load_weights"]
 
 WEIGHT_FILES = ("model.safetensors",)
@@ -128,5 +129,9 @@ class BertModel:
 
 
 # One class runs the whole family; these names read like transformers' classes.
-AutoModel = RobertaModel = XLMRobertaModel = DistilBertModel = ElectraModel = AlbertModel = \
+RobertaModel = XLMRobertaModel = DistilBertModel = ElectraModel = AlbertModel = \
     MegatronBertModel = BertModel
+
+# The base-model class names transformers writes in config.json ``architectures`` for them.
+BASE_ARCHITECTURES = ("BertModel", "RobertaModel", "XLMRobertaModel", "DistilBertModel",
+                      "ElectraModel", "AlbertModel", "MegatronBertModel")

@@ -268,7 +268,7 @@ def test_wrong_family_names_the_prefixes_tried(tmp_path):
     with pytest.raises(ValueError, match=r"no roberta embeddings in the checkpoint: looked for "
                                          r"'embeddings.word_embeddings.weight' and "
                                          r"'roberta.embeddings.word_embeddings.weight'"):
-        pybert.AutoModel.from_pretrained(path)
+        pybert.BertModel.from_pretrained(path)
 
 
 def test_albert_inner_groups_are_refused(tmp_path):
