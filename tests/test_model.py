@@ -210,3 +210,52 @@ def test_unknown_activation_in_config(saved):
     json.dump(cfg, open(cfg_file, "w"))
     with pytest.raises(ValueError, match="unsupported hidden_act 'mish'"):
         pybert.BertModel.from_pretrained(path)
+def test_outputs_do_not_depend_on_batch_mates(tmp_path):
+    cfg = bert_config()
+    model = pybert.BertModel.from_pretrained(
+        save(randomize_(transformers.BertModel(cfg), seed=10), tmp_path))
+    ids, mask, types = padded_batch(cfg.vocab_size, [9, 3, 16, 1], 16)
+    batch = model(ids, mask, types)
+    for i in range(4):
+        n = int(mask[i].sum())
+        alone = model(ids[i:i + 1, :n], mask[i:i + 1, :n], types[i:i + 1, :n])
+        np.testing.assert_array_equal(alone.last_hidden_state[0], batch.last_hidden_state[i, :n])
+        np.testing.assert_array_equal(alone.pooler_output[0], batch.pooler_output[i])
+
+
+
+
+AVX2_CHECK = r"""
+import sys
+sys.path[:0] = [sys.argv[3], sys.argv[2]]  # the pybert under test first, then tests/
+import numpy as np, torch, transformers, pybert
+from conftest import bert_config, padded_batch, randomize_
+assert pybert.cpu_info()["fp32_kernels"] == "avx2", pybert.cpu_info()
+cfg = bert_config(hidden_size=64, num_attention_heads=4, intermediate_size=100)
+ref = randomize_(transformers.BertModel(cfg), seed=12)
+ref.save_pretrained(sys.argv[1])
+model = pybert.BertModel.from_pretrained(sys.argv[1])
+ids, mask, types = padded_batch(cfg.vocab_size, [30, 7, 19], 30)
+with torch.no_grad():
+    r = ref(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+            token_type_ids=torch.from_numpy(types))
+out = model(ids, mask, types)
+keep = mask.astype(bool)
+print(max(np.abs(out.last_hidden_state[keep] - r.last_hidden_state.numpy()[keep]).max(),
+          np.abs(out.pooler_output - r.pooler_output.numpy()).max()))
+"""
+
+
+def test_avx2_kernels_match_transformers(tmp_path):
+    # The AVX2 path is what CPUs without AVX-512 run; PYBERT_ISA=avx2 forces it here.
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYBERT_ISA="avx2")
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(pybert.__file__)))
+    done = subprocess.run([sys.executable, "-c", AVX2_CHECK, str(tmp_path), tests_dir,
+                           package_root], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) <= ATOL

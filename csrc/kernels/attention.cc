@@ -1,6 +1,6 @@
 #include "kernels/attention.h"
 
-#include "kernels/gemm.h"
+#include "kernels/matmul.h"
 #include "kernels/softmax.h"
 
 namespace pybert::kernels {

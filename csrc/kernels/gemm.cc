@@ -1,33 +1,60 @@
+// ISA dispatch for gemm.h (compiled with baseline flags; calls into gemm_avx512.cc /
+// gemm_avx2.cc only after the caller picked an Isa the CPU supports).
 #include "kernels/gemm.h"
 
-#include <Eigen/Core>
+#include "kernels/cpu_features.h"
+#include "kernels/gemm_isa.h"
 
-namespace pybert::kernels {
-namespace {
-using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstView = Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
-using View = Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>;
-}  // namespace
+namespace pybert {
+namespace kernels {
 
-void gemm_nt(const float* A, int64_t lda, const float* W, int64_t k, int64_t m, int64_t n0,
-             int64_t n1, float* C, int64_t ldc) {
-  matmul_nt(A, lda, W + n0 * k, k, m, n1 - n0, k, C, ldc);
+Isa detect_isa() { return cpu_features().avx512 ? Isa::Avx512 : Isa::Avx2; }
+
+int64_t panel_width(Isa isa) {
+  return isa == Isa::Avx512 ? avx512::panel_width() : avx2::panel_width();
 }
 
-void matmul_nt(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n,
-               int64_t k, float* C, int64_t ldc) {
-  const ConstView a(A, m, k, Eigen::OuterStride<>(lda));
-  const ConstView b(B, n, k, Eigen::OuterStride<>(ldb));
-  View c(C, m, n, Eigen::OuterStride<>(ldc));
-  c.noalias() = a * b.transpose();
+int64_t tile_rows(Isa isa) {
+  return isa == Isa::Avx512 ? avx512::tile_rows() : avx2::tile_rows();
 }
 
-void matmul_nn(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n,
-               int64_t k, float* C, int64_t ldc) {
-  const ConstView a(A, m, k, Eigen::OuterStride<>(lda));
-  const ConstView b(B, k, n, Eigen::OuterStride<>(ldb));
-  View c(C, m, n, Eigen::OuterStride<>(ldc));
-  c.noalias() = a * b;
+size_t packed_weight_floats(int64_t N, int64_t K, Isa isa) {
+  return isa == Isa::Avx512 ? avx512::packed_weight_floats(N, K)
+                            : avx2::packed_weight_floats(N, K);
 }
 
-}  // namespace pybert::kernels
+void pack_weight(const float* W, int64_t N, int64_t K, float* packed, Isa isa) {
+  if (isa == Isa::Avx512)
+    avx512::pack_weight(W, N, K, packed);
+  else
+    avx2::pack_weight(W, N, K, packed);
+}
+
+void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
+                 float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 const Epilogue& ep, Isa isa) {
+  if (m0 >= m1 || n0 >= n1) return;
+  if (isa == Isa::Avx512)
+    avx512::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep);
+  else
+    avx2::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep);
+}
+
+GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads, Isa isa) {
+  (void)K;
+  const int64_t nr = panel_width(isa), mr = tile_rows(isa);
+  const int64_t panels = (N + nr - 1) / nr;
+  const int64_t t = n_threads > 1 ? n_threads : 1;
+  // Split N first: each thread then streams only its share of the packed weight
+  // (the dominant traffic for small M) while A is shared read-only.
+  const int64_t n_parts = panels < t ? panels : t;
+  const int64_t nb = (panels + n_parts - 1) / n_parts * nr;
+  // Split M only for the threads N could not feed.
+  const int64_t m_parts = (t + n_parts - 1) / n_parts;
+  int64_t mb = (M + m_parts - 1) / m_parts;
+  mb = (mb + mr - 1) / mr * mr;
+  return GemmBlocks{mb > 0 ? mb : mr, nb};
+}
+
+}  // namespace kernels
+}  // namespace pybert

@@ -1,21 +1,64 @@
-// fp32 matrix products on raw pointers, single-threaded; callers split the work.
+// fp32 GEMM micro-kernels for nn.Linear with a pre-packed weight and a fused epilogue.
+//
+//   C[m, n] = epilogue( sum_k A[m, k] * W[n, k] )      A (M, K) @ W^T (K, N) -> C (M, N)
+//
+// W is packed once at model load (pack_weight) into column panels of panel_width(isa)
+// output features, K-contiguous and zero-padded, which is the layout the micro-kernel
+// streams.  gemm_packed computes one (m, n) block single-threaded; the caller splits
+// blocks over threads (see choose_blocks).  No allocation, no threads, no exceptions.
+//
+// ISA-specific code lives in gemm_avx512.cc / gemm_avx2.cc (distinct namespaces, only
+// internal-linkage helpers) and is selected at run time by the Isa argument.
 #pragma once
-
+#include <cstddef>
 #include <cstdint>
 
-namespace pybert::kernels {
+namespace pybert {
+namespace kernels {
 
-// C (m, n1 - n0) = A (m, k) @ W[n0:n1, :]^T, with W an nn.Linear weight (n, k) row-major.
-// A has row stride lda, C row stride ldc; C points at output column n0.
-void gemm_nt(const float* A, int64_t lda, const float* W, int64_t k, int64_t m, int64_t n0,
-             int64_t n1, float* C, int64_t ldc);
+enum class Isa { Avx2, Avx512 };
 
-// C (m, n) = A (m, k; stride lda) @ B (n, k; stride ldb)^T      (attention scores Q K^T)
-void matmul_nt(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n,
-               int64_t k, float* C, int64_t ldc);
+// Best ISA the running CPU supports (AVX-512 F/BW/VL/DQ, else AVX2+FMA); PYBERT_ISA=avx2 caps it.
+Isa detect_isa();
 
-// C (m, n) = A (m, k; stride lda) @ B (k, n; stride ldb)         (attention probs @ V)
-void matmul_nn(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n,
-               int64_t k, float* C, int64_t ldc);
+// Panel width NR (output features per packed panel) and micro-tile height MR.
+int64_t panel_width(Isa isa);
+int64_t tile_rows(Isa isa);
 
-}  // namespace pybert::kernels
+// Packed weight: ceil(N / NR) panels, each (K, NR) row-major, i.e.
+//   packed[(p * K + k) * NR + j] = W[p * NR + j, k]   (0 for p * NR + j >= N).
+// `packed` should be 64-byte aligned.
+size_t packed_weight_floats(int64_t N, int64_t K, Isa isa);
+// W: nn.Linear weight (N out_features, K in_features), row-major, contiguous.
+void pack_weight(const float* W, int64_t N, int64_t K, float* packed, Isa isa);
+
+// Applied to each output tile while it is hot in L1, in this order:
+//   y = act(acc + bias[n]) + residual[m, n]
+struct Epilogue {
+  const float* bias = nullptr;      // (N) or null
+  int activation = 0;               // 0 none, 1 gelu (erf, exact), 2 gelu (tanh approx,
+                                    // torch approximate='tanh'), 3 relu, 4 tanh
+  const float* residual = nullptr;  // (M, N) with row stride ldr, or null; must not overlap C
+  int64_t ldr = 0;
+};
+
+// C[m0:m1, n0:n1] = epilogue(A[m0:m1, :] @ W[n0:n1, :]^T), single-threaded.
+//   A: (M, K) row stride lda;  C: (M, N) row stride ldc;  packed from pack_weight(.., isa).
+//   n0 must be a multiple of panel_width(isa); n1 <= N; m1 <= M.
+// Rows/columns outside [m0, m1) x [n0, n1) are neither read (of C) nor written.
+void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
+                 float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 const Epilogue& ep, Isa isa);
+
+// Recommended (m, n) block sizes for splitting an (M, N, K) GEMM over n_threads
+// calls of gemm_packed: blocks are tile_rows / panel_width aligned, there are at
+// least n_threads of them when the problem allows, and each is large enough to amortise
+// its weight-panel traffic.  Iterate blocks in (m-block, n-block) order.
+struct GemmBlocks {
+  int64_t mb;  // rows per block
+  int64_t nb;  // columns per block (multiple of panel_width)
+};
+GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads, Isa isa);
+
+}  // namespace kernels
+}  // namespace pybert

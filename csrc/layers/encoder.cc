@@ -29,13 +29,13 @@ void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspac
   // attention: x (n, hidden) -> qkv (n, 3 hidden) -> ctx (n, hidden) -> h1 (n, hidden)
   attention.qkv(x, n, qkv);
   ops::self_attention(qkv, layout, hidden, attention.num_heads, ctx);
-  attention.output(ctx, n, h1);
-  attention_norm(h1, x, h1, n);  // h1 = LayerNorm(h1 + x)
+  attention.output(ctx, n, h1, ops::Activation::kNone, /*residual=*/x);  // h1 = ctx Wo^T + b + x
+  attention_norm(h1, nullptr, h1, n);                                     // h1 = LayerNorm(h1)
 
   // feed-forward: h1 (n, hidden) -> mid (n, inner) -> x (n, hidden)
-  feed_forward.intermediate(h1, n, mid, feed_forward.activation);
-  feed_forward.output(mid, n, x);
-  output_norm(x, h1, x, n);  // x = LayerNorm(x + h1)
+  feed_forward.intermediate(h1, n, mid, feed_forward.activation);  // bias + GELU in the GEMM
+  feed_forward.output(mid, n, x, ops::Activation::kNone, /*residual=*/h1);
+  output_norm(x, nullptr, x, n);  // x = LayerNorm(mid Wout^T + b + h1)
 }
 
 void Encoder::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,

@@ -162,7 +162,9 @@ BertForMaskedLM::BertForMaskedLM(const BertConfig& config, const WeightStore& st
                       : load.get("cls.predictions.decoder.weight", {vocab, h});
   // The decoder adds its own bias; checkpoints with the two tied keep only cls.predictions.bias.
   Tensor bias = load.first_of({"cls.predictions.decoder.bias", "cls.predictions.bias"}, {vocab});
-  head_.decoder.linear = ops::Linear(std::move(weight), std::move(bias));
+  // Used in place (not repacked): tied, it must stay the embeddings' memory; either way a
+  // vocab-sized copy would double the largest tensor for a product run on [MASK] rows only.
+  head_.decoder.linear = ops::Linear(std::move(weight), std::move(bias), ops::Linear::Layout::kShared);
 }
 
 void BertForMaskedLM::run_head(const float* rows, int64_t m, float* y, ops::Scores kind) const {

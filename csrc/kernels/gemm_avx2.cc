@@ -1,0 +1,167 @@
+// AVX2 + FMA fp32 GEMM micro-kernel.  Build: -O3 -mavx2 -mfma
+//
+// Same structure as gemm_avx512.cc (see there for the blocking), with a kMR x kNR =
+// 6 x 16 tile in 12 ymm accumulators (+ 2 panel vectors + 1 broadcast = 15 of 16 ymm).
+// ODR: no external-linkage inline/template entities in this file.
+
+#include "kernels/gemm_isa.h"
+#include "kernels/simd_math_avx2.h"
+
+namespace pybert {
+namespace kernels {
+namespace avx2 {
+namespace {
+
+constexpr int kNV = 2;            // ymm vectors per tile row
+constexpr int64_t kNR = 8 * kNV;  // panel width (columns) = 16
+constexpr int kMR = 6;            // tile rows
+// k block: the (kKC, 16) panel slice is 16 KB (L1); the A block (kMC, kKC) is 144 KB,
+// sized for the 256 KB - 1 MB L2 of AVX2-only CPUs.
+constexpr int64_t kKC = 256;
+constexpr int64_t kMC = 144;      // multiple of kMR
+
+// Lane masks of the kNV vectors of a tile row holding `cols` (<= kNR) valid columns;
+// full[v] tells whether vector v is entirely valid (plain loads/stores).
+struct ColumnMasks {
+  __m256i lanes[kNV];
+  bool full[kNV];
+  bool any[kNV];
+};
+
+ColumnMasks column_masks(int64_t cols) {
+  ColumnMasks m;
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int v = 0; v < kNV; ++v) {
+    const int64_t c = cols - 8 * v;
+    const int n = c >= 8 ? 8 : c <= 0 ? 0 : int(c);
+    m.lanes[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), iota);
+    m.full[v] = n == 8;
+    m.any[v] = n > 0;
+  }
+  return m;
+}
+
+inline __m256 load_cols(const float* p, const ColumnMasks& m, int v) {
+  return m.full[v] ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m.lanes[v]);
+}
+
+inline void store_cols(float* p, __m256 x, const ColumnMasks& m, int v) {
+  if (m.full[v])
+    _mm256_storeu_ps(p, x);
+  else
+    _mm256_maskstore_ps(p, m.lanes[v], x);
+}
+
+// C (R, kNR) [+]= A (R, kc; row stride lda) @ B (kc, kNR; packed panel slice).
+template <int R>
+void micro_tile(const float* A, int64_t lda, const float* B, int64_t kc, float* C,
+                int64_t ldc, const ColumnMasks& mask, bool accumulate) {
+  __m256 acc[R][kNV];
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < kNV; ++v)
+      acc[i][v] = accumulate ? load_cols(C + i * ldc + 8 * v, mask, v) : _mm256_setzero_ps();
+  const float* a[R];
+  for (int i = 0; i < R; ++i) a[i] = A + i * lda;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 b[kNV];
+    for (int v = 0; v < kNV; ++v) b[v] = _mm256_loadu_ps(B + k * kNR + 8 * v);
+    for (int i = 0; i < R; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a[i] + k);
+      for (int v = 0; v < kNV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, b[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < kNV; ++v) store_cols(C + i * ldc + 8 * v, acc[i][v], mask, v);
+}
+
+// micro_tile<rows> for 1 <= rows <= R.
+template <int R>
+void micro_tile_rows(int rows, const float* A, int64_t lda, const float* B, int64_t kc,
+                     float* C, int64_t ldc, const ColumnMasks& mask, bool accumulate) {
+  if constexpr (R > 1) {
+    if (rows < R) {
+      micro_tile_rows<R - 1>(rows, A, lda, B, kc, C, ldc, mask, accumulate);
+      return;
+    }
+  }
+  micro_tile<R>(A, lda, B, kc, C, ldc, mask, accumulate);
+}
+
+inline __m256 activate(__m256 x, int activation) {
+  switch (activation) {
+    case 1: return gelu_erf_ps(x);
+    case 2: return gelu_tanh_ps(x);
+    case 3: return _mm256_max_ps(_mm256_setzero_ps(), x);  // NaN-propagating order
+    case 4: return tanh_ps(x);
+    default: return x;
+  }
+}
+
+// Epilogue on the finished C tile rows [m, m+rows) x columns [n, n + kNR) & mask.
+void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
+                   const ColumnMasks& mask, const Epilogue& ep) {
+  if (!ep.bias && !ep.activation && !ep.residual) return;
+  for (int i = 0; i < rows; ++i) {
+    for (int v = 0; v < kNV; ++v) {
+      if (!mask.any[v]) continue;
+      float* c = C + i * ldc + 8 * v;
+      __m256 x = load_cols(c, mask, v);
+      if (ep.bias) x = _mm256_add_ps(x, load_cols(ep.bias + n + 8 * v, mask, v));
+      x = activate(x, ep.activation);
+      if (ep.residual)
+        x = _mm256_add_ps(x, load_cols(ep.residual + (m + i) * ep.ldr + n + 8 * v, mask, v));
+      store_cols(c, x, mask, v);
+    }
+  }
+}
+
+}  // namespace
+
+int64_t panel_width() { return kNR; }
+int64_t tile_rows() { return kMR; }
+
+size_t packed_weight_floats(int64_t N, int64_t K) {
+  return size_t((N + kNR - 1) / kNR) * size_t(kNR) * size_t(K);
+}
+
+// W (N, K) -> panels (ceil(N / kNR), K, kNR), zero-padded.
+void pack_weight(const float* W, int64_t N, int64_t K, float* packed) {
+  for (int64_t p = 0; p * kNR < N; ++p) {
+    float* P = packed + p * K * kNR;
+    for (int64_t j = 0; j < kNR; ++j) {
+      const int64_t n = p * kNR + j;
+      for (int64_t k = 0; k < K; ++k) P[k * kNR + j] = n < N ? W[n * K + k] : 0.0f;
+    }
+  }
+}
+
+void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
+                 float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 const Epilogue& ep) {
+  (void)N;
+  const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
+  const int64_t kcb = (K + nkb - 1) / nkb;
+  for (int64_t mc = m0; mc < m1; mc += kMC) {
+    const int64_t me = mc + kMC < m1 ? mc + kMC : m1;
+    for (int64_t kb = 0; kb < nkb; ++kb) {
+      const int64_t k0 = kb * kcb;
+      const int64_t kc = K - k0 < kcb ? K - k0 : kcb;
+      const bool last = kb == nkb - 1;
+      for (int64_t n = n0; n < n1; n += kNR) {
+        const ColumnMasks mask = column_masks(n1 - n);
+        const float* B = packed + (n / kNR) * K * kNR + k0 * kNR;
+        for (int64_t m = mc; m < me; m += kMR) {
+          const int rows = int(me - m < kMR ? me - m : kMR);
+          float* Ct = C + m * ldc + n;
+          micro_tile_rows<kMR>(rows, A + m * lda + k0, lda, B, kc, Ct, ldc, mask, kb > 0);
+          if (last) epilogue_tile(Ct, ldc, rows, m, n, mask, ep);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace avx2
+}  // namespace kernels
+}  // namespace pybert

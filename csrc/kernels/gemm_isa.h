@@ -1,0 +1,24 @@
+// Per-ISA entry points behind gemm.h (internal to the kernels; include from gemm*.cc only).
+// Each namespace is implemented in its own translation unit compiled for that ISA.
+#pragma once
+#include "kernels/gemm.h"
+
+namespace pybert {
+namespace kernels {
+
+#define PYBERT_GEMM_ISA_DECLS                                                              \
+  int64_t panel_width();                                                                   \
+  int64_t tile_rows();                                                                     \
+  size_t packed_weight_floats(int64_t N, int64_t K);                                       \
+  void pack_weight(const float* W, int64_t N, int64_t K, float* packed);                   \
+  void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K, \
+                   float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,  \
+                   const Epilogue& ep);
+
+namespace avx512 { PYBERT_GEMM_ISA_DECLS }  // gemm_avx512.cc
+namespace avx2 { PYBERT_GEMM_ISA_DECLS }    // gemm_avx2.cc
+
+#undef PYBERT_GEMM_ISA_DECLS
+
+}  // namespace kernels
+}  // namespace pybert

@@ -1,0 +1,117 @@
+// SIMD fp32 exp / erf-GELU / tanh-GELU / tanh for AVX-512 (16 lanes).
+//
+// Include ONLY from translation units compiled with -mavx512f (-mavx512dq ...).
+// Everything here is `static inline` over intrinsics (internal linkage), so the
+// AVX-512 copies can never be merged with the AVX2 ones by the linker (ODR-safe).
+//
+// Polynomial coefficients are our own near-minimax fits (Lawson IRLS, see
+// tools/fit_math.py).  Measured accuracy (test_gemm.cc, x in [-10, 10]):
+//   gelu_erf:  |err| <= ~1.5e-7 * max(1, |x|)   vs double 0.5 x (1 + erf(x / sqrt 2))
+//   gelu_tanh, tanh: a few ulp.
+// Large |x| and +-inf never produce NaN (NaN inputs propagate).
+#pragma once
+#include <immintrin.h>
+
+namespace pybert {
+namespace kernels {
+namespace avx512 {
+
+// e^x.  x = n ln2 + r, |r| <= ln2/2; e^r by a degree-6 polynomial (rel err ~1e-7
+// before rounding); 2^n applied with vscalefps, which yields exact 0 / denormals
+// on underflow and +inf on overflow, so no clamping is needed.
+static inline __m512 exp_ps(__m512 x) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504089f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // Cody-Waite: ln2 = hi + lo, hi exact in 16 bits so n*hi is exact.
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.3836828e-3f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.374815e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1668225e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.1666642f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.4999999f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// Standard normal CDF Phi(x) = 0.5 erfc(-x / sqrt 2), accurate in both tails:
+//   t = |x| / sqrt 2 < 1:  erf(t) = t P(t^2)                (P degree 5)
+//   1 <= t <= 4:           erfc(t) = exp(Q(t))              (Q degree 7)
+//   t > 4:                 erfc(t) < 1.6e-8 -> taken as 0 (Phi = 0 or 1).
+// Phi(x) = 0.5 + 0.5 sign(x) erf(t) near 0, 1 - 0.5 erfc(t) / 0.5 erfc(t) in the tails.
+static inline __m512 normal_cdf_ps(__m512 x) {
+  const __m512 half = _mm512_set1_ps(0.5f);
+  const __m512 t = _mm512_abs_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.707106781186547524f)));
+  const __m512 s = _mm512_mul_ps(t, t);
+  __m512 e = _mm512_set1_ps(-5.6601583e-4f);
+  e = _mm512_fmadd_ps(e, s, _mm512_set1_ps(4.9247905e-3f));
+  e = _mm512_fmadd_ps(e, s, _mm512_set1_ps(-2.6717708e-2f));
+  e = _mm512_fmadd_ps(e, s, _mm512_set1_ps(0.112804115f));
+  e = _mm512_fmadd_ps(e, s, _mm512_set1_ps(-0.37612355f));
+  e = _mm512_fmadd_ps(e, s, _mm512_set1_ps(1.1283791f));
+  e = _mm512_mul_ps(e, t);                                         // erf(t), t < 1
+  const __m512 tc = _mm512_min_ps(_mm512_set1_ps(4.0f), t);  // NaN-propagating order
+  __m512 q = _mm512_set1_ps(-2.168676e-5f);
+  q = _mm512_fmadd_ps(q, tc, _mm512_set1_ps(4.4133523e-4f));
+  q = _mm512_fmadd_ps(q, tc, _mm512_set1_ps(-4.204556e-3f));
+  q = _mm512_fmadd_ps(q, tc, _mm512_set1_ps(2.520824e-2f));
+  q = _mm512_fmadd_ps(q, tc, _mm512_set1_ps(-0.10841855f));
+  q = _mm512_fmadd_ps(q, tc, _mm512_set1_ps(-0.6332199f));
+  q = _mm512_fmadd_ps(q, tc, _mm512_set1_ps(-1.1295784f));
+  q = _mm512_fmadd_ps(q, tc, _mm512_set1_ps(1.8803676e-4f));
+  __m512 hc = _mm512_mul_ps(half, exp_ps(q));                     // 0.5 erfc(t), t >= 1
+  hc = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(4.0f), _CMP_LE_OQ), hc);
+  const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 tail = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(1.0f), hc), hc);
+  const __m512 core = _mm512_mask_blend_ps(neg, _mm512_fmadd_ps(half, e, half),
+                                           _mm512_fnmadd_ps(half, e, half));
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(1.0f), _CMP_LT_OQ), tail,
+                              core);
+}
+
+// GELU, exact erf form (torch approximate='none'): x * Phi(x).  -inf -> -0.
+static inline __m512 gelu_erf_ps(__m512 x) {
+  const __m512 g = _mm512_mul_ps(x, normal_cdf_ps(x));
+  return _mm512_mask_mov_ps(g, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-16.0f), _CMP_LT_OQ),
+                            _mm512_setzero_ps());
+}
+
+// GELU, tanh form (torch approximate='tanh'):
+//   0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)),  u = sqrt(2/pi) (x + 0.044715 x^3).
+// The exp argument is clamped at 88 so the denominator stays finite (-inf -> -inf*0 avoided).
+static inline __m512 gelu_tanh_ps(__m512 x) {
+  const __m512 x2 = _mm512_mul_ps(x, x);
+  // -2u = x * (c0 + c1 x^2), c0 = -2 sqrt(2/pi), c1 = c0 * 0.044715
+  const __m512 m2u = _mm512_mul_ps(
+      x, _mm512_fmadd_ps(x2, _mm512_set1_ps(-0.0713548162726f), _mm512_set1_ps(-1.59576912161f)));
+  const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f),
+                                 exp_ps(_mm512_min_ps(m2u, _mm512_set1_ps(88.0f))));
+  const __m512 g = _mm512_div_ps(x, d);
+  return _mm512_mask_mov_ps(g, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-16.0f), _CMP_LT_OQ),
+                            _mm512_setzero_ps());
+}
+
+// tanh(x): |x| < 0.625: x + x^3 P(x^2) (P degree 4); else 1 - 2 / (1 + exp(2|x|)) with
+// |x| clamped at 9.5 (tanh(9.5) == 1 in fp32); the sign of x is copied back.
+static inline __m512 tanh_ps(__m512 x) {
+  const __m512 t = _mm512_abs_ps(x);
+  const __m512 s = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(-5.7049887e-3f);
+  p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(2.063909e-2f));
+  p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-5.3739715e-2f));
+  p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(0.13331442f));
+  p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-0.3333328f));
+  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, s), x, x);
+  const __m512 tc = _mm512_min_ps(_mm512_set1_ps(9.5f), t);  // NaN-propagating order
+  const __m512 e = exp_ps(_mm512_add_ps(tc, tc));
+  __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                             _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+  big = _mm512_or_ps(big, _mm512_and_ps(x, _mm512_set1_ps(-0.0f)));  // copysign
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big,
+                              small);
+}
+
+}  // namespace avx512
+}  // namespace kernels
+}  // namespace pybert
