@@ -1,0 +1,106 @@
+// AVX-512 attention for one (sequence, head), on the packed fp32 GEMM micro-kernel.
+//
+//   K (len, d) -> Kp: packed as an nn.Linear weight of shape (len, d)  (panels of keys)
+//   V (len, d) -> Vp: packed as the weight V^T of shape (d, len)       (panels of columns)
+//   for each block of up to kBlock query rows:
+//     S (rows, len) = Q_blk (rows, d) @ K^T                  gemm_packed
+//     P = softmax(scale * S) row by row                      exp_ps, masked tail
+//     O_blk (rows, d) = P (rows, len) @ V                    gemm_packed
+//
+// A block's scores stay in L2; no (len, len) matrix is formed for long sequences.
+// ODR: only intrinsics and internal-linkage helpers (see gemm_avx512.cc).
+
+// GCC 12 false positive on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "kernels/attention_isa.h"
+#include "kernels/gemm_isa.h"
+#include "kernels/simd_math_avx512.h"
+
+namespace pybert {
+namespace kernels {
+namespace avx512 {
+namespace {
+
+constexpr int64_t kBlock = 64;  // query rows per block: (64, len) scores <= 128 KB
+
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+__mmask16 tail_mask(int64_t valid) {
+  return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
+}
+
+// Kp[(p * d + k) * nr + j] = K[p * nr + j][k]   (0 past len): K (len, d) as a (len, d) weight.
+void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, float* kp) {
+  const int64_t nr = panel_width();
+  for (int64_t p0 = 0; p0 < len; p0 += nr) {
+    float* panel = kp + p0 * d;
+    for (int64_t c = 0; c < d; ++c)
+      for (int64_t j = 0; j < nr; ++j)
+        panel[c * nr + j] = p0 + j < len ? k[(p0 + j) * ld + c] : 0.0f;
+  }
+}
+
+// Vp[(p * len + j) * nr + c] = V[j][p * nr + c]   (0 past d): V^T (d, len) as a weight.
+void pack_values(const float* v, int64_t ld, int64_t len, int64_t d, float* vp) {
+  const int64_t nr = panel_width();
+  for (int64_t p0 = 0; p0 < d; p0 += nr) {
+    float* panel = vp + p0 * len;
+    const int64_t cols = d - p0 < nr ? d - p0 : nr;
+    for (int64_t j = 0; j < len; ++j) {
+      for (int64_t c = 0; c < cols; ++c) panel[j * nr + c] = v[j * ld + p0 + c];
+      for (int64_t c = cols; c < nr; ++c) panel[j * nr + c] = 0.0f;
+    }
+  }
+}
+
+// s (len) <- softmax(scale * s); the max is taken before scaling (scale > 0).
+void softmax_row(float* s, int64_t len, float scale) {
+  __m512 mx = _mm512_set1_ps(-__builtin_inff());
+  for (int64_t j = 0; j < len; j += 16)
+    mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(len - j), s + j));
+  const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  const __m512 sc = _mm512_set1_ps(scale);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < len; j += 16) {
+    const __mmask16 m = tail_mask(len - j);
+    const __m512 e = exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), max), sc));
+    sum = _mm512_mask_add_ps(sum, m, sum, e);
+    _mm512_mask_storeu_ps(s + j, m, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  for (int64_t j = 0; j < len; j += 16) {
+    const __mmask16 m = tail_mask(len - j);
+    _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv));
+  }
+}
+
+}  // namespace
+
+int64_t attention_scratch_floats(int64_t len, int64_t d_head) {
+  const int64_t nr = panel_width(), lp = round_up(len, 16);
+  return round_up(len, nr) * d_head + round_up(d_head, nr) * len + kBlock * lp;
+}
+
+void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
+                    int64_t d_head, float scale, float* out, int64_t ld_out, float* scratch) {
+  const int64_t nr = panel_width(), lp = round_up(len, 16);
+  float* kp = scratch;                             // keys, packed
+  float* vp = kp + round_up(len, nr) * d_head;     // values, packed
+  float* s = vp + round_up(d_head, nr) * len;      // (kBlock, lp) scores, then probabilities
+  pack_keys(k, ld, len, d_head, kp);
+  pack_values(v, ld, len, d_head, vp);
+  const Epilogue none;
+  for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
+    const int64_t rows = len - i0 < kBlock ? len - i0 : kBlock;
+    // S (rows, len) = Q[i0 : i0 + rows] @ K^T
+    gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none);
+    for (int64_t r = 0; r < rows; ++r) softmax_row(s + r * lp, len, scale);
+    // O[i0 : i0 + rows] (rows, d) = P (rows, len) @ V
+    gemm_packed(s, lp, vp, d_head, len, out + i0 * ld_out, ld_out, 0, rows, 0, d_head, none);
+  }
+}
+
+}  // namespace avx512
+}  // namespace kernels
+}  // namespace pybert
