@@ -60,10 +60,20 @@ def float_batch(values: Any, name: str, hidden: int) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+def is_positive_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def batch_size_arg(batch_size: Any) -> int:
+    if not is_positive_int(batch_size):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
 def num_threads_arg(num_threads: Optional[int]) -> int:
+    """The core's thread count: 0 (the default) for None."""
     if num_threads is None:
         return 0
-    if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) \
-            or num_threads < 1:
+    if not is_positive_int(num_threads):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     return int(num_threads)

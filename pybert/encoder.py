@@ -10,8 +10,10 @@ from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
+from . import _inputs
 from .modeling import BertModel
 from .pooling import POOLING_MODES, pool
+from .recipe import pickles_as_recipe
 from .tokenizer import check_texts
 
 __all__ = ["SentenceEncoder", "SentenceConfig", "default_model_path", "DEFAULT_MODEL_HINT"]
@@ -117,6 +119,7 @@ def _progress(batches: Sequence[Any], enabled: Optional[bool]) -> Iterable[Any]:
     return tqdm(batches, desc="Batches", unit="batch")
 
 
+@pickles_as_recipe("__init__")
 class SentenceEncoder:
     """Sentence embeddings from a BERT checkpoint, as sentence-transformers' ``encode()``.
 
@@ -126,6 +129,9 @@ class SentenceEncoder:
 
     ``pooling`` is one of ``"cls"``, ``"mean"``, ``"max"``, ``"mean_sqrt_len"`` or a list of them
     (concatenated), or ``"pooler"`` for the model's dense+tanh pooler output.
+
+    An encoder pickles as its recipe (path, num_threads), not its weights: unpickling maps the
+    weights once per process, so it ships cheaply to Dask, Ray or Spark workers.
     """
 
     def __init__(self, path: Union[str, os.PathLike, None] = None,
@@ -147,6 +153,14 @@ class SentenceEncoder:
             limit = self.tokenizer.model_max_length
             positions = self.model.config.max_position_embeddings
             self.max_seq_length = positions if limit is None else min(limit, positions)
+
+    @property
+    def num_threads(self) -> Optional[int]:
+        return self.model.num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: Optional[int]) -> None:
+        self.model.num_threads = value
 
     @property
     def pooling(self) -> List[str]:
@@ -205,14 +219,12 @@ class SentenceEncoder:
         """
         single = isinstance(sentences, str)
         texts = check_texts(sentences, "sentences")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = _inputs.batch_size_arg(batch_size)
         modes = self._modes(pooling)
         normalize = self.normalize if normalize is None else bool(normalize)
         dim = self.model.config.hidden_size * len(modes)
         vectors = np.empty((len(texts), dim), dtype=np.float32)
-        for idx in _progress(self._batches(texts, int(batch_size)), show_progress):
+        for idx in _progress(self._batches(texts, batch_size), show_progress):
             vectors[idx] = self._embed([texts[i] for i in idx], modes, normalize)
         return vectors[0] if single else vectors
 

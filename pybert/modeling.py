@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core, _inputs
 from .config import BertConfig
+from .recipe import pickles_as_recipe
 from .safetensors import load_safetensors
 from .tokenizer import Tokenizer, has_tokenizer_files
 
@@ -45,6 +46,7 @@ def load_weights(path: str | os.PathLike) -> "_core.WeightStore":
                             + ", ".join(WEIGHT_FILES))
 
 
+@pickles_as_recipe()
 class BertModel:
     """A BERT-family encoder: embeddings -> encoder layers -> pooler, computed in C++.
 
@@ -55,6 +57,9 @@ class BertModel:
     >>> out = model([[101, 7592, 102]])
     >>> out.last_hidden_state.shape
     (1, 3, 384)
+
+    A model loaded by ``from_pretrained`` pickles as that call (path, options), not as its
+    weights; unpickling maps the weights once per process (see :mod:`pybert.recipe`).
     """
 
     def __init__(self, config: BertConfig, weights: "_core.WeightStore", *,
