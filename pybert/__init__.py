@@ -3,8 +3,14 @@
 from . import _core
 from .config import BertConfig
 from .encoder import SentenceEncoder
-from .heads import (AutoModel, BertForMaskedLM, BertForSequenceClassification,
-                    BertForTokenClassification, HeadOutput, LinearHead)
+from .heads import (AlbertForSequenceClassification, AlbertForTokenClassification, AutoModel,
+                    BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
+                    DistilBertForSequenceClassification, DistilBertForTokenClassification,
+                    ElectraForSequenceClassification, ElectraForTokenClassification, HeadOutput,
+                    LinearHead, MegatronBertForSequenceClassification,
+                    MegatronBertForTokenClassification, RobertaForSequenceClassification,
+                    RobertaForTokenClassification, XLMRobertaForSequenceClassification,
+                    XLMRobertaForTokenClassification)
 from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, ElectraModel,
                        MegatronBertModel, RobertaModel, XLMRobertaModel)
 from .pooling import pool
@@ -12,11 +18,17 @@ from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
-__all__ = ["AlbertModel", "AutoModel", "BertConfig", "BertForMaskedLM",
-           "BertForSequenceClassification", "BertForTokenClassification", "BertModel",
-           "BertOutput", "DistilBertModel", "ElectraModel", "HeadOutput", "LinearHead",
-           "MegatronBertModel", "RobertaModel", "SentenceEncoder", "Tokenizer", "XLMRobertaModel",
-           "cpu_info", "get_num_threads", "pool", "set_num_threads"]
+__all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "AlbertModel",
+           "AutoModel", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification",
+           "BertForTokenClassification", "BertModel", "BertOutput",
+           "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
+           "DistilBertModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",
+           "ElectraModel", "HeadOutput", "LinearHead", "MegatronBertForSequenceClassification",
+           "MegatronBertForTokenClassification", "MegatronBertModel",
+           "RobertaForSequenceClassification", "RobertaForTokenClassification", "RobertaModel",
+           "SentenceEncoder", "Tokenizer", "XLMRobertaForSequenceClassification",
+           "XLMRobertaForTokenClassification", "XLMRobertaModel", "cpu_info", "get_num_threads",
+           "pool", "set_num_threads"]
 
 
 def set_num_threads(n: int) -> None:

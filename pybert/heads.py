@@ -1,4 +1,4 @@
-"""Heads on BERT: LinearHead, the BertFor* task models and AutoModel.
+"""Heads on the BERT family: LinearHead, the *For* task models and AutoModel.
 
 The arithmetic (Linear, softmax, sigmoid, argmax, top-k) runs in the C++ core; this module owns
 the label names, the tokenizer round trip and the choice of scores for each task.
@@ -18,7 +18,13 @@ from .modeling import BASE_ARCHITECTURES, BertModel, load_weights
 from .tokenizer import Texts, Tokenizer, check_texts, has_tokenizer_files
 
 __all__ = ["LinearHead", "HeadOutput", "BertForSequenceClassification",
-           "BertForTokenClassification", "BertForMaskedLM", "AutoModel"]
+           "BertForTokenClassification", "BertForMaskedLM", "AutoModel",
+           "AlbertForSequenceClassification", "AlbertForTokenClassification",
+           "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
+           "ElectraForSequenceClassification", "ElectraForTokenClassification",
+           "MegatronBertForSequenceClassification", "MegatronBertForTokenClassification",
+           "RobertaForSequenceClassification", "RobertaForTokenClassification",
+           "XLMRobertaForSequenceClassification", "XLMRobertaForTokenClassification"]
 
 MASK_TOKEN = "[MASK]"
 
@@ -103,14 +109,21 @@ def _top_k_arg(top_k: Optional[int], n: int) -> int:
 
 
 class _BertWithHead:
-    """What the BertFor* models share: loading, threads, forward and the tokenizer."""
+    """What the *For* models share: loading, threads, forward and the tokenizer."""
 
     _core_class: Any = None
     scores_kind = "softmax"  # what predict reports: "softmax", "sigmoid" or "logits"
+    # The model_types the class loads; None: every family (the Bert* classes, as BertModel).
+    model_types: Optional[Tuple[str, ...]] = None
 
     def __init__(self, config: BertConfig, weights: "_core.WeightStore", *,
                  num_threads: Optional[int] = None, prefix: Optional[str] = None,
                  tokenizer: Optional[Tokenizer] = None):
+        if self.model_types is not None and config.model_type not in self.model_types:
+            raise ValueError(f"{type(self).__name__} loads model_type "
+                             f"{' or '.join(map(repr, self.model_types))} checkpoints, the config "
+                             f"has {config.model_type!r}; pybert.AutoModel picks the class from "
+                             "config.json")
         self.config = config
         self.tokenizer = tokenizer
         self._core = self._make_core(config, weights, prefix=prefix,
@@ -199,6 +212,11 @@ class _BertWithHead:
 
 class BertForSequenceClassification(_BertWithHead):
     """BERT + a Linear on the pooled [CLS] vector: ``logits`` (batch, num_labels).
+
+    Any family's checkpoint loads, with its own head (config ``model_type``): the pooler then
+    ``classifier`` (BERT, ALBERT, Megatron-BERT); the first token through ``classifier.dense`` +
+    tanh (RoBERTa, XLM-R) or + GELU (ELECTRA), then ``classifier.out_proj``; DistilBERT's
+    ``pre_classifier`` + ReLU, then ``classifier``.
 
     >>> model = pybert.BertForSequenceClassification.from_pretrained("path/to/classifier")
     >>> model.predict(["great movie", "awful plot"])
@@ -316,17 +334,56 @@ class BertForMaskedLM(_BertWithHead):
                  for i, v in zip(ii, vv)] for ii, vv in zip(index, value)]
 
 
+def _for_family(base: type, stem: str, model_type: str) -> type:
+    """``base`` (a BertFor* class) for one family, named as transformers names it:
+    ``_for_family(BertForSequenceClassification, "Roberta", "roberta")`` is
+    RobertaForSequenceClassification, which loads only ``model_type: "roberta"`` checkpoints."""
+    name = stem + base.__name__[len("Bert"):]
+    doc = (f"transformers' {name}: {base.__name__} on ``model_type`` {model_type!r} "
+           "checkpoints, with that family's weight names.")
+    return type(name, (base,), {"__doc__": doc, "__module__": __name__, "__qualname__": name,
+                                "model_types": (model_type,)})
+
+
+RobertaForSequenceClassification = _for_family(BertForSequenceClassification, "Roberta",
+                                               "roberta")
+XLMRobertaForSequenceClassification = _for_family(BertForSequenceClassification, "XLMRoberta",
+                                                  "xlm-roberta")
+DistilBertForSequenceClassification = _for_family(BertForSequenceClassification, "DistilBert",
+                                                  "distilbert")
+ElectraForSequenceClassification = _for_family(BertForSequenceClassification, "Electra",
+                                               "electra")
+AlbertForSequenceClassification = _for_family(BertForSequenceClassification, "Albert", "albert")
+MegatronBertForSequenceClassification = _for_family(BertForSequenceClassification,
+                                                    "MegatronBert", "megatron-bert")
+
+RobertaForTokenClassification = _for_family(BertForTokenClassification, "Roberta", "roberta")
+XLMRobertaForTokenClassification = _for_family(BertForTokenClassification, "XLMRoberta",
+                                               "xlm-roberta")
+DistilBertForTokenClassification = _for_family(BertForTokenClassification, "DistilBert",
+                                               "distilbert")
+ElectraForTokenClassification = _for_family(BertForTokenClassification, "Electra", "electra")
+AlbertForTokenClassification = _for_family(BertForTokenClassification, "Albert", "albert")
+MegatronBertForTokenClassification = _for_family(BertForTokenClassification, "MegatronBert",
+                                                 "megatron-bert")
+
 _ARCHITECTURES = {
     **{name: BertModel for name in BASE_ARCHITECTURES},
-    "BertForSequenceClassification": BertForSequenceClassification,
-    "BertForTokenClassification": BertForTokenClassification,
-    "BertForMaskedLM": BertForMaskedLM,
+    **{cls.__name__: cls for cls in (
+        BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM,
+        RobertaForSequenceClassification, XLMRobertaForSequenceClassification,
+        DistilBertForSequenceClassification, ElectraForSequenceClassification,
+        AlbertForSequenceClassification, MegatronBertForSequenceClassification,
+        RobertaForTokenClassification, XLMRobertaForTokenClassification,
+        DistilBertForTokenClassification, ElectraForTokenClassification,
+        AlbertForTokenClassification, MegatronBertForTokenClassification)},
 }
 
 
 class AutoModel:
-    """Loads the class a checkpoint names first in config.json ``architectures``: a BertFor* task
-    model, or ``BertModel`` for a base model of the BERT family (and when the list is absent).
+    """Loads the class a checkpoint names first in config.json ``architectures``: a *For* task
+    model of the family, or ``BertModel`` for a base model of the BERT family (and when the list
+    is absent).
 
     >>> pybert.AutoModel.from_pretrained("path/to/classifier")
     BertForSequenceClassification(hidden_size=768, num_hidden_layers=12, num_labels=14)

@@ -1,4 +1,5 @@
-"""Shared test fixtures: reference models built with transformers, the packaged MiniLM."""
+"""Shared test fixtures: reference models built with transformers, the packaged MiniLM, the
+BERT family's small configs and tokenizers trained here (no hub)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import os
 
 import numpy as np
 import pytest
+import tokenizers
 import torch
 import transformers
+from safetensors.torch import load_file, save_file
+from tokenizers import models, normalizers, pre_tokenizers, trainers
 
 torch.manual_seed(0)
 
@@ -37,6 +41,16 @@ def bert_config(**overrides) -> transformers.BertConfig:
 def save(model: torch.nn.Module, path) -> str:
     model.save_pretrained(path)
     return os.fspath(path)
+
+
+def replace_tensor(file: str, name: str, shape=None) -> None:
+    """Remove tensor `name` from a safetensors file (shape None), or make it zeros of `shape`."""
+    tensors = load_file(file)
+    if shape is None:
+        del tensors[name]
+    else:
+        tensors[name] = torch.zeros(shape)
+    save_file(tensors, file)
 
 
 def padded_batch(vocab: int, lengths, seq: int, type_vocab: int = 2, seed: int = 0):
@@ -84,3 +98,89 @@ VARIED_TEXTS = [
     " ".join(f"word{i} über straße 東京" for i in range(120)),
     "Ελληνικά κείμενο, русский текст, العربية, हिन्दी",
 ]
+
+
+# ---- the BERT family ---------------------------------------------------------------------------
+
+SMALL = dict(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+             intermediate_size=48, max_position_embeddings=40)
+
+# name -> (transformers config, base model class, sequence-classification class, prefix)
+FAMILIES = {
+    "roberta": (lambda **kw: transformers.RobertaConfig(**{**SMALL, "type_vocab_size": 1, **kw}),
+                transformers.RobertaModel, transformers.RobertaForSequenceClassification,
+                "roberta."),
+    "xlm-roberta": (lambda **kw: transformers.XLMRobertaConfig(
+                        **{**SMALL, "type_vocab_size": 1, "hidden_act": "gelu_new", **kw}),
+                    transformers.XLMRobertaModel, transformers.XLMRobertaForSequenceClassification,
+                    "roberta."),
+    "distilbert": (lambda **kw: transformers.DistilBertConfig(**{
+                       "vocab_size": 90, "dim": 32, "n_layers": 2, "n_heads": 4,
+                       "hidden_dim": 48, "max_position_embeddings": 40, **kw}),
+                   transformers.DistilBertModel, transformers.DistilBertForSequenceClassification,
+                   "distilbert."),
+    "electra": (lambda **kw: transformers.ElectraConfig(**{**SMALL, "embedding_size": 16, **kw}),
+                transformers.ElectraModel, transformers.ElectraForSequenceClassification,
+                "electra."),
+    "albert": (lambda **kw: transformers.AlbertConfig(
+                   **{**SMALL, "num_hidden_layers": 3, "embedding_size": 16, **kw}),
+               transformers.AlbertModel, transformers.AlbertForSequenceClassification, "albert."),
+    "megatron-bert": (lambda **kw: transformers.MegatronBertConfig(**{**SMALL, **kw}),
+                      transformers.MegatronBertModel,
+                      transformers.MegatronBertForSequenceClassification, "bert."),
+}
+
+
+# Tokenizers of the families, trained on a small corpus with `tokenizers`; transformers' own
+# tokenizer classes write the tokenizer.json files, so they hold the real families' pipelines
+# (normalizer, pre-tokenizer, post-processor, special tokens).
+CORPUS = VARIED_TEXTS * 2 + ["the cat sat on the mat", "tokenizers learn merges from text",
+                             "une phrase en français", "ein deutscher Satz über Straßen"]
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+
+
+@pytest.fixture(scope="session")
+def roberta_dir(tmp_path_factory):
+    """A RoBERTa byte-level BPE tokenizer (400 tokens, model_max_length 40)."""
+    bpe = tokenizers.Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIALS + ["<mask>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    tok = transformers.RobertaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=40)
+    path = tmp_path_factory.mktemp("roberta_tok")
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def xlmr_dir(tmp_path_factory):
+    """An XLM-R SentencePiece Unigram tokenizer (251 pieces, model_max_length 40)."""
+    uni = tokenizers.Tokenizer(models.Unigram())
+    uni.pre_tokenizer = pre_tokenizers.Metaspace()
+    uni.train_from_iterator(CORPUS, trainers.UnigramTrainer(
+        vocab_size=250, special_tokens=SPECIALS, unk_token="<unk>", show_progress=False))
+    pieces = [tuple(p) for p in json.loads(uni.to_str())["model"]["vocab"]]
+    assert [p for p, _ in pieces[:4]] == SPECIALS  # XLM-R's ids 0..3
+    tok = transformers.XLMRobertaTokenizer(vocab=pieces + [("<mask>", 0.0)], model_max_length=40)
+    path = tmp_path_factory.mktemp("xlmr_tok")
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def distilbert_dir(tmp_path_factory):
+    """A DistilBERT (lowercasing WordPiece) tokenizer (300 tokens, model_max_length 40)."""
+    wp = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wp.normalizer = normalizers.BertNormalizer()
+    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wp.train_from_iterator(CORPUS, trainers.WordPieceTrainer(
+        vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        show_progress=False))
+    vocab = json.loads(wp.to_str())["model"]["vocab"]
+    tok = transformers.DistilBertTokenizer(vocab=vocab, model_max_length=40)
+    path = tmp_path_factory.mktemp("distilbert_tok")
+    tok.save_pretrained(path)
+    return path

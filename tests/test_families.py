@@ -10,41 +10,12 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import pybert
-from conftest import assert_close_unmasked, randomize_, save
+from conftest import FAMILIES, assert_close_unmasked, randomize_, replace_tensor, save
 
 ATOL = 1e-4  # the bar of the fp32 model, as in test_model.py
-
-SMALL = dict(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-             intermediate_size=48, max_position_embeddings=40)
-
-# name -> (transformers config, base model class, sequence-classification class, prefix)
-FAMILIES = {
-    "roberta": (lambda **kw: transformers.RobertaConfig(**{**SMALL, "type_vocab_size": 1, **kw}),
-                transformers.RobertaModel, transformers.RobertaForSequenceClassification,
-                "roberta."),
-    "xlm-roberta": (lambda **kw: transformers.XLMRobertaConfig(
-                        **{**SMALL, "type_vocab_size": 1, "hidden_act": "gelu_new", **kw}),
-                    transformers.XLMRobertaModel, transformers.XLMRobertaForSequenceClassification,
-                    "roberta."),
-    "distilbert": (lambda **kw: transformers.DistilBertConfig(
-                       vocab_size=90, dim=32, n_layers=2, n_heads=4, hidden_dim=48,
-                       max_position_embeddings=40, **kw),
-                   transformers.DistilBertModel, transformers.DistilBertForSequenceClassification,
-                   "distilbert."),
-    "electra": (lambda **kw: transformers.ElectraConfig(**{**SMALL, "embedding_size": 16, **kw}),
-                transformers.ElectraModel, transformers.ElectraForSequenceClassification,
-                "electra."),
-    "albert": (lambda **kw: transformers.AlbertConfig(
-                   **{**SMALL, "num_hidden_layers": 3, "embedding_size": 16, **kw}),
-               transformers.AlbertModel, transformers.AlbertForSequenceClassification, "albert."),
-    "megatron-bert": (lambda **kw: transformers.MegatronBertConfig(**{**SMALL, **kw}),
-                      transformers.MegatronBertModel,
-                      transformers.MegatronBertForSequenceClassification, "bert."),
-}
-
 
 def batch(cfg, seed=0):
     """A padded batch: right padding, a one-token row, left padding, and (for RoBERTa-style
@@ -235,12 +206,7 @@ def test_strict_loading_names_the_tensor(tmp_path, case):
     """A tensor removed (shape None) or set to a zero tensor of `shape` is an error naming it."""
     family, overrides, name, shape, message = STRICT_CASES[case]
     path, file = saved_family(tmp_path, family, **overrides)
-    tensors = load_file(file)
-    if shape is None:
-        del tensors[name]
-    else:
-        tensors[name] = torch.zeros(shape)
-    save_file(tensors, file)
+    replace_tensor(file, name, shape)
     with pytest.raises(ValueError, match=message):
         pybert.AutoModel.from_pretrained(path)
 

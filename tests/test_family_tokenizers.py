@@ -1,56 +1,17 @@
 """pybert.Tokenizer on RoBERTa (byte-level BPE) and XLM-R (SentencePiece Unigram) tokenizer.json
 files against transformers' RobertaTokenizer / XLMRobertaTokenizer, and text -> hidden states
-through RobertaModel end to end. The vocabularies are trained here with `tokenizers` (no hub);
-transformers' own tokenizer classes write the tokenizer.json files, so they hold the real
-families' pipelines (normalizer, pre-tokenizer, post-processor, special tokens)."""
+through RobertaModel end to end. The tokenizer directories come from conftest (roberta_dir,
+xlmr_dir)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-import tokenizers
 import torch
 import transformers
-from tokenizers import models, pre_tokenizers, trainers
 
 import pybert
 from conftest import VARIED_TEXTS, assert_close_unmasked, randomize_, save
-
-CORPUS = VARIED_TEXTS * 2 + ["the cat sat on the mat", "tokenizers learn merges from text",
-                             "une phrase en français", "ein deutscher Satz über Straßen"]
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
-
-
-@pytest.fixture(scope="module")
-def roberta_dir(tmp_path_factory):
-    bpe = tokenizers.Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.train_from_iterator(CORPUS, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIALS + ["<mask>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    model = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    tok = transformers.RobertaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=40)
-    path = tmp_path_factory.mktemp("roberta_tok")
-    tok.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def xlmr_dir(tmp_path_factory):
-    uni = tokenizers.Tokenizer(models.Unigram())
-    uni.pre_tokenizer = pre_tokenizers.Metaspace()
-    uni.train_from_iterator(CORPUS, trainers.UnigramTrainer(
-        vocab_size=250, special_tokens=SPECIALS, unk_token="<unk>", show_progress=False))
-    pieces = [tuple(p) for p in json.loads(uni.to_str())["model"]["vocab"]]
-    assert [p for p, _ in pieces[:4]] == SPECIALS  # XLM-R's ids 0..3
-    tok = transformers.XLMRobertaTokenizer(vocab=pieces + [("<mask>", 0.0)], model_max_length=40)
-    path = tmp_path_factory.mktemp("xlmr_tok")
-    tok.save_pretrained(path)
-    return path
-
 
 def compare(path, reference_class, pairs, max_length):
     ref_tok = reference_class.from_pretrained(path)

@@ -268,16 +268,17 @@ void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
   });
   packed.scatter(x, h, padded_rows, out.last_hidden_state);
 
-  if (pooler_ && out.pooler_output) {
-    // The pooler reads each sequence's first real token; an empty sequence gives tanh(bias).
-    float* first = ws.pooled.reserve(in.batch * h);  // (batch, hidden)
-    for (int64_t b = 0; b < in.batch; ++b) {
+  const bool pool = pooler_ && out.pooler_output;
+  if (pool || out.first_token) {
+    // Each sequence's first real token; an empty sequence gives zeros (and tanh(bias) pooled).
+    float* first = out.first_token ? out.first_token : ws.pooled.reserve(in.batch * h);
+    for (int64_t b = 0; b < in.batch; ++b) {  // first (batch, hidden)
       if (layout.offsets[b + 1] > layout.offsets[b])
         std::memcpy(first + b * h, x + layout.offsets[b] * h, h * sizeof(float));
       else
         std::memset(first + b * h, 0, h * sizeof(float));
     }
-    pooler_->forward(first, in.batch, out.pooler_output);
+    if (pool) pooler_->forward(first, in.batch, out.pooler_output);
   }
 }
 

@@ -33,6 +33,8 @@ struct BertInputs {
 struct BertOutputs {
   float* last_hidden_state = nullptr;  // (batch, seq, hidden)
   float* pooler_output = nullptr;      // (batch, hidden), or null to skip the pooler
+  float* first_token = nullptr;        // (batch, hidden) each sequence's first real token (zeros
+                                       // for an empty one), what the pooler reads; or null
   std::vector<float*> hidden_states;   // num_hidden_layers + 1 of (batch, seq, hidden), or none
 };
 

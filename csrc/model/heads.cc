@@ -38,11 +38,16 @@ class HeadLoader {
   std::string model_;
 };
 
+// How errors name a family's task model: "RobertaForSequenceClassification", ...
+std::string task_name(const BertConfig& config, const std::string& task) {
+  return name_table(config.model_type).architecture + task;
+}
+
 // Activations and scratch of one head call, reused by the next call on the same thread.
 struct HeadWorkspace {
   Buffer last_hidden;  // (batch, seq, hidden)
-  Buffer pooled;       // (batch, hidden)
-  Buffer rows;         // (m, hidden)  the positions the head runs on
+  Buffer pooled;       // (batch, hidden)  the pooler's or the head's dense output
+  Buffer rows;         // (m, hidden)  the positions the head runs on (first tokens: m = batch)
   Buffer transformed;  // (m, hidden)  masked-LM transform output
 
   static HeadWorkspace& for_this_thread() {
@@ -106,20 +111,28 @@ void run_per_token(const BertModel& bert, const BertInputs& in,
 
 BertWithClassifier::BertWithClassifier(const BertConfig& config, const WeightStore& store,
                                        const std::string& prefix, int64_t num_labels,
-                                       const std::string& model)
+                                       const std::string& model, const std::string& classifier)
     : bert_(config, store, prefix) {
-  classifier_.linear = HeadLoader(store, model).linear("classifier", num_labels,
-                                                       config.hidden_size);
+  classifier_.linear = HeadLoader(store, model).linear(classifier, num_labels, config.hidden_size);
 }
 
 BertForSequenceClassification::BertForSequenceClassification(const BertConfig& config,
                                                              const WeightStore& store,
                                                              const std::string& prefix,
                                                              int64_t num_labels)
-    : BertWithClassifier(config, store, prefix, num_labels, "BertForSequenceClassification") {
-  if (!bert_.has_pooler())
-    throw std::invalid_argument("BertForSequenceClassification needs the pooler: the checkpoint "
-                                "has no '" + prefix + "pooler.dense.weight'");
+    : BertWithClassifier(config, store, prefix, num_labels,
+                         task_name(config, "ForSequenceClassification"),
+                         name_table(config.model_type).classifier) {
+  const NameTable& t = name_table(config.model_type);
+  const std::string model = task_name(config, "ForSequenceClassification");
+  if (!t.classifier_dense.empty()) {
+    const int64_t h = config.hidden_size;
+    dense_ = HeadLoader(store, model).linear(t.classifier_dense, h, h);
+    activation_ = t.classifier_activation;
+  } else if (!bert_.has_pooler()) {
+    throw std::invalid_argument(model + " needs the pooler: the checkpoint has no '" + prefix +
+                                t.pooler + ".weight'");
+  }
 }
 
 void BertForSequenceClassification::forward(const BertInputs& in, float* scores, ops::Scores kind,
@@ -128,11 +141,24 @@ void BertForSequenceClassification::forward(const BertInputs& in, float* scores,
   HeadWorkspace& ws = HeadWorkspace::for_this_thread();
   BertOutputs out;
   out.last_hidden_state = ws.last_hidden.reserve(in.batch * in.seq * h);  // (batch, seq, hidden)
-  out.pooler_output = ws.pooled.reserve(in.batch * h);                    // (batch, hidden)
   out.hidden_states = hidden_states;
+  float* pooled = ws.pooled.reserve(in.batch * h);                        // (batch, hidden)
+  if (dense_)
+    out.first_token = ws.rows.reserve(in.batch * h);  // (batch, hidden), for the head's dense
+  else
+    out.pooler_output = pooled;  // the body's pooler: dense + tanh on the first token
   bert_.forward(in, out);
-  classifier_.forward(out.pooler_output, in.batch, scores, kind);  // -> (batch, num_labels)
+  if (dense_) (*dense_)(out.first_token, in.batch, pooled, activation_);  // -> (batch, hidden)
+  classifier_.forward(pooled, in.batch, scores, kind);  // -> (batch, num_labels)
 }
+
+BertForTokenClassification::BertForTokenClassification(const BertConfig& config,
+                                                       const WeightStore& store,
+                                                       const std::string& prefix,
+                                                       int64_t num_labels)
+    : BertWithClassifier(config, store, prefix, num_labels,
+                         task_name(config, "ForTokenClassification"),
+                         "classifier") {}
 
 void BertForTokenClassification::forward(const BertInputs& in, float* scores, ops::Scores kind,
                                          const std::vector<float*>& hidden_states) const {

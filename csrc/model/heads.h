@@ -1,8 +1,9 @@
-// BERT with a task head, the Hugging Face BertFor* models: the body is a BertModel read from the
-// weight store under its prefix, the head's tensors are read from the same store.
+// The BERT family with a task head, the Hugging Face *For* models: the body is a BertModel read
+// from the weight store under its prefix, the head's tensors are read from the same store.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,15 +19,18 @@ class BertWithClassifier {
   int64_t num_labels() const { return classifier_.linear.out_features(); }
 
  protected:
-  // Reads `classifier.weight` (num_labels, hidden) + `classifier.bias`; errors name `model`.
+  // Reads `classifier`.weight (num_labels, hidden) + .bias; errors name `model`.
   BertWithClassifier(const BertConfig& config, const WeightStore& store, const std::string& prefix,
-                     int64_t num_labels, const std::string& model);
+                     int64_t num_labels, const std::string& model, const std::string& classifier);
 
   BertModel bert_;
   layers::LinearHead classifier_;
 };
 
-// HF BertForSequenceClassification: the classifier on the pooler output. Needs the pooler.
+// HF *ForSequenceClassification of the config's family, with the family's names (names.h):
+// each sequence's first real token -> the body's pooler (BERT, ALBERT, Megatron-BERT) or the
+// head's own dense + activation (RoBERTa / XLM-R: tanh, ELECTRA: GELU, DistilBERT: ReLU) -> the
+// classifier. A sequence without real tokens starts from a zero vector.
 class BertForSequenceClassification : public BertWithClassifier {
  public:
   BertForSequenceClassification(const BertConfig& config, const WeightStore& store,
@@ -36,14 +40,17 @@ class BertForSequenceClassification : public BertWithClassifier {
   // (batch, seq, hidden) as in BertModel::forward.
   void forward(const BertInputs& in, float* scores, ops::Scores kind,
                const std::vector<float*>& hidden_states = {}) const;
+
+ private:
+  std::optional<ops::Linear> dense_;  // (hidden, hidden); none: the pooler does this part
+  ops::Activation activation_ = ops::Activation::kTanh;
 };
 
-// HF BertForTokenClassification: the classifier on every token.
+// HF *ForTokenClassification (every family names it `classifier`): the classifier on every token.
 class BertForTokenClassification : public BertWithClassifier {
  public:
   BertForTokenClassification(const BertConfig& config, const WeightStore& store,
-                             const std::string& prefix, int64_t num_labels)
-      : BertWithClassifier(config, store, prefix, num_labels, "BertForTokenClassification") {}
+                             const std::string& prefix, int64_t num_labels);
 
   // in -> scores (batch, seq, num_labels); padded positions are zeros.
   void forward(const BertInputs& in, float* scores, ops::Scores kind,

@@ -25,23 +25,35 @@ NameTable bert() {
   t.output = "output.dense";
   t.output_norm = "output.LayerNorm";
   t.pooler = "pooler.dense";
+  t.architecture = "Bert";
+  t.classifier = "classifier";  // on the pooler output
   return t;
 }
 
-NameTable roberta(const std::string& model_type) {
+// RobertaClassificationHead: first token -> dense + tanh -> out_proj.
+NameTable roberta(const std::string& model_type, const std::string& architecture) {
   NameTable t = bert();
   t.model_type = model_type;
   t.prefixes = {"", "roberta."};
   t.positions = PositionIds::kAfterPadding;
+  t.architecture = architecture;
+  t.classifier_dense = "classifier.dense";
+  t.classifier = "classifier.out_proj";
   return t;
 }
 
+// ElectraClassificationHead: as RoBERTa's with exact-erf GELU, whatever hidden_act says
+// (transformers builds it with get_activation("gelu")).
 NameTable electra() {
   NameTable t = bert();
   t.model_type = "electra";
   t.prefixes = {"", "electra."};
   t.embedding_projection = "embeddings_project";
   t.pooler = "";
+  t.architecture = "Electra";
+  t.classifier_dense = "classifier.dense";
+  t.classifier_activation = kernels::Activation::kGeluErf;
+  t.classifier = "classifier.out_proj";
   return t;
 }
 
@@ -55,6 +67,7 @@ NameTable megatron_bert() {
   t.output_norm = "ln";
   t.pre_layer_norm = true;
   t.final_norm = "encoder.ln";
+  t.architecture = "MegatronBert";
   return t;
 }
 
@@ -73,6 +86,9 @@ NameTable distilbert() {
   t.output = "ffn.lin2";
   t.output_norm = "output_layer_norm";
   t.pooler = "";
+  t.architecture = "DistilBert";
+  t.classifier_dense = "pre_classifier";  // first token -> pre_classifier + ReLU -> classifier
+  t.classifier_activation = kernels::Activation::kRelu;
   return t;
 }
 
@@ -94,13 +110,14 @@ NameTable albert() {
   t.output = "ffn_output";
   t.output_norm = "full_layer_layer_norm";
   t.pooler = "pooler";
+  t.architecture = "Albert";
   return t;
 }
 
 const std::vector<NameTable>& all_tables() {
   static const std::vector<NameTable> tables = {
-      bert(), roberta("roberta"), roberta("xlm-roberta"), distilbert(), electra(), albert(),
-      megatron_bert()};
+      bert(), roberta("roberta", "Roberta"), roberta("xlm-roberta", "XLMRoberta"),
+      distilbert(), electra(), albert(), megatron_bert()};
   return tables;
 }
 

@@ -1,10 +1,13 @@
 // The BERT family's checkpoints: for each Hugging Face model_type, where every weight of the
-// shared layout (embeddings -> [projection] -> encoder layers -> [final norm] -> [pooler]) lives.
-// This is the one place that knows Hugging Face tensor names.
+// shared layout (embeddings -> [projection] -> encoder layers -> [final norm] -> [pooler]) and of
+// its sequence-classification head lives. This is the one place that knows Hugging Face tensor
+// names.
 #pragma once
 
 #include <string>
 #include <vector>
+
+#include "kernels/activation.h"
 
 namespace pybert::model {
 
@@ -38,6 +41,13 @@ struct NameTable {
 
   std::string pooler;            // dense + tanh on the first token
   PositionIds positions = PositionIds::kFromZero;
+
+  // The *ForSequenceClassification head, beside the body prefix: each sequence's first token
+  // -> the body's pooler, or `classifier_dense` + `classifier_activation` -> `classifier`.
+  std::string architecture;      // the class names' stem: "Bert" + "ForSequenceClassification"
+  std::string classifier_dense;  // (hidden, hidden); empty: the pooler comes first instead
+  kernels::Activation classifier_activation = kernels::Activation::kTanh;
+  std::string classifier;        // (num_labels, hidden)
 
   // "encoder.layer.{i}." with the index filled in.
   std::string layer_prefix(int64_t i) const;
