@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core, _inputs
 from .config import BertConfig
+from .recipe import pickles_as_recipe
 from .modeling import BASE_ARCHITECTURES, BertModel, load_weights
 from .tokenizer import Texts, Tokenizer, check_texts, has_tokenizer_files
 
@@ -108,6 +109,7 @@ def _top_k_arg(top_k: Optional[int], n: int) -> int:
     return int(top_k)
 
 
+@pickles_as_recipe()
 class _BertWithHead:
     """What the *For* models share: loading, threads, forward and the tokenizer."""
 

@@ -457,3 +457,17 @@ def test_text_methods_need_a_tokenizer(tmp_path):
         model.predict("hello")
     with pytest.raises(ValueError, match="top_k must be an integer from 1 to 2"):
         model.predict("hello", top_k=3)
+
+
+def test_heads_pickle_as_their_recipe(tmp_path):
+    import pickle
+
+    cfg = bert_config(num_labels=3)
+    ref = randomize_(transformers.BertForSequenceClassification(cfg), seed=40)
+    clf = pybert.AutoModel.from_pretrained(save(ref, tmp_path))
+    blob = pickle.dumps(clf)
+    assert len(blob) < 2000  # the recipe, not the weights
+    again = pickle.loads(blob)
+    assert type(again) is pybert.BertForSequenceClassification
+    ids = np.array([[1, 5, 7, 2]])
+    np.testing.assert_array_equal(again(ids).logits, clf(ids).logits)
