@@ -3,8 +3,10 @@
 from . import _core
 from .config import BertConfig
 from .encoder import SentenceEncoder
-from .modeling import (AlbertModel, AutoModel, BertModel, BertOutput, DistilBertModel,
-                       ElectraModel, MegatronBertModel, RobertaModel, XLMRobertaModel)
+from .heads import (AutoModel, BertForMaskedLM, BertForSequenceClassification,
+                    BertForTokenClassification, HeadOutput, LinearHead)
+from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, ElectraModel,
+                       MegatronBertModel, RobertaModel, XLMRobertaModel)
 from .pooling import pool
 from .tokenizer import Tokenizer
 
@@ -13,7 +15,8 @@ __version__ = "0.1.0"
 __all__ = ["AlbertModel", "AutoModel", "BertConfig", "BertModel", "BertOutput",
            "DistilBertModel", "ElectraModel", "MegatronBertModel", "RobertaModel",
            "XLMRobertaModel", "cpu_info", "set_num_threads", "get_num_threads", "Tokenizer",
-           "pool", "SentenceEncoder"]
+           "pool", "SentenceEncoder", "LinearHead", "HeadOutput",
+           "BertForSequenceClassification", "BertForTokenClassification", "BertForMaskedLM"]
 
 
 def set_num_threads(n: int) -> None:

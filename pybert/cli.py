@@ -98,6 +98,36 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classify(args: argparse.Namespace) -> int:
+    from . import BertForSequenceClassification
+
+    model = BertForSequenceClassification.from_pretrained(args.model, num_threads=args.threads)
+    lines = _read_lines(args.input, keep_blank=False)
+    texts, pairs = lines, None
+    if args.pairs:
+        split = [line.split("\t") for line in lines]
+        bad = [i + 1 for i, parts in enumerate(split) if len(parts) != 2]
+        if bad:
+            raise ValueError(f"--pairs expects 'text<TAB>pair' on every line; line {bad[0]} "
+                             f"has {len(split[bad[0] - 1])} field(s)")
+        texts, pairs = [p[0] for p in split], [p[1] for p in split]
+    for labels in model.predict(texts, pairs, top_k=args.top_k, max_length=args.max_length):
+        print("\t".join(f"{p['label']}\t{p['score']:.6g}" for p in labels))
+    return 0
+
+
+def _fill_mask(args: argparse.Namespace) -> int:
+    from . import BertForMaskedLM
+
+    model = BertForMaskedLM.from_pretrained(args.model, num_threads=args.threads)
+    for i, tokens in enumerate(model.fill_mask(args.text, top_k=args.top_k)):
+        if i:
+            print()
+        for t in tokens:
+            print(f"{t['token']}\t{t['score']:.6g}")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
@@ -129,12 +159,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     _common(demo)
     demo.set_defaults(func=_demo)
 
+    classify = sub.add_parser("classify", help="label each line of INPUT with a sequence "
+                              "classifier: 'label<TAB>score' per line")
+    classify.add_argument("--model", required=True, help="BertForSequenceClassification directory")
+    classify.add_argument("input", nargs="?", help="text file, one input per line (default: stdin)")
+    classify.add_argument("--pairs", action="store_true",
+                          help="each line is 'text<TAB>pair' (e.g. query and passage)")
+    classify.add_argument("--top-k", type=int, default=1, help="labels per line (default: 1)")
+    classify.add_argument("--max-length", type=int, default=None)
+    classify.add_argument("--threads", type=int, default=None)
+    classify.set_defaults(func=_classify)
+    fill = sub.add_parser("fill-mask", help="the most probable tokens for each [MASK]: "
+                          "'token<TAB>probability' per line, a blank line between masks")
+    fill.add_argument("--model", required=True, help="BertForMaskedLM directory")
+    fill.add_argument("text", help='text with [MASK], e.g. "Paris is the [MASK] of France."')
+    fill.add_argument("--top-k", type=int, default=5)
+    fill.add_argument("--threads", type=int, default=None)
+    fill.set_defaults(func=_fill_mask)
+
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         args = parser.parse_args(["demo"] + (sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
-    except (OSError, ValueError, TypeError) as e:
+    except (OSError, ValueError, TypeError, IndexError) as e:
         print(f"pybert: error: {e}", file=sys.stderr)
         return 2
 

@@ -188,6 +188,42 @@ class Tokenizer:
         return Tokenizer(backend, model_max_length=self.model_max_length,
                          pad_token=self.pad_token)
 
+    def encode_with_offsets(self, texts: Texts, max_length: Optional[int] = None
+                            ) -> Dict[str, np.ndarray]:
+        """Like calling the tokenizer on single texts, plus where each token came from:
+        ``offset_mapping`` int64 (batch, seq, 2), the [start, end) characters of each token in
+        its text, and ``word_ids`` int64 (batch, seq), the index of the word each token belongs
+        to; both are 0 / -1 at special tokens and padding. For per-word predictions."""
+        batch = self(texts, max_length=max_length)
+        # The same settings the call above used, so the tokens line up one to one.
+        if max_length is None:
+            max_length = self.model_max_length
+        encodings = self._backend_for(None if max_length is None else int(max_length)) \
+            .encode_batch(check_texts(texts), add_special_tokens=True)
+        shape = batch["input_ids"].shape
+        offsets = np.zeros(shape + (2,), dtype=np.int64)
+        word_ids = np.full(shape, -1, dtype=np.int64)
+        for b, e in enumerate(encodings):
+            for s, (word, special) in enumerate(zip(e.word_ids, e.special_tokens_mask)):
+                if word is not None and not special:
+                    word_ids[b, s] = word
+                    offsets[b, s] = e.offsets[s]
+        batch["offset_mapping"] = offsets
+        batch["word_ids"] = word_ids
+        return batch
+
+    def token_to_id(self, token: str) -> Optional[int]:
+        """The id of a vocabulary token (special tokens included), or None."""
+        return self._backend.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> Optional[str]:
+        """The vocabulary string of an id (``##ing`` for a WordPiece continuation), or None."""
+        return self._backend.id_to_token(int(token_id))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of token ids, special tokens skipped."""
+        return self._backend.decode([int(i) for i in ids], skip_special_tokens=True)
+
     def tokenize(self, text: str) -> List[str]:
         """The tokens of one text, special tokens included (for inspection)."""
         return self._backend_for(None).encode(check_texts(text)[0]).tokens

@@ -6,7 +6,11 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "model/bert.h"
 
 namespace pybert::bindings {
 
@@ -17,6 +21,7 @@ using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
 void register_ops(py::module_& m);
 void register_model(py::module_& m);
+void register_heads(py::module_& m);
 void register_runtime(py::module_& m);
 void register_pooling(py::module_& m);
 
@@ -26,5 +31,42 @@ inline void require_ndim(const py::array& a, py::ssize_t ndim, const char* what)
     throw py::value_error(std::string(what) + " must be " + std::to_string(ndim) +
                           "-D, got " + std::to_string(a.ndim()) + "-D");
 }
+
+// Throws ValueError unless `a` is 2-D with the shape of input_ids.
+inline void check_same_shape(const py::array& a, const py::array& ids, const char* what) {
+  if (a.ndim() != 2 || a.shape(0) != ids.shape(0) || a.shape(1) != ids.shape(1))
+    throw py::value_error(std::string(what) + " must have the shape of input_ids (" +
+                          std::to_string(ids.shape(0)) + ", " + std::to_string(ids.shape(1)) +
+                          ")");
+}
+
+// ids (batch, seq) with an optional mask and token types of the same shape, checked, as the
+// core reads them. The arrays must outlive the result.
+inline model::BertInputs bert_inputs(const IdArray& ids, const std::optional<IdArray>& mask,
+                                     const std::optional<IdArray>& types) {
+  require_ndim(ids, 2, "input_ids");
+  if (mask) check_same_shape(*mask, ids, "attention_mask");
+  if (types) check_same_shape(*types, ids, "token_type_ids");
+  return model::BertInputs{ids.data(), mask ? mask->data() : nullptr,
+                           types ? types->data() : nullptr, ids.shape(0), ids.shape(1)};
+}
+
+// What output_hidden_states asks for: num_hidden_layers + 1 new (batch, seq, hidden) arrays,
+// returned as a tuple, and their buffers for the core to fill; None and no buffers otherwise.
+struct HiddenStates {
+  std::vector<float*> buffers;
+  py::object arrays = py::none();
+
+  HiddenStates(bool wanted, const model::BertConfig& config, py::ssize_t batch, py::ssize_t seq) {
+    if (!wanted) return;
+    py::tuple t(config.num_hidden_layers + 1);
+    for (int64_t i = 0; i <= config.num_hidden_layers; ++i) {
+      FloatArray a({batch, seq, static_cast<py::ssize_t>(config.hidden_size)});
+      buffers.push_back(a.mutable_data());
+      t[i] = a;
+    }
+    arrays = t;
+  }
+};
 
 }  // namespace pybert::bindings

@@ -14,13 +14,6 @@ using model::BertConfig;
 using model::BertModel;
 using model::WeightStore;
 
-void check_same_shape(const py::array& a, const py::array& ids, const char* what) {
-  if (a.ndim() != 2 || a.shape(0) != ids.shape(0) || a.shape(1) != ids.shape(1))
-    throw py::value_error(std::string(what) + " must have the shape of input_ids (" +
-                          std::to_string(ids.shape(0)) + ", " + std::to_string(ids.shape(1)) +
-                          ")");
-}
-
 FloatArray new_hidden(py::ssize_t batch, py::ssize_t seq, py::ssize_t hidden) {
   return FloatArray({batch, seq, hidden});
 }
@@ -113,9 +106,7 @@ void register_model(py::module_& m) {
           "forward",
           [](const CoreModel& self, IdArray ids, std::optional<IdArray> mask,
              std::optional<IdArray> types, bool output_hidden_states) {
-            require_ndim(ids, 2, "input_ids");
-            if (mask) check_same_shape(*mask, ids, "attention_mask");
-            if (types) check_same_shape(*types, ids, "token_type_ids");
+            const model::BertInputs in = bert_inputs(ids, mask, types);
             const BertModel& model = *self.model;
             const py::ssize_t b = ids.shape(0), s = ids.shape(1),
                               h = model.config().hidden_size;
@@ -128,23 +119,14 @@ void register_model(py::module_& m) {
               out.pooler_output = p.mutable_data();
               pooled = p;
             }
-            py::list hidden;
-            if (output_hidden_states) {
-              for (int64_t i = 0; i <= model.config().num_hidden_layers; ++i) {
-                FloatArray a = new_hidden(b, s, h);
-                out.hidden_states.push_back(a.mutable_data());
-                hidden.append(a);
-              }
-            }
-            model::BertInputs in{ids.data(), mask ? mask->data() : nullptr,
-                                 types ? types->data() : nullptr, b, s};
+            HiddenStates hidden(output_hidden_states, model.config(), b, s);
+            out.hidden_states = hidden.buffers;
             {
               py::gil_scoped_release release;
               ThreadBudget budget(self.num_threads);
               model.forward(in, out);
             }
-            return py::make_tuple(last, pooled,
-                                  output_hidden_states ? py::object(py::tuple(hidden)) : py::none());
+            return py::make_tuple(last, pooled, hidden.arrays);
           },
           py::arg("input_ids"), py::arg("attention_mask") = py::none(),
           py::arg("token_type_ids") = py::none(), py::kw_only(),

@@ -1,0 +1,81 @@
+// BERT with a task head, the Hugging Face BertFor* models: the body is a BertModel read from the
+// weight store under its prefix, the head's tensors are read from the same store.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "layers/heads.h"
+#include "model/bert.h"
+
+namespace pybert::model {
+
+// The body plus a classifier (num_labels, hidden): what sequence and token classification share.
+class BertWithClassifier {
+ public:
+  const BertModel& bert() const { return bert_; }
+  int64_t num_labels() const { return classifier_.linear.out_features(); }
+
+ protected:
+  // Reads `classifier.weight` (num_labels, hidden) + `classifier.bias`; errors name `model`.
+  BertWithClassifier(const BertConfig& config, const WeightStore& store, const std::string& prefix,
+                     int64_t num_labels, const std::string& model);
+
+  BertModel bert_;
+  layers::LinearHead classifier_;
+};
+
+// HF BertForSequenceClassification: the classifier on the pooler output. Needs the pooler.
+class BertForSequenceClassification : public BertWithClassifier {
+ public:
+  BertForSequenceClassification(const BertConfig& config, const WeightStore& store,
+                                const std::string& prefix, int64_t num_labels);
+
+  // in -> scores (batch, num_labels); hidden_states: none, or num_hidden_layers + 1 buffers of
+  // (batch, seq, hidden) as in BertModel::forward.
+  void forward(const BertInputs& in, float* scores, ops::Scores kind,
+               const std::vector<float*>& hidden_states = {}) const;
+};
+
+// HF BertForTokenClassification: the classifier on every token.
+class BertForTokenClassification : public BertWithClassifier {
+ public:
+  BertForTokenClassification(const BertConfig& config, const WeightStore& store,
+                             const std::string& prefix, int64_t num_labels)
+      : BertWithClassifier(config, store, prefix, num_labels, "BertForTokenClassification") {}
+
+  // in -> scores (batch, seq, num_labels); padded positions are zeros.
+  void forward(const BertInputs& in, float* scores, ops::Scores kind,
+               const std::vector<float*>& hidden_states = {}) const;
+};
+
+// HF BertForMaskedLM: cls.predictions.transform (dense + act + LayerNorm), then the decoder to
+// the vocabulary. With tied embeddings (the default) the decoder weight is the body's
+// word-embedding tensor itself, not a copy; only its bias comes from the head.
+class BertForMaskedLM {
+ public:
+  BertForMaskedLM(const BertConfig& config, const WeightStore& store, const std::string& prefix,
+                  bool tie_word_embeddings);
+
+  // in -> scores (batch, seq, vocab_size); padded positions are zeros.
+  void forward(const BertInputs& in, float* scores, ops::Scores kind,
+               const std::vector<float*>& hidden_states = {}) const;
+
+  // The head only where asked (the [MASK]s): positions (m) flat indices b * seq + s into the
+  // batch -> scores (m, vocab_size).
+  void forward_at(const BertInputs& in, const int64_t* positions, int64_t m, float* scores,
+                  ops::Scores kind) const;
+
+  const BertModel& bert() const { return bert_; }
+  const Tensor& decoder_weight() const { return head_.decoder.linear.weight(); }
+
+ private:
+  // rows (m, hidden) -> y (m, vocab_size)
+  void run_head(const float* rows, int64_t m, float* y, ops::Scores kind) const;
+
+  BertModel bert_;
+  layers::MaskedLMHead head_;
+};
+
+}  // namespace pybert::model
