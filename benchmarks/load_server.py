@@ -1,0 +1,185 @@
+"""Load test of ``pybert serve``: throughput and latency with dynamic batching on and off.
+
+    python benchmarks/load_server.py --threads 2 --write docs/benchmarks.md
+
+Starts the server twice on 127.0.0.1 (batching on: ``--max-batch-tokens 8192 --max-wait-ms 5``;
+off: ``--max-batch-tokens 0 --max-wait-ms 0``, one request per model call), and for 1, 8 and 32
+concurrent clients sends single sentences to ``POST /v1/embeddings`` over real HTTP (httpx) until
+``--requests`` answers or ``--seconds`` have passed, whichever comes first. Prints requests per
+second and p50/p99 latency, checks every answer holds one vector of the model's size, and with
+``--write`` replaces the "Server" section of that markdown file (between its markers), leaving
+the rest of the file as it is. Loopback only; not a test: timings are noisy on shared machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+import httpx
+
+BEGIN = "<!-- BEGIN server benchmark (benchmarks/load_server.py) -->"
+END = "<!-- END server benchmark -->"
+MODES = {"on": ["--max-batch-tokens", "8192", "--max-wait-ms", "5"],
+         "off": ["--max-batch-tokens", "0", "--max-wait-ms", "0"]}
+SENTENCES = [
+    "How do I make my program run faster?",
+    "The cat sat on the mat and looked out of the window.",
+    "Profiling shows where the time goes before you optimize anything.",
+    "A quick brown fox jumps over the lazy dog.",
+    "Batching many small requests together keeps the CPU busy.",
+    "Paris is the capital of France.",
+    "Vectorized loops use the wide registers of modern processors.",
+    "She bought fresh bread at the market this morning.",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(mode: str, port: int, args: argparse.Namespace) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "pybert", "serve", "--port", str(port), "--log-level",
+           "warning"] + MODES[mode]
+    if args.model:
+        cmd += ["--model", args.model]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    proc = subprocess.Popen(cmd)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}: {' '.join(cmd)}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("the server did not answer /health within 60 s")
+
+
+async def run_clients(url: str, clients: int, requests: int, seconds: float, dim: int
+                      ) -> Dict[str, float]:
+    """``clients`` loops, each sending one sentence at a time, until ``requests`` answers in
+    all or ``seconds`` have passed."""
+    latencies: List[float] = []
+    stop_at = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        async def client(c: int) -> None:
+            i = c
+            while len(latencies) < requests and time.perf_counter() < stop_at:
+                sentence = f"{SENTENCES[i % len(SENTENCES)]} ({i})"
+                start = time.perf_counter()
+                r = await http.post("/v1/embeddings", json={"input": sentence})
+                latencies.append(time.perf_counter() - start)
+                r.raise_for_status()
+                data = r.json()["data"]
+                assert len(data) == 1 and len(data[0]["embedding"]) == dim, "wrong answer shape"
+                i += clients
+
+        await asyncio.gather(*(client(c) for c in range(min(clients, 4))))  # warm up
+        latencies.clear()
+        start = time.perf_counter()
+        stop_at = start + seconds
+        await asyncio.gather(*(client(c) for c in range(clients)))
+        elapsed = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"requests": len(latencies), "rps": len(latencies) / elapsed,
+            "p50": q[49] * 1000, "p99": q[98] * 1000}
+
+
+def write_section(path: str, lines: List[str]) -> None:
+    """Replace the text between BEGIN and END in ``path`` (append it when absent)."""
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    section = "\n".join([BEGIN] + lines + [END])
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namespace,
+          cpus: Optional[int]) -> List[str]:
+    lines = [
+        "## Server",
+        "",
+        "Written by `benchmarks/load_server.py`: `pybert serve` (all-MiniLM-L6-v2 unless "
+        "`--model`) on 127.0.0.1, clients in one asyncio process (httpx) on the same machine, "
+        "each sending one sentence per `POST /v1/embeddings` and waiting for the answer before "
+        "the next. Batching on: `--max-batch-tokens 8192 --max-wait-ms 5`; off: "
+        "`--max-batch-tokens 0 --max-wait-ms 0` (one request per model call).",
+        "",
+        f"- Command: `python benchmarks/load_server.py --threads {args.threads} --requests "
+        f"{args.requests} --seconds {args.seconds:g} --write docs/benchmarks.md`",
+        f"- Machine: {cpus} CPUs visible; server model threads: {args.threads or 'all'}; the "
+        "clients share the CPUs with the server.",
+        "",
+        "| clients | batching | requests | req/s | p50 ms | p99 ms | on / off req/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for clients in args.clients:
+        for mode in ("on", "off"):
+            r = results[mode][clients]
+            ratio = results["on"][clients]["rps"] / results["off"][clients]["rps"]
+            lines.append(f"| {clients} | {mode} | {r['requests']} | {r['rps']:.1f} | "
+                         f"{r['p50']:.1f} | {r['p99']:.1f} | "
+                         f"{f'{ratio:.2f}x' if mode == 'on' else ''} |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--threads", type=int, default=None, help="server model threads")
+    parser.add_argument("--clients", type=lambda s: [int(c) for c in s.split(",")],
+                        default=[1, 8, 32], help="concurrency levels (default: 1,8,32)")
+    parser.add_argument("--requests", type=int, default=600,
+                        help="answers per level at most (default: 600)")
+    parser.add_argument("--seconds", type=float, default=15.0,
+                        help="time per level at most (default: 15)")
+    parser.add_argument("--write", help="markdown file whose Server section to (re)write")
+    args = parser.parse_args()
+
+    results: Dict[str, Dict[int, Dict[str, float]]] = {}
+    for mode in ("on", "off"):
+        port = free_port()
+        proc = start_server(mode, port, args)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            dim = httpx.get(f"{url}/health").json()["dimension"]
+            results[mode] = {}
+            for clients in args.clients:
+                r = asyncio.run(run_clients(url, clients, args.requests, args.seconds, dim))
+                results[mode][clients] = r
+                print(f"batching {mode:>3}  {clients:3d} clients  {r['requests']:5d} requests  "
+                      f"{r['rps']:8.1f} req/s  p50 {r['p50']:7.1f} ms  p99 {r['p99']:7.1f} ms",
+                      flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    lines = table(results, args, os.cpu_count())
+    print("\n".join(lines))
+    if args.write:
+        write_section(args.write, lines)
+        print(f"wrote the Server section of {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
