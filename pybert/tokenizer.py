@@ -183,10 +183,16 @@ class Tokenizer:
         if not batches:
             raise ValueError("concat needs at least one batch")
         seq = max(b["input_ids"].shape[1] for b in batches)
+        rows = sum(b["input_ids"].shape[0] for b in batches)
         pads = {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
-        return {key: np.concatenate([np.pad(b[key], ((0, 0), (0, seq - b[key].shape[1])),
-                                            constant_values=pad) for b in batches])
-                for key, pad in pads.items()}
+        out = {key: np.full((rows, seq), pad, dtype=np.int64) for key, pad in pads.items()}
+        start = 0
+        for b in batches:
+            n, s = b["input_ids"].shape  # this batch's rows, right-padded to s <= seq
+            for key in pads:
+                out[key][start:start + n, :s] = b[key]
+            start += n
+        return out
 
     def lowercased(self) -> "Tokenizer":
         """A copy that lowercases text first (sentence-transformers' ``do_lower_case``): a
