@@ -227,7 +227,15 @@ class Batcher:
             batch = await self._next_batch()
             if not batch:
                 return  # closing, and the queue is empty
-            await self._run_batch(batch)
+            start = time.perf_counter()
+            for job in batch:
+                self.metrics.queue_seconds.observe(start - job.queued_at)
+            try:
+                await self._run_batch(batch)
+            except Exception:  # never let the loop die: its requests would wait forever
+                log.exception("batch failed")
+                for job in batch:
+                    _settle(job, error=RuntimeError("the batch failed"))
 
     async def _next_batch(self) -> List[Job]:
         while not self._queue:
@@ -257,8 +265,6 @@ class Batcher:
     async def _run_batch(self, batch: List[Job]) -> None:
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
-        for job in batch:
-            self.metrics.queue_seconds.observe(start - job.queued_at)
         try:
             results = await loop.run_in_executor(self._executor, self._run,
                                                  [job.data for job in batch])

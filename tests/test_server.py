@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import re
 import shutil
@@ -207,7 +206,8 @@ def test_concurrent_clients_get_their_own_results(embed_server, encoder):
     good = [c for c in range(32) if c % 8 != 5]
     batches = (metric(after, "pybert_batch_requests_count")
                - metric(before, "pybert_batch_requests_count"))
-    merged = metric(after, "pybert_batch_requests_sum") - metric(before, "pybert_batch_requests_sum")
+    merged = (metric(after, "pybert_batch_requests_sum")
+              - metric(before, "pybert_batch_requests_sum"))
     assert merged == len(good)
     assert batches < len(good), "no two requests were merged into one model call"
     inputs = metric(after, "pybert_inputs_total") - metric(before, "pybert_inputs_total")
@@ -356,9 +356,11 @@ def test_classify_bad_requests(classify_server, payload, message):
 
 # ---- lifecycle ---------------------------------------------------------------------------------
 
-def test_graceful_shutdown_answers_queued_requests(minilm_path, encoder):
-    """SIGTERM while requests wait in the queue: they are answered, then the server exits 0."""
-    server = Server("--model", os.fspath(minilm_path), "--max-wait-ms", "1500")
+def test_full_queue_and_graceful_shutdown(minilm_path, encoder):
+    """Requests past --max-queue get 503; SIGTERM while requests wait in the queue: they are
+    answered, then the server exits 0."""
+    server = Server("--model", os.fspath(minilm_path), "--max-wait-ms", "1500",
+                    "--max-queue", "3")
     results = {}
     try:
         def call(i):
@@ -371,6 +373,9 @@ def test_graceful_shutdown_answers_queued_requests(minilm_path, encoder):
         while 'pybert_queue_depth 3' not in server.get("/metrics").text:
             assert time.monotonic() < deadline, "requests never reached the queue"
             time.sleep(0.02)
+        busy = server.post("/embed", {"inputs": "one too many"})
+        assert busy.status_code == 503
+        assert "3 requests are waiting" in busy.json()["error"]["message"]
         server.proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(timeout=30)
@@ -392,3 +397,36 @@ def test_serve_refuses_bad_options(capsys):
     assert "--task classify needs --model" in capsys.readouterr().err
     assert cli.main(["serve", "--max-wait-ms", "-1"]) == 2
     assert "max_wait_ms must be >= 0" in capsys.readouterr().err
+
+
+# ---- the batcher alone -------------------------------------------------------------------------
+
+def test_batcher_budget_order_and_failure_isolation():
+    """Jobs of 4 tokens under a budget of 10 run two per call, in arrival order, each getting
+    its own result; a call that raises is rerun job by job, so only the bad job fails."""
+    from pybert.server import Batcher, Metrics, ServerConfig
+
+    calls = []
+
+    def run(datas):
+        calls.append(list(datas))
+        if "bad" in datas:
+            raise ValueError("bad input")
+        return [d.upper() for d in datas]
+
+    metrics = Metrics()
+    batcher = Batcher(run, ServerConfig(max_batch_tokens=10, max_wait_ms=200), metrics)
+
+    async def main():
+        batcher.start()
+        jobs = [batcher.submit(d, 1, 4) for d in ("a", "b", "c", "bad", "e")]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        await batcher.close()
+        return results
+
+    results = asyncio.run(main())
+    assert results[:3] == ["A", "B", "C"] and results[4] == "E"
+    assert isinstance(results[3], RuntimeError)
+    assert calls == [["a", "b"], ["c", "bad"], ["c"], ["bad"], ["e"]]
+    assert metrics.batch_errors_total == 2 and metrics.inputs_total == 4
+    assert metrics.queue_seconds.count == 5
