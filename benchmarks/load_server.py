@@ -135,7 +135,7 @@ def write_section(path: str, lines: List[str]) -> None:
 
 
 def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namespace,
-          cpus: Optional[int]) -> List[str]:
+          cpus: Optional[int], load: float) -> List[str]:
     lines = [
         "## Server",
         "",
@@ -144,12 +144,14 @@ def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namesp
         "connections) on the same machine, "
         "each sending one sentence per `POST /v1/embeddings` and waiting for the answer before "
         "the next. Batching on: `--max-batch-tokens 8192 --max-wait-ms 5`; off: "
-        "`--max-batch-tokens 0 --max-wait-ms 0` (one request per model call).",
+        "`--max-batch-tokens 0 --max-wait-ms 0` (one request per model call). Shared machines "
+        "are noisy: compare on and off within one run.",
         "",
         f"- Command: `python benchmarks/load_server.py --threads {args.threads} --requests "
         f"{args.requests} --seconds {args.seconds:g} --write docs/benchmarks.md`",
-        f"- Machine: {cpus} CPUs visible; server model threads: {args.threads or 'all'}; the "
-        "clients share the CPUs with the server.",
+        f"- Machine: {cpus} CPUs visible, load average {load:.1f} at the end of the run (other "
+        f"jobs included); server model threads: {args.threads or 'all'}; the clients share the "
+        "CPUs with the server.",
         "",
         "| clients | batching | requests | req/s | p50 ms | p99 ms | on / off req/s |",
         "|---|---|---|---|---|---|---|",
@@ -194,7 +196,7 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    lines = table(results, args, os.cpu_count())
+    lines = table(results, args, os.cpu_count(), os.getloadavg()[0])
     print("\n".join(lines))
     if args.write:
         write_section(args.write, lines)
