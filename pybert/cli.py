@@ -128,6 +128,25 @@ def _fill_mask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from . import server
+    except ImportError as e:
+        raise ValueError(f"pybert serve needs the server extra ({e}); install it with: "
+                         'pip install "pybert[server]"') from None
+    if args.precision != "fp32":
+        raise ValueError(f"--precision {args.precision!r} is not supported; pybert runs fp32")
+    if args.task == "classify" and not args.model:
+        raise ValueError("--task classify needs --model DIR, a BertForSequenceClassification "
+                         "directory")
+    config = server.ServerConfig(max_batch_tokens=args.max_batch_tokens,
+                                 max_wait_ms=args.max_wait_ms, max_inputs=args.max_inputs,
+                                 max_body_bytes=args.max_body_bytes, max_queue=args.max_queue)
+    server.serve(args.model or default_model_path(), args.task, host=args.host, port=args.port,
+                 config=config, num_threads=args.threads, log_level=args.log_level)
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
@@ -177,6 +196,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     fill.add_argument("text", help='text with [MASK], e.g. "Paris is the [MASK] of France."')
     fill.add_argument("--top-k", type=int, default=5)
     fill.set_defaults(func=_fill_mask)
+
+    serve = sub.add_parser("serve", help="an HTTP server for embeddings or classification, "
+                           "with dynamic batching (needs pybert[server])")
+    _common(serve)
+    serve.add_argument("--task", choices=("embed", "classify"), default="embed",
+                       help="embed: /v1/embeddings and /embed; classify: /classify "
+                            "(default: embed)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                       "(default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="default: 8000")
+    serve.add_argument("--precision", default="fp32", help="weights' precision (fp32)")
+    serve.add_argument("--max-batch-tokens", type=int, default=8192,
+                       help="tokens per model call; 0 runs every request alone (default: 8192)")
+    serve.add_argument("--max-wait-ms", type=float, default=5.0,
+                       help="how long a request may wait for others to batch with (default: 5)")
+    serve.add_argument("--max-inputs", type=int, default=256,
+                       help="inputs per request; more are refused with 413 (default: 256)")
+    serve.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                       help="request body size; larger bodies get 413 (default: 1 MiB)")
+    serve.add_argument("--max-queue", type=int, default=1024,
+                       help="requests waiting for the model; more get 503 (default: 1024)")
+    serve.add_argument("--log-level", default="info",
+                       choices=("critical", "error", "warning", "info", "debug"))
+    serve.set_defaults(func=_serve)
 
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -196,9 +196,25 @@ class SentenceEncoder:
         order = np.argsort([-len(t) for t in texts], kind="stable")
         return [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
 
+    def tokenize(self, sentences: Union[str, Sequence[str]]) -> Dict[str, np.ndarray]:
+        """The token ids ``encode`` computes on: truncated at ``max_seq_length``, lowercased
+        when the config says so; int64 (n, longest) as the Tokenizer returns them."""
+        return self.tokenizer(check_texts(sentences, "sentences"), max_length=self.max_seq_length)
+
+    def encode_tokens(self, batch: Dict[str, np.ndarray], normalize: Optional[bool] = None,
+                      pooling: Union[str, Sequence[str], None] = None) -> np.ndarray:
+        """float32 (n, dim) vectors of one tokenized batch (from ``tokenize``, or several of
+        them joined with ``Tokenizer.concat``), in one model call; padding is not computed."""
+        modes = self._modes(pooling)
+        return self._embed_batch(batch, modes, self.normalize if normalize is None
+                                 else bool(normalize))
+
     def _embed(self, texts: List[str], modes: List[str], normalize: bool) -> np.ndarray:
         """(len(texts), dim) vectors of one batch."""
-        batch = self.tokenizer(texts, max_length=self.max_seq_length)
+        return self._embed_batch(self.tokenize(texts), modes, normalize)
+
+    def _embed_batch(self, batch: Dict[str, np.ndarray], modes: List[str], normalize: bool
+                     ) -> np.ndarray:
         out = self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
         if modes == ["pooler"]:
             if out.pooler_output is None:

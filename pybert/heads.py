@@ -398,6 +398,10 @@ class AutoModel:
         config = BertConfig.from_pretrained(path)
         names = config.architectures or ["BertModel"]
         cls = _ARCHITECTURES.get(names[0])
+        if cls is None and config.model_type != "bert":
+            # The heads are BERT's; for the other families AutoModel loads the body, as the
+            # family classes (RobertaModel, ...) do, whatever head the checkpoint has.
+            cls = BertModel
         if cls is None:
             raise ValueError(f"architecture {names[0]!r} in {os.fspath(path)!r}/config.json is "
                              f"not supported; supported: {', '.join(_ARCHITECTURES)}")

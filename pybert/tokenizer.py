@@ -177,6 +177,23 @@ class Tokenizer:
         return {"input_ids": stack("ids"), "attention_mask": stack("attention_mask"),
                 "token_type_ids": stack("type_ids")}
 
+    def concat(self, batches: Sequence[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+        """Batches from calls to this tokenizer as one: their rows in order, right-padded to the
+        longest. Lets separately tokenized requests run as one model call."""
+        if not batches:
+            raise ValueError("concat needs at least one batch")
+        seq = max(b["input_ids"].shape[1] for b in batches)
+        rows = sum(b["input_ids"].shape[0] for b in batches)
+        pads = {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0}
+        out = {key: np.full((rows, seq), pad, dtype=np.int64) for key, pad in pads.items()}
+        start = 0
+        for b in batches:
+            n, s = b["input_ids"].shape  # this batch's rows, right-padded to s <= seq
+            for key in pads:
+                out[key][start:start + n, :s] = b[key]
+            start += n
+        return out
+
     def lowercased(self) -> "Tokenizer":
         """A copy that lowercases text first (sentence-transformers' ``do_lower_case``): a
         Lowercase normalizer in front, unless the tokenizer lowercases already."""

@@ -192,3 +192,18 @@ def test_model_gets_its_tokenizer(minilm_path, tmp_path):
     assert pybert.BertModel.from_pretrained(bare).tokenizer is None
     with pytest.raises(FileNotFoundError, match="no tokenizer"):
         pybert.SentenceEncoder(bare)
+
+
+def test_encode_tokens_of_separately_tokenized_batches(encoder, minilm_reference):
+    """What pybert serve does: requests tokenized one by one, joined with Tokenizer.concat and
+    run as one batch, give the rows encode() gives."""
+    groups = [VARIED_TEXTS[:1], VARIED_TEXTS[1:5], VARIED_TEXTS[5:]]
+    parts = [encoder.tokenize(g) for g in groups]
+    batch = encoder.tokenizer.concat(parts)
+    assert batch["input_ids"].shape == (len(VARIED_TEXTS),
+                                        max(p["input_ids"].shape[1] for p in parts))
+    assert_close(encoder.encode_tokens(batch), minilm_reference)
+    assert_close(encoder.encode_tokens(parts[1], normalize=False, pooling="cls"),
+                 encoder.encode(groups[1], normalize=False, pooling="cls"))
+    with pytest.raises(ValueError, match="concat needs at least one batch"):
+        encoder.tokenizer.concat([])
