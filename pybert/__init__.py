@@ -7,6 +7,7 @@ from .heads import (AutoModel, BertForMaskedLM, BertForSequenceClassification,
                     BertForTokenClassification, HeadOutput, LinearHead)
 from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, ElectraModel,
                        MegatronBertModel, RobertaModel, XLMRobertaModel)
+from ._inputs import PrecisionWarning
 from .pooling import pool
 from .tokenizer import Tokenizer
 
@@ -15,8 +16,8 @@ __version__ = "0.1.0"
 __all__ = ["AlbertModel", "AutoModel", "BertConfig", "BertForMaskedLM",
            "BertForSequenceClassification", "BertForTokenClassification", "BertModel",
            "BertOutput", "DistilBertModel", "ElectraModel", "HeadOutput", "LinearHead",
-           "MegatronBertModel", "RobertaModel", "SentenceEncoder", "Tokenizer", "XLMRobertaModel",
-           "cpu_info", "get_num_threads", "pool", "set_num_threads"]
+           "MegatronBertModel", "PrecisionWarning", "RobertaModel", "SentenceEncoder", "Tokenizer",
+           "XLMRobertaModel", "cpu_info", "get_num_threads", "pool", "set_num_threads"]
 
 
 def set_num_threads(n: int) -> None:
@@ -29,7 +30,13 @@ def get_num_threads() -> int:
 
 
 def cpu_info() -> dict:
-    """The ISA features pybert detected and the kernels it uses."""
+    """The ISA features pybert detected and the kernels each precision uses.
+
+    ``fp32_kernels``: "avx512" or "avx2"; ``bf16_kernels``: "amx_bf16", or the fp32 kernels'
+    name where the CPU has no AMX-BF16; ``int8_kernels``: "amx_int8", "avx512_vnni" or "avx2".
+    ``isa_cap`` is the ``PYBERT_ISA`` cap in force ("avx512": no AMX, "avx2": nothing wider), or
+    None.
+    """
     info = dict(_core.cpu_features())
     info["usable_cpus"] = _core.usable_cpus()
     return info

@@ -106,8 +106,8 @@ void run_per_token(const BertModel& bert, const BertInputs& in,
 
 BertWithClassifier::BertWithClassifier(const BertConfig& config, const WeightStore& store,
                                        const std::string& prefix, int64_t num_labels,
-                                       const std::string& model)
-    : bert_(config, store, prefix) {
+                                       const std::string& model, ops::Precision precision)
+    : bert_(config, store, prefix, precision) {
   classifier_.linear = HeadLoader(store, model).linear("classifier", num_labels,
                                                        config.hidden_size);
 }
@@ -115,8 +115,10 @@ BertWithClassifier::BertWithClassifier(const BertConfig& config, const WeightSto
 BertForSequenceClassification::BertForSequenceClassification(const BertConfig& config,
                                                              const WeightStore& store,
                                                              const std::string& prefix,
-                                                             int64_t num_labels)
-    : BertWithClassifier(config, store, prefix, num_labels, "BertForSequenceClassification") {
+                                                             int64_t num_labels,
+                                                             ops::Precision precision)
+    : BertWithClassifier(config, store, prefix, num_labels, "BertForSequenceClassification",
+                         precision) {
   if (!bert_.has_pooler())
     throw std::invalid_argument("BertForSequenceClassification needs the pooler: the checkpoint "
                                 "has no '" + prefix + "pooler.dense.weight'");
@@ -143,8 +145,9 @@ void BertForTokenClassification::forward(const BertInputs& in, float* scores, op
 }
 
 BertForMaskedLM::BertForMaskedLM(const BertConfig& config, const WeightStore& store,
-                                 const std::string& prefix, bool tie_word_embeddings)
-    : bert_(config, store, prefix) {
+                                 const std::string& prefix, bool tie_word_embeddings,
+                                 ops::Precision precision)
+    : bert_(config, store, prefix, precision) {
   const int64_t h = config.hidden_size, vocab = config.vocab_size;
   const HeadLoader load(store, "BertForMaskedLM");
   const std::string t = "cls.predictions.transform.";
