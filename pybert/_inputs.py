@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import numpy as np
+
+from . import _core
 
 # The core refuses batches whose activations would not fit comfortably in memory.
 MAX_TOKENS_PER_CALL = 1 << 22
@@ -77,3 +80,35 @@ def num_threads_arg(num_threads: Optional[int]) -> int:
     if not is_positive_int(num_threads):
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     return int(num_threads)
+
+
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+class PrecisionWarning(UserWarning):
+    """A precision runs on other kernels than it names: bf16 without AMX-BF16 runs fp32."""
+
+
+_fallback_warned = False
+
+
+def precision_arg(precision: Any) -> str:
+    """``precision`` checked to be a string; the core checks its value (one of PRECISIONS)."""
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be a string, one of {', '.join(PRECISIONS)}; "
+                        f"got {precision!r}")
+    return precision
+
+
+def warn_precision_fallback(precision: str) -> None:
+    """Says once per process when a model loaded at ``precision`` runs other kernels."""
+    global _fallback_warned
+    if precision != "bf16" or _fallback_warned:
+        return
+    info = _core.cpu_features()
+    if info["bf16_kernels"] == "amx_bf16":
+        return
+    _fallback_warned = True
+    warnings.warn(f"precision='bf16' runs the fp32 {info['bf16_kernels']} kernels: this CPU (or "
+                  "PYBERT_ISA) has no AMX-BF16, and AVX-512 bf16 dot products are slower than "
+                  "fp32 FMA; see pybert.cpu_info()", PrecisionWarning, stacklevel=3)

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ._inputs import PRECISIONS
 from .encoder import DEFAULT_MODEL_HINT, default_model_path  # noqa: F401  (re-exported)
 
 SAMPLE_CORPUS = os.path.join(os.path.dirname(__file__), "data", "sample_corpus.txt")
@@ -40,7 +41,7 @@ def _read_lines(source: Optional[str], keep_blank: bool) -> List[str]:
 def _encoder(args: argparse.Namespace):
     from .encoder import SentenceEncoder
 
-    return SentenceEncoder(args.model, num_threads=args.threads)
+    return SentenceEncoder(args.model, num_threads=args.threads, precision=args.precision)
 
 
 def _embed(args: argparse.Namespace) -> int:
@@ -85,7 +86,7 @@ def _demo(args: argparse.Namespace) -> int:
     from . import BertModel
 
     model = BertModel.from_pretrained(args.model or default_model_path(),
-                                      num_threads=args.threads)
+                                      num_threads=args.threads, precision=args.precision)
     # "[CLS] hello world [SEP]" and "[CLS] the cat sat [SEP] [PAD]" in BERT's uncased vocab.
     ids = np.array([[101, 7592, 2088, 102, 0], [101, 1996, 4937, 2938, 102]])
     mask = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
@@ -101,7 +102,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from . import BertForSequenceClassification
 
-    model = BertForSequenceClassification.from_pretrained(args.model, num_threads=args.threads)
+    model = BertForSequenceClassification.from_pretrained(args.model, num_threads=args.threads,
+                                                          precision=args.precision)
     lines = _read_lines(args.input, keep_blank=False)
     texts, pairs = lines, None
     if args.pairs:
@@ -119,7 +121,8 @@ def _classify(args: argparse.Namespace) -> int:
 def _fill_mask(args: argparse.Namespace) -> int:
     from . import BertForMaskedLM
 
-    model = BertForMaskedLM.from_pretrained(args.model, num_threads=args.threads)
+    model = BertForMaskedLM.from_pretrained(args.model, num_threads=args.threads,
+                                            precision=args.precision)
     for i, tokens in enumerate(model.fill_mask(args.text, top_k=args.top_k)):
         if i:
             print()
@@ -134,8 +137,6 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise ValueError(f"pybert serve needs the server extra ({e}); install it with: "
                          'pip install "pybert[server]"') from None
-    if args.precision != "fp32":
-        raise ValueError(f"--precision {args.precision!r} is not supported; pybert runs fp32")
     if args.task == "classify" and not args.model:
         raise ValueError("--task classify needs --model DIR, a BertForSequenceClassification "
                          "directory")
@@ -143,13 +144,21 @@ def _serve(args: argparse.Namespace) -> int:
                                  max_wait_ms=args.max_wait_ms, max_inputs=args.max_inputs,
                                  max_body_bytes=args.max_body_bytes, max_queue=args.max_queue)
     server.serve(args.model or default_model_path(), args.task, host=args.host, port=args.port,
-                 config=config, num_threads=args.threads, log_level=args.log_level)
+                 config=config, num_threads=args.threads, precision=args.precision,
+                 log_level=args.log_level)
     return 0
+
+
+def _runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="arithmetic of the Linear layers (default: fp32); bf16 needs AMX, "
+                   "int8 quantizes dynamically; see pybert.cpu_info()")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
+    _runtime(p)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -182,7 +191,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                               "classifier: 'label<TAB>score' per line")
     classify.add_argument("--model", required=True,
                           help="a *ForSequenceClassification directory (any BERT family)")
-    classify.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
+    _runtime(classify)
     classify.add_argument("input", nargs="?", help="text file, one input per line (default: stdin)")
     classify.add_argument("--pairs", action="store_true",
                           help="each line is 'text<TAB>pair' (e.g. query and passage)")
@@ -192,7 +201,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     fill = sub.add_parser("fill-mask", help="the most probable tokens for each [MASK]: "
                           "'token<TAB>probability' per line, a blank line between masks")
     fill.add_argument("--model", required=True, help="BertForMaskedLM directory")
-    fill.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
+    _runtime(fill)
     fill.add_argument("text", help='text with [MASK], e.g. "Paris is the [MASK] of France."')
     fill.add_argument("--top-k", type=int, default=5)
     fill.set_defaults(func=_fill_mask)
@@ -206,7 +215,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
                        "(default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="default: 8000")
-    serve.add_argument("--precision", default="fp32", help="weights' precision (fp32)")
     serve.add_argument("--max-batch-tokens", type=int, default=8192,
                        help="tokens per model call; 0 runs every request alone (default: 8192)")
     serve.add_argument("--max-wait-ms", type=float, default=5.0,

@@ -129,20 +129,22 @@ class SentenceEncoder:
     (2, 384)
 
     ``pooling`` is one of ``"cls"``, ``"mean"``, ``"max"``, ``"mean_sqrt_len"`` or a list of them
-    (concatenated), or ``"pooler"`` for the model's dense+tanh pooler output.
+    (concatenated), or ``"pooler"`` for the model's dense+tanh pooler output. ``precision``
+    (``"fp32"``, ``"bf16"``, ``"int8"``) is the model's, as in ``BertModel.from_pretrained``.
 
-    An encoder pickles as its recipe (path, num_threads), not its weights: unpickling maps the
-    weights once per process, so it ships cheaply to Dask, Ray or Spark workers.
+    An encoder pickles as its recipe (path, num_threads, precision), not its weights:
+    unpickling maps the weights once per process, so it ships cheaply to Dask, Ray or Spark
+    workers.
     """
 
     def __init__(self, path: Union[str, os.PathLike, None] = None,
-                 num_threads: Optional[int] = None):
+                 num_threads: Optional[int] = None, precision: str = "fp32"):
         self.path = default_model_path() if path is None else os.fspath(path)
         if not os.path.isdir(self.path):
             raise FileNotFoundError(f"model directory {self.path!r} does not exist")
         self.config = SentenceConfig.from_pretrained(self.path)
         self.model = BertModel.from_pretrained(self.config.transformer_path,
-                                               num_threads=num_threads)
+                                               num_threads=num_threads, precision=precision)
         if self.model.tokenizer is None:
             raise FileNotFoundError(f"no tokenizer in {self.config.transformer_path!r}: "
                                     "looked for tokenizer.json and vocab.txt")
@@ -247,4 +249,5 @@ class SentenceEncoder:
 
     def __repr__(self) -> str:
         return (f"SentenceEncoder(path={self.path!r}, pooling={self.pooling}, "
-                f"normalize={self.normalize}, max_seq_length={self.max_seq_length})")
+                f"normalize={self.normalize}, max_seq_length={self.max_seq_length}, "
+                f"precision={self.model.precision!r})")

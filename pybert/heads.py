@@ -120,7 +120,7 @@ class _BertWithHead:
 
     def __init__(self, config: BertConfig, weights: "_core.WeightStore", *,
                  num_threads: Optional[int] = None, prefix: Optional[str] = None,
-                 tokenizer: Optional[Tokenizer] = None):
+                 tokenizer: Optional[Tokenizer] = None, precision: str = "fp32"):
         if self.model_types is not None and config.model_type not in self.model_types:
             raise ValueError(f"{type(self).__name__} loads model_type "
                              f"{' or '.join(map(repr, self.model_types))} checkpoints, the config "
@@ -128,22 +128,28 @@ class _BertWithHead:
                              "config.json")
         self.config = config
         self.tokenizer = tokenizer
+        self.precision = _inputs.precision_arg(precision)
         self._core = self._make_core(config, weights, prefix=prefix,
-                                     num_threads=_inputs.num_threads_arg(num_threads))
+                                     num_threads=_inputs.num_threads_arg(num_threads),
+                                     precision=precision)
+        _inputs.warn_precision_fallback(precision)
 
     def _make_core(self, config: BertConfig, weights: "_core.WeightStore", **kwargs: Any) -> Any:
         return self._core_class(config.to_core(), weights, num_labels=self.num_labels, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None):
+    def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None,
+                        precision: str = "fp32"):
         """Load ``config.json``, ``model.safetensors`` (body and head) and, when the directory
-        has one, the tokenizer."""
+        has one, the tokenizer. ``precision`` ("fp32", "bf16", "int8") is the arithmetic of the
+        body's Linear layers, as in ``BertModel.from_pretrained``; the head runs in fp32."""
         path = os.fspath(path)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"model directory {path!r} does not exist")
         config = BertConfig.from_pretrained(path)
         tokenizer = Tokenizer.from_pretrained(path) if has_tokenizer_files(path) else None
-        return cls(config, load_weights(path), num_threads=num_threads, tokenizer=tokenizer)
+        return cls(config, load_weights(path), num_threads=num_threads, tokenizer=tokenizer,
+                   precision=precision)
 
     @property
     def num_labels(self) -> int:
@@ -297,7 +303,7 @@ class BertForMaskedLM(_BertWithHead):
     """BERT + the masked-LM head: ``logits`` (batch, seq, vocab_size).
 
     The decoder's weight is the word-embedding matrix itself (tied, as in the checkpoint),
-    not a copy.
+    not a copy; it stays fp32 at every precision.
     """
 
     _core_class = _core.BertForMaskedLM
@@ -394,7 +400,8 @@ class AutoModel:
     supported = tuple(_ARCHITECTURES)
 
     @staticmethod
-    def from_pretrained(path: str | os.PathLike, num_threads: Optional[int] = None):
+    def from_pretrained(path: str | os.PathLike, num_threads: Optional[int] = None,
+                        precision: str = "fp32"):
         config = BertConfig.from_pretrained(path)
         names = config.architectures or ["BertModel"]
         cls = _ARCHITECTURES.get(names[0])
@@ -405,4 +412,4 @@ class AutoModel:
         if cls is None:
             raise ValueError(f"architecture {names[0]!r} in {os.fspath(path)!r}/config.json is "
                              f"not supported; supported: {', '.join(_ARCHITECTURES)}")
-        return cls.from_pretrained(path, num_threads=num_threads)
+        return cls.from_pretrained(path, num_threads=num_threads, precision=precision)

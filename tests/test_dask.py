@@ -21,7 +21,7 @@ from distributed import Client, LocalCluster
 import pybert
 import pybert.dask
 import pybert.recipe
-from conftest import VARIED_TEXTS, bert_config, randomize_, save
+from conftest import VARIED_TEXTS, bert_config, randomize_, run_python, save
 from dask_worker_helpers import FATAL_TEXT, cached_num_threads, exit_once
 
 ATOL = 1e-6  # distributed vs single-process, same fp32 code on both sides
@@ -103,7 +103,10 @@ def test_pickle_carries_num_threads_set_after_loading(small_model):
     encoder.num_threads = 3
     assert pickle.loads(pickle.dumps(encoder)).num_threads == 3
     assert pybert.recipe.recipe_of(encoder).options == (("path", small_model),
-                                                       ("num_threads", 3))
+                                                       ("num_threads", 3),
+                                                       ("precision", "fp32"))
+    int8 = pybert.SentenceEncoder(small_model, precision="int8")
+    assert pickle.loads(pickle.dumps(int8)).model.precision == "int8"
 
 
 def test_model_built_in_memory_refuses_to_pickle(small_model):
@@ -142,9 +145,10 @@ def test_any_class_opts_in_with_one_line(tmp_path):
         pybert.recipe.pickles_as_recipe("save")(type("T", (), {"save": lambda self: None}))
 
 
-def test_import_pybert_does_not_import_dask():
+def test_import_pybert_does_not_import_dask(tmp_path):
     code = "import sys, pybert; print(sorted(m for m in sys.modules if m.startswith('dask')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = run_python(["-c", code], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 

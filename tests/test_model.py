@@ -12,7 +12,8 @@ import transformers
 from safetensors.torch import load_file, save_file
 
 import pybert
-from conftest import assert_close_unmasked, bert_config, padded_batch, randomize_, save
+from conftest import (assert_close_unmasked, bert_config, padded_batch, randomize_, run_python,
+                      save)
 
 ATOL = 1e-4  # max abs difference on every output, the bar for the fp32 model
 
@@ -227,7 +228,6 @@ def test_outputs_do_not_depend_on_batch_mates(tmp_path):
 
 AVX2_CHECK = r"""
 import sys
-sys.path[:0] = [sys.argv[3], sys.argv[2]]  # the pybert under test first, then tests/
 import numpy as np, torch, transformers, pybert
 from conftest import bert_config, padded_batch, randomize_
 assert pybert.cpu_info()["fp32_kernels"] == "avx2", pybert.cpu_info()
@@ -248,14 +248,7 @@ print(max(np.abs(out.last_hidden_state[keep] - r.last_hidden_state.numpy()[keep]
 
 def test_avx2_kernels_match_transformers(tmp_path):
     # The AVX2 path is what CPUs without AVX-512 run; PYBERT_ISA=avx2 forces it here.
-    import subprocess
-    import sys
-
-    env = dict(os.environ, PYBERT_ISA="avx2")
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(pybert.__file__)))
-    done = subprocess.run([sys.executable, "-c", AVX2_CHECK, str(tmp_path), tests_dir,
-                           package_root], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+    done = run_python(["-c", AVX2_CHECK, str(tmp_path)], cwd=tmp_path,
+                      env=dict(os.environ, PYBERT_ISA="avx2"))
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) <= ATOL

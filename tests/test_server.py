@@ -391,12 +391,19 @@ def test_full_queue_and_graceful_shutdown(minilm_path, encoder):
 def test_serve_refuses_bad_options(capsys):
     from pybert import cli
 
-    assert cli.main(["serve", "--precision", "int8"]) == 2
-    assert "--precision 'int8' is not supported" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--precision", "fp16"])
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
     assert cli.main(["serve", "--task", "classify"]) == 2
     assert "--task classify needs --model" in capsys.readouterr().err
     assert cli.main(["serve", "--max-wait-ms", "-1"]) == 2
     assert "max_wait_ms must be >= 0" in capsys.readouterr().err
+
+
+def test_serve_loads_the_asked_precision(minilm_path):
+    from pybert.server import load_task
+
+    assert load_task(minilm_path, "embed", precision="int8").encoder.model.precision == "int8"
 
 
 # ---- the batcher alone -------------------------------------------------------------------------

@@ -49,7 +49,7 @@ struct CoreTask {
 };
 
 // Registers the parts every BertFor* binding shares: the constructor (config, store, *, option,
-// prefix=None, num_threads=0) where `option` is the Model's last constructor argument,
+// prefix=None, num_threads=0, precision="fp32") where `option` is the Model's fourth argument,
 // num_threads, forward and the body's data pointers. `out_shape(model, batch, seq)` is the
 // shape of the scores forward returns.
 template <typename Model, typename Option, typename OptionArg, typename OutShape>
@@ -58,12 +58,16 @@ py::class_<CoreTask<Model>> register_task(py::module_& m, const char* name, cons
   using Core = CoreTask<Model>;
   py::class_<Core> cls(m, name, doc);
   cls.def(py::init([](const BertConfig& config, const WeightStore& store, Option option,
-                      std::optional<std::string> prefix, int num_threads) {
-            const std::string p = prefix ? *prefix : model::BertModel::detect_prefix(config, store);
-            return Core{std::make_shared<Model>(config, store, p, option), num_threads};
+                      std::optional<std::string> prefix, int num_threads,
+                      const std::string& precision) {
+            const ops::Precision p = ops::precision_from_name(precision);
+            const std::string pre =
+                prefix ? *prefix : model::BertModel::detect_prefix(config, store);
+            return Core{std::make_shared<Model>(config, store, pre, option, p), num_threads};
           }),
           py::arg("config"), py::arg("store"), py::kw_only(), option_arg,
-          py::arg("prefix") = py::none(), py::arg("num_threads") = 0)
+          py::arg("prefix") = py::none(), py::arg("num_threads") = 0,
+          py::arg("precision") = "fp32")
       .def_readwrite("num_threads", &Core::num_threads)
       .def_property_readonly(
           "word_embeddings_ptr",

@@ -87,14 +87,17 @@ void register_model(py::module_& m) {
           py::arg("name"), "A copy of tensor `name` as float32.");
 
   py::class_<CoreModel>(m, "BertModel",
-                        "fp32 BERT-family encoder: embeddings -> encoder -> pooler.")
+                        "BERT-family encoder: embeddings -> encoder -> pooler.")
       .def(py::init([](const BertConfig& config, const WeightStore& store,
-                       std::optional<std::string> prefix, int num_threads) {
-             const std::string p = prefix ? *prefix : BertModel::detect_prefix(config, store);
-             return CoreModel{std::make_shared<BertModel>(config, store, p), num_threads};
+                       std::optional<std::string> prefix, int num_threads,
+                       const std::string& precision) {
+             const ops::Precision p = ops::precision_from_name(precision);
+             const std::string pre = prefix ? *prefix : BertModel::detect_prefix(config, store);
+             return CoreModel{std::make_shared<BertModel>(config, store, pre, p), num_threads};
            }),
            py::arg("config"), py::arg("store"), py::kw_only(), py::arg("prefix") = py::none(),
-           py::arg("num_threads") = 0)
+           py::arg("num_threads") = 0, py::arg("precision") = "fp32",
+           "precision: 'fp32', 'bf16' or 'int8', the arithmetic of the body's Linear layers.")
       .def_property_readonly("has_pooler", [](const CoreModel& s) { return s.model->has_pooler(); })
       .def_property_readonly("max_sequence_length",
                              [](const CoreModel& s) { return s.model->max_sequence_length(); })

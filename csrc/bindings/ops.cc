@@ -28,13 +28,14 @@ void register_ops(py::module_& m) {
   ops.def(
       "linear",
       [](FloatArray x, FloatArray weight, std::optional<FloatArray> bias,
-         const std::string& activation) {
+         const std::string& activation, const std::string& precision) {
         require_ndim(x, 2, "x");
         require_ndim(weight, 2, "weight");
         if (bias) require_ndim(*bias, 1, "bias");
         const auto act = activation == "none" ? kernels::Activation::kNone
                                               : kernels::activation_from_name(activation);
-        ops::Linear linear(view(weight), bias ? view(*bias) : Tensor{});
+        ops::Linear linear(view(weight), bias ? view(*bias) : Tensor{},
+                           ops::Linear::Layout::kPacked, ops::precision_from_name(precision));
         if (x.shape(1) != linear.in_features())
           throw py::value_error("x has " + std::to_string(x.shape(1)) +
                                 " features, the weight expects in_features=" +
@@ -48,9 +49,10 @@ void register_ops(py::module_& m) {
         return y;
       },
       py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), py::kw_only(),
-      py::arg("activation") = "none",
-      "x (n, in) @ weight^T (in, out) + bias -> activation -> (n, out).\n\n"
-      ">>> pybert._core.ops.linear(x, w, b, activation='gelu')");
+      py::arg("activation") = "none", py::arg("precision") = "fp32",
+      "x (n, in) @ weight^T (in, out) + bias -> activation -> (n, out); precision 'fp32', "
+      "'bf16' or 'int8'.\n\n"
+      ">>> pybert._core.ops.linear(x, w, b, activation='gelu', precision='int8')");
 
   ops.def(
       "activation",

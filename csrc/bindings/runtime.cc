@@ -2,6 +2,7 @@
 #include "bindings/common.h"
 #include "kernels/cpu_features.h"
 #include "kernels/fma_peak.h"
+#include "ops/linear.h"
 #include "parallel.h"
 
 namespace pybert::bindings {
@@ -28,7 +29,10 @@ void register_runtime(py::module_& m) {
     d["amx_tile"] = f.amx_tile;
     d["amx_bf16"] = f.amx_bf16;
     d["amx_int8"] = f.amx_int8;
-    d["fp32_kernels"] = kernels::fp32_isa();
+    d["isa_cap"] = f.isa_cap.empty() ? py::object(py::none()) : py::str(f.isa_cap);
+    d["fp32_kernels"] = ops::kernels_for(ops::Precision::kFp32);
+    d["bf16_kernels"] = ops::kernels_for(ops::Precision::kBf16);
+    d["int8_kernels"] = ops::kernels_for(ops::Precision::kInt8);
     return d;
   });
 }

@@ -26,10 +26,6 @@ constexpr int64_t kBlock = 64;  // query rows per block: (64, len) scores <= 128
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
-__mmask16 tail_mask(int64_t valid) {
-  return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
-}
-
 // Kp[(p * d + k) * nr + j] = K[p * nr + j][k]   (0 past len): K (len, d) as a (len, d) weight.
 void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, float* kp) {
   const int64_t nr = panel_width();

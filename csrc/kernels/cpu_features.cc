@@ -55,12 +55,17 @@ CpuFeatures detect() {
     f.amx_bf16 = amx_bf16;
     f.amx_int8 = amx_int8;
   }
+  // PYBERT_ISA caps what the kernels may use, to test the fallbacks on a wider CPU.
   const char* cap = std::getenv("PYBERT_ISA");
-  if (cap && std::strcmp(cap, "avx2") == 0) {
+  if (cap && std::strcmp(cap, "avx512") == 0) {  // no AMX: int8 on VNNI, bf16 on fp32 kernels
+    f.amx_tile = f.amx_bf16 = f.amx_int8 = false;
+    f.isa_cap = cap;
+  } else if (cap && std::strcmp(cap, "avx2") == 0) {
     const bool avx2 = f.avx2, fma = f.fma;
     f = CpuFeatures{};
     f.avx2 = avx2;
     f.fma = fma;
+    f.isa_cap = cap;
   }
   return f;
 }

@@ -14,9 +14,11 @@ struct CpuFeatures {
   bool amx_tile = false;     // CPU has AMX and the OS granted the tile data permission
   bool amx_bf16 = false;
   bool amx_int8 = false;
+  std::string isa_cap;       // the PYBERT_ISA cap applied ("avx2", "avx512"), or empty
 };
 
-// Detected once. PYBERT_ISA=avx2 in the environment caps the result at AVX2 (to test fallbacks).
+// Detected once. PYBERT_ISA in the environment caps the result, to test the fallbacks:
+// "avx512" turns AMX off, "avx2" everything above AVX2 + FMA; other values are ignored.
 const CpuFeatures& cpu_features();
 
 // The widest fp32 kernel family this process uses: "avx512" or "avx2".

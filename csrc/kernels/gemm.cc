@@ -42,7 +42,10 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
 
 GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads, Isa isa) {
   (void)K;
-  const int64_t nr = panel_width(isa), mr = tile_rows(isa);
+  return split_blocks(M, N, tile_rows(isa), panel_width(isa), n_threads);
+}
+
+GemmBlocks split_blocks(int64_t M, int64_t N, int64_t mr, int64_t nr, int n_threads) {
   const int64_t panels = (N + nr - 1) / nr;
   const int64_t t = n_threads > 1 ? n_threads : 1;
   // Split N first: each thread then streams only its share of the packed weight

@@ -59,6 +59,8 @@ struct GemmBlocks {
   int64_t nb;  // columns per block (multiple of panel_width)
 };
 GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads, Isa isa);
+// The same split for any micro-tile of mr rows x nr columns (choose_lowp_blocks uses it too).
+GemmBlocks split_blocks(int64_t M, int64_t N, int64_t mr, int64_t nr, int n_threads);
 
 }  // namespace kernels
 }  // namespace pybert

@@ -88,16 +88,6 @@ void micro_tile_rows(int rows, const float* A, int64_t lda, const float* B, int6
   micro_tile<R>(A, lda, B, kc, C, ldc, mask, accumulate);
 }
 
-inline __m256 activate(__m256 x, int activation) {
-  switch (activation) {
-    case 1: return gelu_erf_ps(x);
-    case 2: return gelu_tanh_ps(x);
-    case 3: return _mm256_max_ps(_mm256_setzero_ps(), x);  // NaN-propagating order
-    case 4: return tanh_ps(x);
-    default: return x;
-  }
-}
-
 // Epilogue on the finished C tile rows [m, m+rows) x columns [n, n + kNR) & mask.
 void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
                    const ColumnMasks& mask, const Epilogue& ep) {
@@ -108,7 +98,7 @@ void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
       float* c = C + i * ldc + 8 * v;
       __m256 x = load_cols(c, mask, v);
       if (ep.bias) x = _mm256_add_ps(x, load_cols(ep.bias + n + 8 * v, mask, v));
-      x = activate(x, ep.activation);
+      x = activate_ps(x, ep.activation);
       if (ep.residual)
         x = _mm256_add_ps(x, load_cols(ep.residual + (m + i) * ep.ldr + n + 8 * v, mask, v));
       store_cols(c, x, mask, v);

@@ -39,8 +39,7 @@ constexpr int64_t kMC = 256;      // multiple of kMR
 // Lane masks of the kNV vectors of a tile row holding `cols` (<= kNR) valid columns.
 void column_masks(int64_t cols, __mmask16* mask) {
   for (int v = 0; v < kNV; ++v) {
-    const int64_t c = cols - 16 * v;
-    mask[v] = c >= 16 ? __mmask16(0xFFFF) : c <= 0 ? __mmask16(0) : __mmask16((1u << c) - 1);
+    mask[v] = tail_mask(cols - 16 * v);
   }
 }
 
@@ -82,16 +81,6 @@ void micro_tile_rows(int rows, const float* A, int64_t lda, const float* B, int6
   micro_tile<R>(A, lda, B, kc, C, ldc, mask, accumulate);
 }
 
-inline __m512 activate(__m512 x, int activation) {
-  switch (activation) {
-    case 1: return gelu_erf_ps(x);
-    case 2: return gelu_tanh_ps(x);
-    case 3: return _mm512_max_ps(_mm512_setzero_ps(), x);  // NaN-propagating order
-    case 4: return tanh_ps(x);
-    default: return x;
-  }
-}
-
 // Epilogue on the finished C tile rows [m, m+rows) x columns [n, n + kNR) & mask.
 void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
                    const __mmask16* mask, const Epilogue& ep) {
@@ -102,7 +91,7 @@ void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
       float* c = C + i * ldc + 16 * v;
       __m512 x = _mm512_maskz_loadu_ps(mask[v], c);
       if (ep.bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ep.bias + n + 16 * v));
-      x = activate(x, ep.activation);
+      x = activate_ps(x, ep.activation);
       if (ep.residual)
         x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(
                                  mask[v], ep.residual + (m + i) * ep.ldr + n + 16 * v));

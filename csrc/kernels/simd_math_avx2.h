@@ -99,6 +99,17 @@ static inline __m256 tanh_ps(__m256 x) {
   return _mm256_blendv_ps(big, small, _mm256_cmp_ps(t, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
 }
 
+// The Epilogue activations (gemm.h codes): 0 none, 1 gelu erf, 2 gelu tanh, 3 relu, 4 tanh.
+static inline __m256 activate_ps(__m256 x, int activation) {
+  switch (activation) {
+    case 1: return gelu_erf_ps(x);
+    case 2: return gelu_tanh_ps(x);
+    case 3: return _mm256_max_ps(_mm256_setzero_ps(), x);  // NaN-propagating order
+    case 4: return tanh_ps(x);
+    default: return x;
+  }
+}
+
 }  // namespace avx2
 }  // namespace kernels
 }  // namespace pybert

@@ -12,6 +12,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace pybert {
 namespace kernels {
 namespace avx512 {
@@ -110,6 +112,22 @@ static inline __m512 tanh_ps(__m512 x) {
   big = _mm512_or_ps(big, _mm512_and_ps(x, _mm512_set1_ps(-0.0f)));  // copysign
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(0.625f), _CMP_LT_OQ), big,
                               small);
+}
+
+// The Epilogue activations (gemm.h codes): 0 none, 1 gelu erf, 2 gelu tanh, 3 relu, 4 tanh.
+static inline __m512 activate_ps(__m512 x, int activation) {
+  switch (activation) {
+    case 1: return gelu_erf_ps(x);
+    case 2: return gelu_tanh_ps(x);
+    case 3: return _mm512_max_ps(_mm512_setzero_ps(), x);  // NaN-propagating order
+    case 4: return tanh_ps(x);
+    default: return x;
+  }
+}
+
+// Lane mask of the first `valid` lanes (any int; <= 0 gives none, >= 16 all).
+static inline __mmask16 tail_mask(int64_t valid) {
+  return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
 }
 
 }  // namespace avx512

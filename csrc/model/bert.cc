@@ -14,7 +14,8 @@ namespace {
 // body tensors can be reported.
 class Loader {
  public:
-  Loader(const WeightStore& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+  Loader(const WeightStore& store, std::string prefix, ops::Precision precision)
+      : store_(store), prefix_(std::move(prefix)), precision_(precision) {}
 
   Tensor get(const std::string& name, const Shape& shape) {
     taken_.insert(prefix_ + name);
@@ -31,7 +32,7 @@ class Loader {
   ops::Linear linear(const std::string& name, int64_t out, int64_t in) {
     Tensor w = get(name + ".weight", {out, in});
     Tensor b = get(name + ".bias", {out});
-    return ops::Linear(std::move(w), std::move(b));
+    return ops::Linear(std::move(w), std::move(b), ops::Linear::Layout::kPacked, precision_);
   }
   // Q, K, V projections fused once into one (3 * hidden, hidden) weight.
   ops::Linear fused_qkv(const std::string& q, const std::string& k, const std::string& v,
@@ -46,7 +47,8 @@ class Loader {
       std::memcpy(b.get() + i * hidden, pb.data, hidden * sizeof(float));
     }
     return ops::Linear(Tensor{w.get(), {3 * hidden, hidden}, w},
-                       Tensor{b.get(), {3 * hidden}, b});
+                       Tensor{b.get(), {3 * hidden}, b}, ops::Linear::Layout::kPacked,
+                       precision_);
   }
   bool has(const std::string& name) const { return store_.contains(prefix_ + name); }
 
@@ -74,6 +76,7 @@ class Loader {
  private:
   const WeightStore& store_;
   std::string prefix_;
+  ops::Precision precision_;
   std::set<std::string> taken_;
 };
 
@@ -171,14 +174,14 @@ layers::EncoderLayer load_layer(Loader& load, const NameTable& t, const std::str
 }  // namespace
 
 BertModel::BertModel(const BertConfig& config, const WeightStore& store,
-                     const std::string& prefix)
+                     const std::string& prefix, ops::Precision precision)
     : config_(config), names_(&name_table(config.model_type)) {
   config_.validate();
   const NameTable& t = *names_;
   const int64_t h = config.hidden_size, e = config.embedding_dim();
   const int64_t num_layers = config.num_hidden_layers;
   const double eps = config.layer_norm_eps;
-  Loader load(store, prefix);
+  Loader load(store, prefix, precision);
 
   // embeddings (embedding_size wide) -> projection to hidden_size where the family has one
   embeddings_.word_embeddings = load.get(t.word_embeddings + ".weight", {config.vocab_size, e});

@@ -42,8 +42,10 @@ class BertModel {
  public:
   // Reads every body tensor from `store` under `prefix` (see detect_prefix) with the name table
   // of config.model_type. Missing, mis-shaped and unexpected body tensors throw
-  // std::invalid_argument naming the tensor, the shape found and the shape expected.
-  BertModel(const BertConfig& config, const WeightStore& store, const std::string& prefix);
+  // std::invalid_argument naming the tensor, the shape found and the shape expected. Every
+  // Linear of the body computes at `precision` (norms, softmax, GELU, residuals stay fp32).
+  BertModel(const BertConfig& config, const WeightStore& store, const std::string& prefix,
+            ops::Precision precision = ops::Precision::kFp32);
 
   // "" when the body tensors have no prefix (saved from the base model), the family's prefix
   // ("bert.", "roberta.", ...) when saved from a *For* model; throws when neither holds the word

@@ -111,18 +111,20 @@ void run_per_token(const BertModel& bert, const BertInputs& in,
 
 BertWithClassifier::BertWithClassifier(const BertConfig& config, const WeightStore& store,
                                        const std::string& prefix, int64_t num_labels,
-                                       const std::string& model, const std::string& classifier)
-    : bert_(config, store, prefix) {
+                                       const std::string& model, const std::string& classifier,
+                                       ops::Precision precision)
+    : bert_(config, store, prefix, precision) {
   classifier_.linear = HeadLoader(store, model).linear(classifier, num_labels, config.hidden_size);
 }
 
 BertForSequenceClassification::BertForSequenceClassification(const BertConfig& config,
                                                              const WeightStore& store,
                                                              const std::string& prefix,
-                                                             int64_t num_labels)
+                                                             int64_t num_labels,
+                                                             ops::Precision precision)
     : BertWithClassifier(config, store, prefix, num_labels,
                          task_name(config, "ForSequenceClassification"),
-                         name_table(config.model_type).classifier) {
+                         name_table(config.model_type).classifier, precision) {
   const NameTable& t = name_table(config.model_type);
   const std::string model = task_name(config, "ForSequenceClassification");
   if (!t.classifier_dense.empty()) {
@@ -155,10 +157,10 @@ void BertForSequenceClassification::forward(const BertInputs& in, float* scores,
 BertForTokenClassification::BertForTokenClassification(const BertConfig& config,
                                                        const WeightStore& store,
                                                        const std::string& prefix,
-                                                       int64_t num_labels)
+                                                       int64_t num_labels,
+                                                       ops::Precision precision)
     : BertWithClassifier(config, store, prefix, num_labels,
-                         task_name(config, "ForTokenClassification"),
-                         "classifier") {}
+                         task_name(config, "ForTokenClassification"), "classifier", precision) {}
 
 void BertForTokenClassification::forward(const BertInputs& in, float* scores, ops::Scores kind,
                                          const std::vector<float*>& hidden_states) const {
@@ -169,8 +171,9 @@ void BertForTokenClassification::forward(const BertInputs& in, float* scores, op
 }
 
 BertForMaskedLM::BertForMaskedLM(const BertConfig& config, const WeightStore& store,
-                                 const std::string& prefix, bool tie_word_embeddings)
-    : bert_(config, store, prefix) {
+                                 const std::string& prefix, bool tie_word_embeddings,
+                                 ops::Precision precision)
+    : bert_(config, store, prefix, precision) {
   const int64_t h = config.hidden_size, vocab = config.vocab_size;
   const HeadLoader load(store, "BertForMaskedLM");
   const std::string t = "cls.predictions.transform.";

@@ -20,8 +20,10 @@ class BertWithClassifier {
 
  protected:
   // Reads `classifier`.weight (num_labels, hidden) + .bias; errors name `model`.
+  // The body computes at `precision`; the classifier in fp32.
   BertWithClassifier(const BertConfig& config, const WeightStore& store, const std::string& prefix,
-                     int64_t num_labels, const std::string& model, const std::string& classifier);
+                     int64_t num_labels, const std::string& model, const std::string& classifier,
+                     ops::Precision precision);
 
   BertModel bert_;
   layers::LinearHead classifier_;
@@ -34,7 +36,8 @@ class BertWithClassifier {
 class BertForSequenceClassification : public BertWithClassifier {
  public:
   BertForSequenceClassification(const BertConfig& config, const WeightStore& store,
-                                const std::string& prefix, int64_t num_labels);
+                                const std::string& prefix, int64_t num_labels,
+                                ops::Precision precision = ops::Precision::kFp32);
 
   // in -> scores (batch, num_labels); hidden_states: none, or num_hidden_layers + 1 buffers of
   // (batch, seq, hidden) as in BertModel::forward.
@@ -50,7 +53,8 @@ class BertForSequenceClassification : public BertWithClassifier {
 class BertForTokenClassification : public BertWithClassifier {
  public:
   BertForTokenClassification(const BertConfig& config, const WeightStore& store,
-                             const std::string& prefix, int64_t num_labels);
+                             const std::string& prefix, int64_t num_labels,
+                             ops::Precision precision = ops::Precision::kFp32);
 
   // in -> scores (batch, seq, num_labels); padded positions are zeros.
   void forward(const BertInputs& in, float* scores, ops::Scores kind,
@@ -59,11 +63,12 @@ class BertForTokenClassification : public BertWithClassifier {
 
 // HF BertForMaskedLM: cls.predictions.transform (dense + act + LayerNorm), then the decoder to
 // the vocabulary. With tied embeddings (the default) the decoder weight is the body's
-// word-embedding tensor itself, not a copy; only its bias comes from the head.
+// word-embedding tensor itself, not a copy; only its bias comes from the head. The body
+// computes at `precision`, the head in fp32 (the tied decoder must stay the embeddings' memory).
 class BertForMaskedLM {
  public:
   BertForMaskedLM(const BertConfig& config, const WeightStore& store, const std::string& prefix,
-                  bool tie_word_embeddings);
+                  bool tie_word_embeddings, ops::Precision precision = ops::Precision::kFp32);
 
   // in -> scores (batch, seq, vocab_size); padded positions are zeros.
   void forward(const BertInputs& in, float* scores, ops::Scores kind,

@@ -2,12 +2,72 @@
 
 #include <stdexcept>
 
+#include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
 #include "parallel.h"
 
 namespace pybert::ops {
+namespace {
 
-Linear::Linear(Tensor weight, Tensor bias, Layout layout)
+// Below this many FLOPs per thread a GEMM is faster on fewer threads than the fork/join costs.
+// The reduced-precision kernels run ~5x faster, so they need ~5x the work to pay for a thread.
+constexpr double kMinFlopsPerThread = 1e6;
+constexpr double kMinLowpFlopsPerThread = 5e6;
+
+int gemm_threads(int64_t n, int64_t out, int64_t in, double min_flops_per_thread) {
+  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(out) * in;
+  return static_cast<int>(
+      std::max<double>(1, std::min<double>(thread_budget(), flops / min_flops_per_thread)));
+}
+
+// Calls block(m0, m1, c0, c1) for each (m-block, n-block) of an (n, out) output, one block per
+// task, m-major as choose_blocks expects.
+template <typename Block>
+void for_each_block(int64_t n, int64_t out, kernels::GemmBlocks blocks, const Block& block) {
+  const int64_t m_blocks = (n + blocks.mb - 1) / blocks.mb;
+  const int64_t n_blocks = (out + blocks.nb - 1) / blocks.nb;
+  parallel_for(0, m_blocks * n_blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t m0 = (b / n_blocks) * blocks.mb, c0 = (b % n_blocks) * blocks.nb;
+      block(m0, std::min(n, m0 + blocks.mb), c0, std::min(out, c0 + blocks.nb));
+    }
+  });
+}
+
+// x rounded to bf16 or quantized to int8, once per GEMM, for all its blocks; one per calling
+// thread, grown to the largest GEMM seen and reused.
+struct LowpWorkspace {
+  Buffer rows;    // (lowp_padded_m(n), Kp) bf16 or int8 rows, zero-padded
+  Buffer scales;  // (n) int8 row scales
+  Buffer zeros;   // (n) int8 row zero points (int32)
+
+  static LowpWorkspace& for_this_thread() {
+    thread_local LowpWorkspace ws;
+    return ws;
+  }
+};
+
+// Owned, 64-byte aligned storage of `bytes` bytes for a packed weight.
+std::shared_ptr<float> packed_storage(size_t bytes) {
+  return make_aligned_floats(static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float)));
+}
+
+}  // namespace
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  if (name == "int8") return Precision::kInt8;
+  throw std::invalid_argument("unknown precision '" + name + "'; expected one of: fp32, bf16, int8");
+}
+
+std::string kernels_for(Precision precision) {
+  if (precision == Precision::kInt8) return kernels::int8_isa_name(kernels::best_int8_isa());
+  if (precision == Precision::kBf16 && kernels::bf16_amx_available()) return "amx_bf16";
+  return kernels::fp32_isa();
+}
+
+Linear::Linear(Tensor weight, Tensor bias, Layout layout, Precision precision)
     : weight_(std::move(weight)), bias_(std::move(bias)) {
   if (weight_.shape.size() != 2)
     throw std::invalid_argument("Linear weight must be 2-D (out_features, in_features), got " +
@@ -17,55 +77,104 @@ Linear::Linear(Tensor weight, Tensor bias, Layout layout)
   if (!bias_.empty() && bias_.shape != Shape{out_features_})
     throw std::invalid_argument("Linear bias must have shape " + shape_str({out_features_}) +
                                 ", got " + shape_str(bias_.shape));
-  if (layout == Layout::kPacked) {
+  if (layout == Layout::kShared) return;
+  const int64_t N = out_features_, K = in_features_;
+  if (precision == Precision::kInt8) {
+    kernel_ = Kernel::kInt8;
+    int8_isa_ = kernels::best_int8_isa();
+    std::shared_ptr<float> packed = packed_storage(kernels::packed_weight_int8_bytes(N, K));
+    kernels::pack_weight_int8(weight_.data, N, K, packed.get());
+    packed_ = packed;
+  } else if (precision == Precision::kBf16 && kernels::bf16_amx_available()) {
+    kernel_ = Kernel::kBf16Amx;
+    std::shared_ptr<float> packed = packed_storage(kernels::packed_weight_bf16_bytes(N, K));
+    kernels::pack_weight_bf16(weight_.data, N, K, packed.get());
+    packed_ = packed;
+  } else {  // fp32, and bf16 without AMX (AVX512-BF16 dot products lose to fp32 FMA)
+    kernel_ = Kernel::kFp32;
     isa_ = kernels::detect_isa();
-    packed_ = make_aligned_floats(
-        static_cast<int64_t>(kernels::packed_weight_floats(out_features_, in_features_, isa_)));
-    kernels::pack_weight(weight_.data, out_features_, in_features_, packed_.get(), isa_);
-    weight_ = Tensor{};  // the packed copy is the weight from now on
+    std::shared_ptr<float> packed =
+        make_aligned_floats(static_cast<int64_t>(kernels::packed_weight_floats(N, K, isa_)));
+    kernels::pack_weight(weight_.data, N, K, packed.get(), isa_);
+    packed_ = packed;
   }
+  weight_ = Tensor{};  // the packed copy is the weight from now on
 }
 
 void Linear::operator()(const float* x, int64_t n, float* y, Activation act,
                         const float* residual) const {
   if (n <= 0) return;
-  const int64_t in = in_features_, out = out_features_;
-  const float* bias = bias_.empty() ? nullptr : bias_.data;
-  if (!packed_) {
-    // Shared (unpacked) weight: each thread owns a block of output columns, reads its slice of
-    // W once and applies the epilogue while the block is still in cache.
-    constexpr int64_t kColumnGrain = 64;
-    parallel_for(0, out, kColumnGrain, [&](int64_t c0, int64_t c1) {
-      kernels::gemm_nt(x, in, weight_.data, in, n, c0, c1, y + c0, out);
-      kernels::bias_activate(y + c0, n, c1 - c0, out, bias ? bias + c0 : nullptr, act);
-      if (residual)
-        for (int64_t r = 0; r < n; ++r)
-          for (int64_t c = c0; c < c1; ++c) y[r * out + c] += residual[r * out + c];
-    });
+  if (kernel_ == Kernel::kShared) {
+    run_shared(x, n, y, act, residual);
     return;
   }
   kernels::Epilogue ep;
-  ep.bias = bias;
+  ep.bias = bias_.empty() ? nullptr : bias_.data;
   ep.activation = static_cast<int>(act);
   ep.residual = residual;
-  ep.ldr = out;
-  // Below ~2 MFLOP a GEMM is faster on one thread than the fork/join costs.
-  constexpr double kMinFlopsPerThread = 1e6;
-  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(out) * in;
-  const int threads = static_cast<int>(
-      std::max<double>(1, std::min<double>(thread_budget(), flops / kMinFlopsPerThread)));
-  const kernels::GemmBlocks blocks = kernels::choose_blocks(n, out, in, threads, isa_);
-  const int64_t m_blocks = (n + blocks.mb - 1) / blocks.mb;
-  const int64_t n_blocks = (out + blocks.nb - 1) / blocks.nb;
-  // One (m-block, n-block) per task, m-major as choose_blocks expects.
-  parallel_for(0, m_blocks * n_blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t m0 = (b / n_blocks) * blocks.mb, c0 = (b % n_blocks) * blocks.nb;
-      kernels::gemm_packed(x, in, packed_.get(), out, in, y, out, m0,
-                           std::min(n, m0 + blocks.mb), c0, std::min(out, c0 + blocks.nb), ep,
-                           isa_);
-    }
+  ep.ldr = out_features_;
+  if (kernel_ == Kernel::kFp32)
+    run_packed(x, n, y, ep);
+  else
+    run_lowp(x, n, y, ep);
+}
+
+void Linear::run_shared(const float* x, int64_t n, float* y, Activation act,
+                        const float* residual) const {
+  // Shared (unpacked) weight: each thread owns a block of output columns, reads its slice of
+  // W once and applies the epilogue while the block is still in cache.
+  const int64_t in = in_features_, out = out_features_;
+  const float* bias = bias_.empty() ? nullptr : bias_.data;
+  constexpr int64_t kColumnGrain = 64;
+  parallel_for(0, out, kColumnGrain, [&](int64_t c0, int64_t c1) {
+    kernels::gemm_nt(x, in, weight_.data, in, n, c0, c1, y + c0, out);
+    kernels::bias_activate(y + c0, n, c1 - c0, out, bias ? bias + c0 : nullptr, act);
+    if (residual)
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t c = c0; c < c1; ++c) y[r * out + c] += residual[r * out + c];
   });
+}
+
+void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const {
+  const int64_t in = in_features_, out = out_features_;
+  const int threads = gemm_threads(n, out, in, kMinFlopsPerThread);
+  const auto* packed = static_cast<const float*>(packed_.get());
+  for_each_block(n, out, kernels::choose_blocks(n, out, in, threads, isa_),
+                 [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
+                   kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep, isa_);
+                 });
+}
+
+void Linear::run_lowp(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const {
+  // x (n, in) -> rows (padded_m, Kp) bf16 or int8 [+ scales, zeros (n)], rows split over threads,
+  // then every (m, n) block of y reads the shared rows.
+  const int64_t in = in_features_, out = out_features_;
+  const bool bf16 = kernel_ == Kernel::kBf16Amx;
+  const size_t row_bytes =
+      bf16 ? kernels::bf16_rows_bytes(n, in) : kernels::quantized_rows_bytes(n, in);
+  LowpWorkspace& ws = LowpWorkspace::for_this_thread();
+  void* rows = ws.rows.reserve(static_cast<int64_t>((row_bytes + 3) / 4));
+  float* scales = bf16 ? nullptr : ws.scales.reserve(n);
+  auto* zeros = bf16 ? nullptr : reinterpret_cast<int32_t*>(ws.zeros.reserve(n));
+  constexpr int64_t kRowGrain = 16;
+  parallel_for(0, n, kRowGrain, [&](int64_t m0, int64_t m1) {
+    if (bf16)
+      kernels::convert_rows_bf16(x, in, n, in, m0, m1, static_cast<uint16_t*>(rows));
+    else
+      kernels::quantize_rows(x, in, n, in, m0, m1, static_cast<int8_t*>(rows), scales, zeros,
+                             int8_isa_);
+  });
+  const int threads = gemm_threads(n, out, in, kMinLowpFlopsPerThread);
+  const void* packed = packed_.get();
+  for_each_block(n, out, kernels::choose_lowp_blocks(n, out, in, threads),
+                 [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
+                   if (bf16)
+                     kernels::gemm_bf16_amx(static_cast<const uint16_t*>(rows), packed, out, in,
+                                            y, out, m0, m1, c0, c1, ep);
+                   else
+                     kernels::gemm_int8(static_cast<const int8_t*>(rows), scales, zeros, packed,
+                                        out, in, y, out, m0, m1, c0, c1, ep, int8_isa_);
+                 });
 }
 
 }  // namespace pybert::ops
