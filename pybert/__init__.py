@@ -1,8 +1,16 @@
 """pybert: BERT inference on CPU, with a C++ core (Eigen + OpenMP + SIMD)."""
 
-from . import _core
-from .config import BertConfig
-from .modeling import BertModel, BertOutput
+import os as _os
+
+# OpenMP worker threads must not spin on a core once a call is done: in a server that core belongs
+# to the other request threads. libgomp reads its wait policy once, when it loads (with _core just
+# below), so it is set here unless the user chose one. See README, "Threads".
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "10000"
+
+from . import _core  # noqa: E402
+from .config import BertConfig  # noqa: E402
+from .modeling import BertModel, BertOutput  # noqa: E402
 
 __version__ = "0.1.0"
 

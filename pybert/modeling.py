@@ -11,10 +11,12 @@ import numpy as np
 from . import _core, _inputs
 from .config import BertConfig
 from .safetensors import load_safetensors
+from .torch_pickle import load_torch_weights
 
 __all__ = ["BertModel", "BertOutput", "load_weights"]
 
-WEIGHT_FILES = ("model.safetensors",)
+# Looked for in this order; safetensors is mapped in place, pytorch_model.bin is read into memory.
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclasses.dataclass
@@ -30,11 +32,11 @@ def load_weights(path: str | os.PathLike) -> "_core.WeightStore":
     """The weight store of a model directory (or of a weights file given directly)."""
     path = os.fspath(path)
     if os.path.isfile(path):
-        return load_safetensors(path)
+        return load_torch_weights(path) if path.endswith(".bin") else load_safetensors(path)
     for name in WEIGHT_FILES:
         file = os.path.join(path, name)
         if os.path.isfile(file):
-            return load_safetensors(file)
+            return load_weights(file)
     raise FileNotFoundError(f"no supported weights file in {path!r}: looked for "
                             + ", ".join(WEIGHT_FILES))
 
@@ -57,7 +59,8 @@ class BertModel:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None
                         ) -> "BertModel":
-        """Load ``config.json`` and ``model.safetensors`` from a Hugging Face model directory.
+        """Load ``config.json`` and ``model.safetensors`` (else ``pytorch_model.bin``) from a
+        Hugging Face model directory.
 
         Weights saved from ``BertModel`` and from ``BertFor*`` models (``bert.`` prefix) both
         load; head tensors are ignored here.
@@ -67,6 +70,21 @@ class BertModel:
             raise FileNotFoundError(f"model directory {path!r} does not exist")
         config = BertConfig.from_pretrained(path)
         return cls(config, load_weights(path), num_threads=num_threads)
+
+    def close(self) -> None:
+        """Release the weights and their file mapping; later calls raise ValueError. A call
+        running on another thread finishes first, on weights it still holds."""
+        self._core.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def __enter__(self) -> "BertModel":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     @property
     def num_threads(self) -> Optional[int]:

@@ -25,10 +25,16 @@ FloatArray new_hidden(py::ssize_t batch, py::ssize_t seq, py::ssize_t hidden) {
   return FloatArray({batch, seq, hidden});
 }
 
-// A model plus the thread count its calls use.
+// A model plus the thread count its calls use. close() drops the model (and with it the mapped
+// weights); a call already running holds its own reference and finishes first.
 struct CoreModel {
   std::shared_ptr<BertModel> model;
   int num_threads = 0;  // 0: the process default
+
+  std::shared_ptr<const BertModel> live() const {
+    if (!model) throw py::value_error("this model is closed; load it again to use it");
+    return model;
+  }
 };
 
 }  // namespace
@@ -93,11 +99,17 @@ void register_model(py::module_& m) {
       .def(py::init([](const BertConfig& config, const WeightStore& store,
                        std::optional<std::string> prefix, int num_threads) {
              const std::string p = prefix ? *prefix : BertModel::detect_prefix(store);
-             return CoreModel{std::make_shared<BertModel>(config, store, p), num_threads};
+             CoreModel core{std::make_shared<BertModel>(config, store, p), num_threads};
+             store.drop_resident_pages();
+             return core;
            }),
            py::arg("config"), py::arg("store"), py::kw_only(), py::arg("prefix") = py::none(),
            py::arg("num_threads") = 0)
-      .def_property_readonly("has_pooler", [](const CoreModel& s) { return s.model->has_pooler(); })
+      .def_property_readonly("has_pooler",
+                             [](const CoreModel& s) { return s.live()->has_pooler(); })
+      .def("close", [](CoreModel& s) { s.model.reset(); },
+           "Drop the model and its weights (the file mapping goes when no call is running).")
+      .def_property_readonly("closed", [](const CoreModel& s) { return !s.model; })
       .def_readwrite("num_threads", &CoreModel::num_threads)
       .def(
           "forward",
@@ -106,7 +118,8 @@ void register_model(py::module_& m) {
             require_ndim(ids, 2, "input_ids");
             if (mask) check_same_shape(*mask, ids, "attention_mask");
             if (types) check_same_shape(*types, ids, "token_type_ids");
-            const BertModel& model = *self.model;
+            const std::shared_ptr<const BertModel> held = self.live();
+            const BertModel& model = *held;
             const py::ssize_t b = ids.shape(0), s = ids.shape(1),
                               h = model.config().hidden_size;
             FloatArray last = new_hidden(b, s, h);
@@ -146,7 +159,8 @@ void register_model(py::module_& m) {
           [](const CoreModel& self, IdArray ids, std::optional<IdArray> types) {
             require_ndim(ids, 2, "input_ids");
             if (types) check_same_shape(*types, ids, "token_type_ids");
-            const BertModel& model = *self.model;
+            const std::shared_ptr<const BertModel> held = self.live();
+            const BertModel& model = *held;
             FloatArray out = new_hidden(ids.shape(0), ids.shape(1), model.config().hidden_size);
             float* o = out.mutable_data();
             {
@@ -162,7 +176,8 @@ void register_model(py::module_& m) {
           "encode",
           [](const CoreModel& self, FloatArray hidden, std::optional<IdArray> mask) {
             require_ndim(hidden, 3, "hidden_states");
-            const BertModel& model = *self.model;
+            const std::shared_ptr<const BertModel> held = self.live();
+            const BertModel& model = *held;
             if (hidden.shape(2) != model.config().hidden_size)
               throw py::value_error("hidden_states has " + std::to_string(hidden.shape(2)) +
                                     " features, expected hidden_size=" +

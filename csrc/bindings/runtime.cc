@@ -10,6 +10,8 @@ void register_runtime(py::module_& m) {
         "Process-wide default thread count for models created without num_threads; "
         "n <= 0 restores the default (all CPUs this process may use).");
   m.def("get_num_threads", &default_num_threads);
+  m.def("compute_slots_in_use", &compute_slots_in_use,
+        "Compute threads held by running calls; never more than usable_cpus().");
   m.def("usable_cpus", &usable_cpus,
         "CPUs this process may use: its affinity mask, capped by the cgroup CPU quota.");
   m.def("cpu_features", [] {
