@@ -17,7 +17,7 @@ import torch
 import transformers
 
 import pybert
-from conftest import bert_config, randomize_, save
+from conftest import bert_config, child_env, randomize_, save
 from pybert import _core
 from pybert.modeling import load_weights
 from pybert.safetensors import load_safetensors
@@ -68,7 +68,7 @@ F32_2x2 = {"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
     ({"a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
       "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}, b"\0" * 16, None,
      "overlap"),
-])
+], ids=lambda v: repr(v)[:24] if isinstance(v, (bytes, dict)) else None)
 def test_broken_safetensors(tmp_path, header, body, length, match):
     path = write(tmp_path / "model.safetensors", header, body, length)
     with pytest.raises(ValueError, match=match):
@@ -114,7 +114,7 @@ def test_fuzz_seed_files_are_real_safetensors(tmp_path):
 
 
 def test_fuzz_small_seeded_run():
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "fuzz_safetensors.py"),
                            "--cases", "400", "--seed", "1", "--jobs", "2"],
                           env=env, capture_output=True, text=True, timeout=600)

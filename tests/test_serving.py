@@ -16,7 +16,7 @@ import pytest
 import transformers
 
 import pybert
-from conftest import bert_config, randomize_, save
+from conftest import bert_config, child_env, randomize_, save
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -125,17 +125,16 @@ def test_thread_budget_defaults():
     assert pybert.get_num_threads() == usable
 
 
-def test_openmp_wait_policy_is_set_unless_chosen():
+def test_openmp_wait_policy_is_set_unless_chosen(tmp_path):
     code = "import os, pybert; print(os.environ.get('GOMP_SPINCOUNT'), " \
            "os.environ.get('OMP_WAIT_POLICY'))"
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out == ["10000", "None"]
-    env["OMP_WAIT_POLICY"] = "ACTIVE"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out == ["None", "ACTIVE"]
+    env = {k: v for k, v in child_env().items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    for chosen, expected in ((None, ["10000", "None"]), ("ACTIVE", ["None", "ACTIVE"])):
+        if chosen:
+            env["OMP_WAIT_POLICY"] = chosen
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True, cwd=tmp_path).stdout.split()
+        assert out == expected
 
 
 def mapped(path: str) -> bool:
@@ -182,7 +181,7 @@ def test_close_during_a_call_lets_it_finish(saved):
 
 def run_soak(*args: str) -> dict:
     """scripts/soak.py in a fresh interpreter without torch: pybert's own memory."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "soak.py"), *args],
                           env=env, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
