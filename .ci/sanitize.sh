@@ -20,6 +20,9 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 # shadow memory is not pybert's) and the slowest tests under ASan (real MiniLM, the long calls
 # of the GIL and close-during-a-call tests); the 8-thread test stays.
 cd "$out"
+core="$(python -c 'import pybert._core as c; print(c.__file__)')"
+case "$core" in "$out"/*) ;; *) echo "not the instrumented core: $core" >&2; exit 1 ;; esac
+ldd "$core" | grep -q libasan || { echo "$core is not built with ASan" >&2; exit 1; }
 python -m pytest -q -p no:cacheprovider \
   "$repo/tests/test_ops.py" "$repo/tests/test_model.py" "$repo/tests/test_inputs.py" \
   "$repo/tests/test_serving.py" "$repo/tests/test_hostile_files.py" \
