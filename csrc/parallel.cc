@@ -2,15 +2,19 @@
 
 #include <sched.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <string>
 
 namespace pybert {
 namespace {
 
 thread_local int t_budget = 0;  // 0: use the process default
-int g_default_threads = 0;       // 0: usable_cpus()
+std::atomic<int> g_default_threads{0};  // 0: usable_cpus()
 
 // CPU quota from cgroup v2 (cpu.max: "<quota> <period>" or "max <period>") or v1.
 double cgroup_cpu_limit() {
@@ -42,10 +46,76 @@ int usable_cpus() {
 }
 
 void set_default_num_threads(int n) { g_default_threads = n > 0 ? n : 0; }
-int default_num_threads() { return g_default_threads > 0 ? g_default_threads : usable_cpus(); }
+int default_num_threads() {
+  const int n = g_default_threads;
+  return n > 0 ? n : usable_cpus();
+}
 int thread_budget() { return t_budget > 0 ? t_budget : default_num_threads(); }
 
-ThreadBudget::ThreadBudget(int n) : previous_(t_budget) { t_budget = n > 0 ? n : 0; }
-ThreadBudget::~ThreadBudget() { t_budget = previous_; }
+namespace {
+
+// The process-wide pool of compute slots, one per usable CPU (see ThreadBudget).
+class ComputeSlots {
+ public:
+  static ComputeSlots& instance() {
+    static ComputeSlots* slots = new ComputeSlots(usable_cpus());  // never destroyed: safe at exit
+    return *slots;
+  }
+
+  // Waits for `wanted` (<= total_) free slots, first come first served, and takes them.
+  void acquire(int wanted) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const uint64_t ticket = next_ticket_++;
+    changed_.wait(lock, [&] { return ticket == serving_ && free_ >= wanted; });
+    ++serving_;
+    free_ -= wanted;
+    lock.unlock();
+    changed_.notify_all();  // the next in line may fit in what is left
+  }
+
+  void release(int n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      free_ += n;
+    }
+    changed_.notify_all();
+  }
+
+  int in_use() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return total_ - free_;
+  }
+
+ private:
+  explicit ComputeSlots(int total) : total_(total), free_(total) {}
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  const int total_;
+  int free_;
+  uint64_t next_ticket_ = 0;  // handed to each arriving call
+  uint64_t serving_ = 0;      // the ticket allowed to take slots next
+};
+
+}  // namespace
+
+ThreadBudget::ThreadBudget(int n) : previous_(t_budget) {
+  const int wanted = std::max(1, std::min(n > 0 ? n : default_num_threads(), usable_cpus()));
+  if (previous_ > 0) {  // nested: stay within the slots the outer budget holds
+    threads_ = std::min(wanted, previous_);
+  } else {
+    ComputeSlots::instance().acquire(wanted);
+    threads_ = wanted;
+    owns_slots_ = true;
+  }
+  t_budget = threads_;
+}
+
+ThreadBudget::~ThreadBudget() {
+  t_budget = previous_;
+  if (owns_slots_) ComputeSlots::instance().release(threads_);
+}
+
+int compute_slots_in_use() { return ComputeSlots::instance().in_use(); }
 
 }  // namespace pybert

@@ -18,6 +18,14 @@ void set_default_num_threads(int n);  // process-wide default; <= 0 means "all u
 int default_num_threads();
 int usable_cpus();  // sched_getaffinity and the cgroup CPU quota, not the host's core count
 
+// The threads one compute call runs with, taken from a process-wide pool of usable_cpus()
+// compute slots so that concurrent calls never oversubscribe the cores:
+//   - a call runs with exactly n threads (<= 0: the process default), capped at usable_cpus();
+//   - it waits, without the GIL and in arrival order, until n slots are free, and gives them
+//     back when the budget ends;
+//   - a budget opened inside another on the same thread takes no new slots (no self-deadlock).
+// So the OpenMP threads of all calls together stay <= usable_cpus(), and a call's result never
+// depends on what other threads are doing (the split of work depends on n alone).
 class ThreadBudget {
  public:
   explicit ThreadBudget(int n);
@@ -25,9 +33,15 @@ class ThreadBudget {
   ThreadBudget(const ThreadBudget&) = delete;
   ThreadBudget& operator=(const ThreadBudget&) = delete;
 
+  int threads() const { return threads_; }
+
  private:
   int previous_;
+  int threads_ = 0;
+  bool owns_slots_ = false;
 };
+
+int compute_slots_in_use();  // slots held by running calls (tests and benchmarks)
 
 // Calls fn(b, e) on disjoint chunks covering [begin, end), at most one chunk per thread; no
 // chunk is smaller than `grain` items unless the range itself is. An exception thrown by a

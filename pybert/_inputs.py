@@ -28,6 +28,8 @@ def id_batch(values: Any, name: str, *, allow_bool: bool = False) -> np.ndarray:
     elif arr.ndim != 2:
         raise ValueError(f"{name} must be 1-D (one sequence) or 2-D (batch, seq), "
                          f"got {arr.ndim}-D with shape {arr.shape}")
+    # Before any copy: a broadcast view can claim a huge shape without holding the memory.
+    check_size(arr.shape[0], arr.shape[1], 0)
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds a value too large for int64")
     return np.ascontiguousarray(arr, dtype=np.int64)
@@ -60,6 +62,7 @@ def float_batch(values: Any, name: str, hidden: int) -> np.ndarray:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[2] != hidden:
         raise ValueError(f"{name} must have shape (batch, seq, {hidden}), got {arr.shape}")
+    check_size(arr.shape[0], arr.shape[1], hidden)
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 

@@ -17,11 +17,13 @@ from .config import BertConfig
 from .recipe import pickles_as_recipe
 from .safetensors import load_safetensors
 from .tokenizer import Tokenizer, has_tokenizer_files
+from .torch_pickle import load_torch_weights
 
 __all__ = ["AlbertModel", "BertModel", "BertOutput", "DistilBertModel",
            "ElectraModel", "MegatronBertModel", "RobertaModel", "XLMRobertaModel", "load_weights"]
 
-WEIGHT_FILES = ("model.safetensors",)
+# Looked for in this order; safetensors is mapped in place, pytorch_model.bin is read into memory.
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclasses.dataclass
@@ -37,11 +39,11 @@ def load_weights(path: str | os.PathLike) -> "_core.WeightStore":
     """The weight store of a model directory (or of a weights file given directly)."""
     path = os.fspath(path)
     if os.path.isfile(path):
-        return load_safetensors(path)
+        return load_torch_weights(path) if path.endswith(".bin") else load_safetensors(path)
     for name in WEIGHT_FILES:
         file = os.path.join(path, name)
         if os.path.isfile(file):
-            return load_safetensors(file)
+            return load_weights(file)
     raise FileNotFoundError(f"no supported weights file in {path!r}: looked for "
                             + ", ".join(WEIGHT_FILES))
 
@@ -76,7 +78,8 @@ class BertModel:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None,
                         precision: str = "fp32") -> "BertModel":
-        """Load ``config.json`` and ``model.safetensors`` from a Hugging Face model directory.
+        """Load ``config.json`` and ``model.safetensors`` (else ``pytorch_model.bin``) from a
+        Hugging Face model directory.
 
         Weights saved from a base model (``BertModel``, ``RobertaModel``, ...) and from a
         ``*For*`` model (``bert.``, ``roberta.``, ``distilbert.``, ``electra.``, ``albert.``
@@ -96,6 +99,21 @@ class BertModel:
         if has_tokenizer_files(path):
             model.tokenizer = Tokenizer.from_pretrained(path)
         return model
+
+    def close(self) -> None:
+        """Release the weights and their file mapping; later calls raise ValueError. A call
+        running on another thread finishes first, on weights it still holds."""
+        self._core.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def __enter__(self) -> "BertModel":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     @property
     def num_threads(self) -> Optional[int]:

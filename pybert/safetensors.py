@@ -28,7 +28,7 @@ def _header(path: str) -> Tuple[int, List[tuple]]:
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: malformed safetensors header: {e}") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path}: safetensors header must be a JSON object")

@@ -38,6 +38,16 @@ def bert_config(**overrides) -> transformers.BertConfig:
     return transformers.BertConfig(**values)
 
 
+def child_env() -> dict:
+    """Environment for a child Python that must import the pybert under test (installed, dev
+    tree or sanitizer build), whatever its working directory."""
+    import pybert
+
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(pybert.__file__)))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (parent, os.environ.get("PYTHONPATH")) if p))
+
+
 def save(model: torch.nn.Module, path) -> str:
     model.save_pretrained(path)
     return os.fspath(path)

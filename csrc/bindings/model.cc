@@ -18,10 +18,16 @@ FloatArray new_hidden(py::ssize_t batch, py::ssize_t seq, py::ssize_t hidden) {
   return FloatArray({batch, seq, hidden});
 }
 
-// A model plus the thread count its calls use.
+// A model plus the thread count its calls use. close() drops the model (and with it the mapped
+// weights); a call already running holds its own reference and finishes first.
 struct CoreModel {
   std::shared_ptr<BertModel> model;
   int num_threads = 0;  // 0: the process default
+
+  std::shared_ptr<const BertModel> live() const {
+    if (!model) throw py::value_error("this model is closed; load it again to use it");
+    return model;
+  }
 };
 
 }  // namespace
@@ -93,24 +99,31 @@ void register_model(py::module_& m) {
                        const std::string& precision) {
              const ops::Precision p = ops::precision_from_name(precision);
              const std::string pre = prefix ? *prefix : BertModel::detect_prefix(config, store);
-             return CoreModel{std::make_shared<BertModel>(config, store, pre, p), num_threads};
+             CoreModel core{std::make_shared<BertModel>(config, store, pre, p), num_threads};
+             store.drop_resident_pages();
+             return core;
            }),
            py::arg("config"), py::arg("store"), py::kw_only(), py::arg("prefix") = py::none(),
            py::arg("num_threads") = 0, py::arg("precision") = "fp32",
            "precision: 'fp32', 'bf16' or 'int8', the arithmetic of the body's Linear layers.")
-      .def_property_readonly("has_pooler", [](const CoreModel& s) { return s.model->has_pooler(); })
+      .def_property_readonly("has_pooler",
+                             [](const CoreModel& s) { return s.live()->has_pooler(); })
       .def_property_readonly("max_sequence_length",
-                             [](const CoreModel& s) { return s.model->max_sequence_length(); })
+                             [](const CoreModel& s) { return s.live()->max_sequence_length(); })
       .def_property_readonly(
-          "distinct_layers", [](const CoreModel& s) { return s.model->distinct_layers(); },
+          "distinct_layers", [](const CoreModel& s) { return s.live()->distinct_layers(); },
           "Layer weight sets in memory (ALBERT shares one set across all layers).")
+      .def("close", [](CoreModel& s) { s.model.reset(); },
+           "Drop the model and its weights (the file mapping goes when no call is running).")
+      .def_property_readonly("closed", [](const CoreModel& s) { return !s.model; })
       .def_readwrite("num_threads", &CoreModel::num_threads)
       .def(
           "forward",
           [](const CoreModel& self, IdArray ids, std::optional<IdArray> mask,
              std::optional<IdArray> types, bool output_hidden_states) {
             const model::BertInputs in = bert_inputs(ids, mask, types);
-            const BertModel& model = *self.model;
+            const std::shared_ptr<const BertModel> held = self.live();
+            const BertModel& model = *held;
             const py::ssize_t b = ids.shape(0), s = ids.shape(1),
                               h = model.config().hidden_size;
             FloatArray last = new_hidden(b, s, h);
@@ -141,7 +154,8 @@ void register_model(py::module_& m) {
           [](const CoreModel& self, IdArray ids, std::optional<IdArray> types) {
             require_ndim(ids, 2, "input_ids");
             if (types) check_same_shape(*types, ids, "token_type_ids");
-            const BertModel& model = *self.model;
+            const std::shared_ptr<const BertModel> held = self.live();
+            const BertModel& model = *held;
             FloatArray out =
                 new_hidden(ids.shape(0), ids.shape(1), model.config().embedding_dim());
             float* o = out.mutable_data();
@@ -158,7 +172,8 @@ void register_model(py::module_& m) {
           "encode",
           [](const CoreModel& self, FloatArray hidden, std::optional<IdArray> mask) {
             require_ndim(hidden, 3, "hidden_states");
-            const BertModel& model = *self.model;
+            const std::shared_ptr<const BertModel> held = self.live();
+            const BertModel& model = *held;
             if (hidden.shape(2) != model.config().hidden_size)
               throw py::value_error("hidden_states has " + std::to_string(hidden.shape(2)) +
                                     " features, expected hidden_size=" +

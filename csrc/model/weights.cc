@@ -91,6 +91,11 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(data_, size_);
 }
 
+void MappedFile::drop_resident_pages() const {
+  // A read-only private file mapping: MADV_DONTNEED only drops this process's page references.
+  if (data_) ::madvise(data_, size_, MADV_DONTNEED);
+}
+
 std::shared_ptr<WeightStore> WeightStore::from_safetensors(
     const std::string& path, uint64_t data_offset, const std::vector<TensorRecord>& records) {
   auto file = std::make_shared<MappedFile>(path);
@@ -121,6 +126,7 @@ std::shared_ptr<WeightStore> WeightStore::from_safetensors(
     if (r.end > r.begin) ranges.emplace_back(r.begin, r.end);
     store->entries_[r.name] = Entry{r.dtype, r.shape, file->data() + data_offset + r.begin, file};
   }
+  store->files_.push_back(file);
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second)
@@ -138,6 +144,10 @@ void WeightStore::add(const std::string& name, Shape shape, std::vector<float> v
   auto owned = std::make_shared<std::vector<float>>(std::move(values));
   entries_[name] = Entry{"F32", std::move(shape),
                          reinterpret_cast<const uint8_t*>(owned->data()), owned};
+}
+
+void WeightStore::drop_resident_pages() const {
+  for (const auto& file : files_) file->drop_resident_pages();
 }
 
 std::vector<std::string> WeightStore::names() const {

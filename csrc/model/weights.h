@@ -22,6 +22,9 @@ class MappedFile {
   MappedFile& operator=(const MappedFile&) = delete;
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
+  // Tells the kernel the pages read so far are not needed: they leave this process's resident
+  // memory, and pages still viewed in place come back (from the page cache) when next read.
+  void drop_resident_pages() const;
 
  private:
   uint8_t* data_ = nullptr;
@@ -58,6 +61,10 @@ class WeightStore {
   // std::invalid_argument naming the tensor when it is missing or mis-shaped.
   Tensor get(const std::string& name, const Shape& expected) const;
 
+  // After a model took its tensors: the pages of mapped tensors it copied (fused, converted)
+  // leave resident memory, so a loaded model costs about one copy of its weights, not two.
+  void drop_resident_pages() const;
+
  private:
   struct Entry {
     std::string dtype;
@@ -66,6 +73,7 @@ class WeightStore {
     std::shared_ptr<const void> owner;
   };
   std::unordered_map<std::string, Entry> entries_;
+  std::vector<std::shared_ptr<const MappedFile>> files_;
 };
 
 }  // namespace pybert::model
