@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from . import _core, _inputs
+from ._handle import CoreHandle
 from .config import BertConfig
 from .recipe import pickles_as_recipe
 from .modeling import BASE_ARCHITECTURES, BertModel, load_weights
@@ -110,7 +111,7 @@ def _top_k_arg(top_k: Optional[int], n: int) -> int:
 
 
 @pickles_as_recipe()
-class _BertWithHead:
+class _BertWithHead(CoreHandle):
     """What the *For* models share: loading, threads, forward and the tokenizer."""
 
     _core_class: Any = None
@@ -159,14 +160,6 @@ class _BertWithHead:
     def label(self, index: int) -> str:
         names = self.config.id2label or {}
         return names.get(int(index), f"LABEL_{int(index)}")
-
-    @property
-    def num_threads(self) -> Optional[int]:
-        return self._core.num_threads or None
-
-    @num_threads.setter
-    def num_threads(self, value: Optional[int]) -> None:
-        self._core.num_threads = _inputs.num_threads_arg(value)
 
     def _inputs(self, input_ids: Any, attention_mask: Any, token_type_ids: Any):
         ids = _inputs.id_batch(input_ids, "input_ids")

@@ -13,6 +13,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from . import _core, _inputs
+from ._handle import CoreHandle
 from .config import BertConfig
 from .recipe import pickles_as_recipe
 from .safetensors import load_safetensors
@@ -49,7 +50,7 @@ def load_weights(path: str | os.PathLike) -> "_core.WeightStore":
 
 
 @pickles_as_recipe()
-class BertModel:
+class BertModel(CoreHandle):
     """A BERT-family encoder: embeddings -> encoder layers -> pooler, computed in C++.
 
     Runs BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA (discriminator), ALBERT and
@@ -99,29 +100,6 @@ class BertModel:
         if has_tokenizer_files(path):
             model.tokenizer = Tokenizer.from_pretrained(path)
         return model
-
-    def close(self) -> None:
-        """Release the weights and their file mapping; later calls raise ValueError. A call
-        running on another thread finishes first, on weights it still holds."""
-        self._core.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._core.closed
-
-    def __enter__(self) -> "BertModel":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    @property
-    def num_threads(self) -> Optional[int]:
-        return self._core.num_threads or None
-
-    @num_threads.setter
-    def num_threads(self, value: Optional[int]) -> None:
-        self._core.num_threads = _inputs.num_threads_arg(value)
 
     def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
                  output_hidden_states: bool = False) -> BertOutput:

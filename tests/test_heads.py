@@ -471,3 +471,15 @@ def test_heads_pickle_as_their_recipe(tmp_path):
     assert type(again) is pybert.BertForSequenceClassification
     ids = np.array([[1, 5, 7, 2]])
     np.testing.assert_array_equal(again(ids).logits, clf(ids).logits)
+
+
+def test_heads_close_and_context_manager(tmp_path):
+    cfg = bert_config(num_labels=3)
+    path = save(randomize_(transformers.BertForSequenceClassification(cfg), seed=41), tmp_path)
+    ids = np.array([[1, 5, 7, 2]])
+    with pybert.AutoModel.from_pretrained(path) as clf:
+        assert not clf.closed
+        clf(ids)
+    assert clf.closed
+    with pytest.raises(ValueError, match="this model is closed"):
+        clf(ids)

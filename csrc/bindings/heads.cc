@@ -46,6 +46,12 @@ template <typename Model>
 struct CoreTask {
   std::shared_ptr<Model> model;
   int num_threads = 0;  // 0: the process default
+
+  // The model for one call, held until the call ends even if close() runs meanwhile.
+  std::shared_ptr<const Model> live() const {
+    if (!model) throw py::value_error("this model is closed; load it again to use it");
+    return model;
+  }
 };
 
 // Registers the parts every BertFor* binding shares: the constructor (config, store, *, option,
@@ -63,15 +69,20 @@ py::class_<CoreTask<Model>> register_task(py::module_& m, const char* name, cons
             const ops::Precision p = ops::precision_from_name(precision);
             const std::string pre =
                 prefix ? *prefix : model::BertModel::detect_prefix(config, store);
-            return Core{std::make_shared<Model>(config, store, pre, option, p), num_threads};
+            Core core{std::make_shared<Model>(config, store, pre, option, p), num_threads};
+            store.drop_resident_pages();  // the packed copies replace the pages they came from
+            return core;
           }),
           py::arg("config"), py::arg("store"), py::kw_only(), option_arg,
           py::arg("prefix") = py::none(), py::arg("num_threads") = 0,
           py::arg("precision") = "fp32")
       .def_readwrite("num_threads", &Core::num_threads)
+      .def("close", [](Core& s) { s.model.reset(); },
+           "Drop the model and its weights (the file mapping goes when no call is running).")
+      .def_property_readonly("closed", [](const Core& s) { return !s.model; })
       .def_property_readonly(
           "word_embeddings_ptr",
-          [](const Core& s) { return reinterpret_cast<uintptr_t>(s.model->bert().word_embeddings().data); },
+          [](const Core& s) { return reinterpret_cast<uintptr_t>(s.live()->bert().word_embeddings().data); },
           "Address of the word-embedding matrix the body reads (to check sharing).")
       .def(
           "forward",
@@ -79,7 +90,8 @@ py::class_<CoreTask<Model>> register_task(py::module_& m, const char* name, cons
                       std::optional<IdArray> types, const std::string& scores,
                       bool output_hidden_states) {
             const model::BertInputs in = bert_inputs(ids, mask, types);
-            const Model& model = *self.model;
+            const std::shared_ptr<const Model> held = self.live();
+            const Model& model = *held;
             const ops::Scores kind = ops::scores_from_name(scores);
             FloatArray out(out_shape(model, in.batch, in.seq));
             HiddenStates hidden(output_hidden_states, model.bert().config(), in.batch, in.seq);
@@ -204,7 +216,7 @@ void register_heads(py::module_& m) {
       })
       .def_property_readonly(
           "decoder_weight_ptr",
-          [](const CoreMLM& s) { return reinterpret_cast<uintptr_t>(s.model->decoder_weight().data); },
+          [](const CoreMLM& s) { return reinterpret_cast<uintptr_t>(s.live()->decoder_weight().data); },
           "Address of the decoder weight (equal to word_embeddings_ptr when tied).")
       .def(
           "forward_at",
@@ -213,7 +225,8 @@ void register_heads(py::module_& m) {
             const model::BertInputs in = bert_inputs(ids, mask, types);
             require_ndim(positions, 1, "positions");
             const ops::Scores kind = ops::scores_from_name(scores);
-            const BertForMaskedLM& model = *self.model;
+            const std::shared_ptr<const BertForMaskedLM> held = self.live();
+            const BertForMaskedLM& model = *held;
             FloatArray out({positions.shape(0),
                             static_cast<py::ssize_t>(model.bert().config().vocab_size)});
             float* o = out.mutable_data();
