@@ -26,6 +26,9 @@ import warnings
 
 import numpy as np
 
+from docsection import write_section
+
+
 SHAPES = ["1x16", "1x128", "8x128", "32x128", "1x512", "var32"]
 PRECISIONS = ["fp32", "bf16", "int8"]
 
@@ -237,22 +240,9 @@ def measure_accuracy(path, threads, precisions, sess_int8):
     return out
 
 
-def write_section(path: str, text: str, section: str = "fp32-table") -> None:
-    """Replace `section` of `path` (between its markers); other sections stay."""
-    BEGIN, END = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    try:
-        with open(path) as f:
-            doc = f.read()
-    except FileNotFoundError:
-        doc = "# Benchmarks\n\n"
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block
-    with open(path, "w") as f:
-        f.write(doc)
+def markers(section: str) -> tuple:
+    """This script's sections of docs/benchmarks.md: fp32-table, lowp-table, accuracy-table."""
+    return f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
 
 
 def table(results, machine, peak, threads, extra_lines) -> str:
@@ -395,12 +385,14 @@ def main() -> int:
             print(extra[-1])
     if args.write:
         if "fp32" in precisions:
-            write_section(args.write, table(results, machine, peak, args.threads, extra))
+            write_section(args.write, *markers("fp32-table"),
+                          table(results, machine, peak, args.threads, extra))
         if set(precisions) - {"fp32"}:
-            write_section(args.write, lowp_table(results, machine, args.threads, precisions),
-                          "lowp-table")
+            write_section(args.write, *markers("lowp-table"),
+                          lowp_table(results, machine, args.threads, precisions))
         if accuracy:
-            write_section(args.write, accuracy_table(accuracy, args.threads), "accuracy-table")
+            write_section(args.write, *markers("accuracy-table"),
+                          accuracy_table(accuracy, args.threads))
         print(f"wrote {args.write}")
     return 0
 

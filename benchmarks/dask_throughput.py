@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from docsection import write_section
+
 START, END = "<!-- dask_throughput:start -->", "<!-- dask_throughput:end -->"
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "pybert", "data", "sample_corpus.txt")
 
@@ -61,23 +63,6 @@ def time_single_process(texts: list, model: str) -> float:
     start = time.perf_counter()
     encoder.encode(texts)
     return len(texts) / (time.perf_counter() - start)
-
-
-def write_section(path: str, lines: list) -> None:
-    """Replace this script's section of ``path`` (between the markers), or append it."""
-    section = "\n".join([START] + lines + [END])
-    text = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "# Benchmarks\n\n") + section + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def main() -> int:
@@ -130,7 +115,7 @@ def main() -> int:
         "|---|---|---|---|",
     ] + [f"| {w} | {t} | {how} | {rate:.0f} |" for w, t, how, rate in rows]
     if args.write:
-        write_section(args.write, lines)
+        write_section(args.write, START, END, "\n".join(lines))
         print(f"wrote {args.write}")
     return 0
 

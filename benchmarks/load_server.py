@@ -27,6 +27,8 @@ import time
 import urllib.request
 from typing import Dict, List, Optional
 
+from docsection import write_section
+
 BEGIN = "<!-- BEGIN server benchmark (benchmarks/load_server.py) -->"
 END = "<!-- END server benchmark -->"
 MODES = {"on": ["--max-batch-tokens", "8192", "--max-wait-ms", "5"],
@@ -120,20 +122,6 @@ def run_clients(port: int, clients: int, requests: int, seconds: float, dim: int
             "p50": q[49] * 1000, "p99": q[98] * 1000}
 
 
-def write_section(path: str, lines: List[str]) -> None:
-    """Replace the text between BEGIN and END in ``path`` (append it when absent)."""
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    section = "\n".join([BEGIN] + lines + [END])
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + section + "\n"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namespace,
           cpus: Optional[int], load: float) -> List[str]:
     lines = [
@@ -199,7 +187,7 @@ def main() -> int:
     lines = table(results, args, os.cpu_count(), os.getloadavg()[0])
     print("\n".join(lines))
     if args.write:
-        write_section(args.write, lines)
+        write_section(args.write, BEGIN, END, "\n".join(lines))
         print(f"wrote the Server section of {args.write}")
     return 0
 

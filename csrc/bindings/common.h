@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,19 @@ namespace py = pybind11;
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+// A core model plus the thread count its calls use. close() drops the model (and with it the
+// mapped weights); a call already running holds its own reference from live() and finishes first.
+template <typename Model>
+struct Held {
+  std::shared_ptr<Model> model;
+  int num_threads = 0;  // 0: the process default
+
+  std::shared_ptr<const Model> live() const {
+    if (!model) throw py::value_error("this model is closed; load it again to use it");
+    return model;
+  }
+};
 
 void register_ops(py::module_& m);
 void register_model(py::module_& m);

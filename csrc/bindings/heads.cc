@@ -41,18 +41,8 @@ std::vector<py::ssize_t> with_last(std::vector<py::ssize_t> shape, py::ssize_t l
   return shape;
 }
 
-// A BertFor* model plus the thread count its calls use.
 template <typename Model>
-struct CoreTask {
-  std::shared_ptr<Model> model;
-  int num_threads = 0;  // 0: the process default
-
-  // The model for one call, held until the call ends even if close() runs meanwhile.
-  std::shared_ptr<const Model> live() const {
-    if (!model) throw py::value_error("this model is closed; load it again to use it");
-    return model;
-  }
-};
+using CoreTask = Held<Model>;  // a BertFor* model and its threads
 
 // Registers the parts every BertFor* binding shares: the constructor (config, store, *, option,
 // prefix=None, num_threads=0, precision="fp32") where `option` is the Model's fourth argument,

@@ -18,17 +18,7 @@ FloatArray new_hidden(py::ssize_t batch, py::ssize_t seq, py::ssize_t hidden) {
   return FloatArray({batch, seq, hidden});
 }
 
-// A model plus the thread count its calls use. close() drops the model (and with it the mapped
-// weights); a call already running holds its own reference and finishes first.
-struct CoreModel {
-  std::shared_ptr<BertModel> model;
-  int num_threads = 0;  // 0: the process default
-
-  std::shared_ptr<const BertModel> live() const {
-    if (!model) throw py::value_error("this model is closed; load it again to use it");
-    return model;
-  }
-};
+using CoreModel = Held<BertModel>;
 
 }  // namespace
 
