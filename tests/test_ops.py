@@ -93,6 +93,13 @@ def test_softmax(cols):
     assert np.abs(out - ref).max() <= TOLERANCE["softmax"]
 
 
+def split_heads(rows, heads):
+    """(len, 3 hidden) packed q|k|v rows -> q, k, v as (heads, len, d_head) tensors."""
+    n, hidden = rows.shape[0], rows.shape[1] // 3
+    return (t(rows)[:, i * hidden:(i + 1) * hidden].reshape(n, heads, -1).transpose(0, 1)
+            for i in range(3))
+
+
 @pytest.mark.parametrize("lengths,heads,d_head", [([5], 1, 8), ([3, 17, 1, 0, 64], 4, 16),
                                                   ([128, 40], 12, 32)])
 def test_attention_packed_sequences(lengths, heads, d_head):
@@ -103,9 +110,7 @@ def test_attention_packed_sequences(lengths, heads, d_head):
     for b, n in enumerate(lengths):
         if n == 0:
             continue
-        rows = t(qkv[offsets[b]:offsets[b + 1]])
-        q, k, v = (rows[:, i * hidden:(i + 1) * hidden].reshape(n, heads, d_head).transpose(0, 1)
-                   for i in range(3))
+        q, k, v = split_heads(qkv[offsets[b]:offsets[b + 1]], heads)
         ref = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(n, hidden)
         got = out[offsets[b]:offsets[b + 1]]
         assert np.abs(got - ref.numpy()).max() <= TOLERANCE["attention"]
@@ -126,6 +131,54 @@ def test_attention_matches_masked_padded_batch():
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=t(mask)[:, None, None, :])
     ref = ref.transpose(1, 2).reshape(len(lengths), seq, hidden).numpy()[mask]
     assert np.abs(out - ref).max() <= TOLERANCE["attention"]
+
+
+def _bf16(x):
+    return x.bfloat16().double()
+
+
+def _bf16_ulp(p):
+    """One bf16 step (8 significant bits) at each positive entry of p, 0 where p == 0."""
+    exponent = torch.floor(torch.log2(p.clamp_min(torch.finfo(torch.float32).tiny)))
+    return torch.where(p > 0, torch.exp2(exponent - 7), torch.zeros_like(p))
+
+
+@pytest.mark.parametrize("lengths,heads,d_head", [([5], 1, 8), ([3, 17, 1, 0, 64], 4, 16),
+                                                  ([128, 40], 12, 32), ([200, 77], 2, 64),
+                                                  ([513], 1, 10), ([70], 1, 96)])
+def test_attention_bf16(lengths, heads, d_head):
+    # precision="bf16" on AMX: q, k, v and the probabilities rounded to bf16, fp32 accumulation
+    # and softmax. Reference: the same roundings in float64 torch. The kernel's probabilities may
+    # round to the neighbouring bf16 value where its exp differs from torch's in the last bits,
+    # so each output may differ by at most one bf16 step of every probability times |v|.
+    # Without AMX the op computes in fp32 and must match fp32 attention.
+    amx = _core.cpu_features()["amx_bf16"] and _core.cpu_features()["avx512_bf16"]
+    hidden = heads * d_head
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    qkv = rng.standard_normal((offsets[-1], 3 * hidden), dtype=np.float32) * 2
+    out = _core.ops.self_attention(qkv, offsets, heads, precision="bf16")
+    for b, n in enumerate(lengths):
+        if n == 0:
+            continue
+        q, k, v = split_heads(qkv[offsets[b]:offsets[b + 1]], heads)
+        got = t(out[offsets[b]:offsets[b + 1]]).double()
+        if not amx:
+            ref = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(n, hidden)
+            assert (got - ref.double()).abs().max() <= TOLERANCE["attention"]
+            continue
+        p = torch.softmax((_bf16(q) @ _bf16(k).transpose(1, 2)).float() / d_head ** 0.5, -1)
+        ref = (_bf16(p) @ _bf16(v)).transpose(0, 1).reshape(n, hidden)
+        bound = (_bf16_ulp(p.double()) @ _bf16(v).abs()).transpose(0, 1).reshape(n, hidden)
+        assert ((got - ref).abs() <= bound + 1e-5).all()
+        # and it is attention: close to the fp32 result at bf16's resolution
+        ref32 = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(n, hidden)
+        assert (got - ref32.double()).abs().max() <= 0.05 * v.abs().max()
+
+
+def test_attention_rejects_int8():
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        _core.ops.self_attention(np.zeros((2, 6), np.float32), np.array([0, 2]), 1,
+                                 precision="int8")
 
 
 def test_attention_rejects_indivisible_heads():

@@ -98,7 +98,7 @@ void register_ops(py::module_& m) {
 
   ops.def(
       "self_attention",
-      [](FloatArray qkv, IdArray offsets, int64_t num_heads) {
+      [](FloatArray qkv, IdArray offsets, int64_t num_heads, const std::string& precision) {
         require_ndim(qkv, 2, "qkv");
         require_ndim(offsets, 1, "offsets");
         if (qkv.shape(1) % 3 != 0) throw py::value_error("qkv must have 3 * hidden columns");
@@ -108,17 +108,23 @@ void register_ops(py::module_& m) {
           throw py::value_error("offsets must start at 0 and end at the number of qkv rows");
         for (int64_t b = 0; b < batch; ++b)
           if (off[b + 1] < off[b]) throw py::value_error("offsets must be non-decreasing");
+        const ops::Precision p = ops::precision_from_name(precision);
+        if (p == ops::Precision::kInt8)
+          throw py::value_error("self_attention computes in fp32 or bf16, not int8");
         FloatArray ctx({qkv.shape(0), static_cast<py::ssize_t>(hidden)});
         float* out = ctx.mutable_data();
         {
           py::gil_scoped_release release;
-          ops::self_attention(qkv.data(), ops::SequenceLayout{off, batch}, hidden, num_heads, out);
+          ops::self_attention(qkv.data(), ops::SequenceLayout{off, batch}, hidden, num_heads, out,
+                              p);
         }
         return ctx;
       },
-      py::arg("qkv"), py::arg("offsets"), py::arg("num_heads"),
+      py::arg("qkv"), py::arg("offsets"), py::arg("num_heads"), py::kw_only(),
+      py::arg("precision") = "fp32",
       "Multi-head attention over packed sequences: qkv (tokens, 3*hidden), offsets (batch+1) "
-      "-> context (tokens, hidden).");
+      "-> context (tokens, hidden). precision 'bf16' rounds the products' inputs to bf16 "
+      "(AMX; fp32 without it).");
 }
 
 }  // namespace pybert::bindings

@@ -23,4 +23,15 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld_q
   matmul_nn(scratch, len, v, ld_qkv, len, d_head, len, out, ld_out);  // out = probs v
 }
 
+int64_t attention_bf16_scratch_bytes(int64_t len, int64_t d_head) {
+  return attention_amx::attention_scratch_bytes(len, d_head);
+}
+
+void attention_head_bf16(const float* q, const float* k, const float* v, int64_t ld_qkv,
+                         int64_t len, int64_t d_head, float scale, float* out, uint16_t* out_bf16,
+                         int64_t ld_out, void* scratch) {
+  attention_amx::attention_head(q, k, v, ld_qkv, len, d_head, scale, out, out_bf16, ld_out,
+                                scratch);
+}
+
 }  // namespace pybert::kernels

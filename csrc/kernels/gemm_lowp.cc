@@ -66,6 +66,13 @@ size_t bf16_rows_bytes(int64_t M, int64_t K) {
   return size_t(lowp_padded_m(M)) * size_t(bf16_padded_k(K)) * 2;
 }
 
+void zero_bf16_padding(uint16_t* Ab, int64_t M, int64_t K) {
+  const int64_t Kp = bf16_padded_k(K);
+  if (Kp > K)
+    for (int64_t m = 0; m < M; ++m) std::memset(Ab + m * Kp + K, 0, size_t(Kp - K) * 2);
+  std::memset(Ab + M * Kp, 0, size_t(lowp_padded_m(M) - M) * size_t(Kp) * 2);
+}
+
 void convert_rows_bf16(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0, int64_t m1,
                        uint16_t* Ab) {
   lowp_amx::convert_rows_bf16(A, lda, M, K, m0, m1, Ab);
@@ -76,6 +83,13 @@ void gemm_bf16_amx(const uint16_t* Ab, const void* packed, int64_t N, int64_t K,
                    const Epilogue& ep) {
   if (m0 >= m1 || n0 >= n1) return;
   lowp_amx::gemm_bf16(Ab, packed, N, K, C, ldc, m0, m1, n0, n1, ep);
+}
+
+void gemm_bf16_amx_to_bf16(const uint16_t* Ab, const void* packed, int64_t N, int64_t K,
+                           uint16_t* Cb, int64_t ldcb, int64_t m0, int64_t m1, int64_t n0,
+                           int64_t n1, const Epilogue& ep) {
+  if (m0 >= m1 || n0 >= n1) return;
+  lowp_amx::gemm_bf16_out(Ab, packed, N, K, Cb, ldcb, m0, m1, n0, n1, ep);
 }
 
 // ------------------------------------------------------------------ int8

@@ -56,6 +56,11 @@ size_t bf16_rows_bytes(int64_t M, int64_t K);
 void convert_rows_bf16(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0, int64_t m1,
                        uint16_t* Ab);
 
+// Zeroes what a bf16 GEMM reads of staged rows beyond the data: columns [K, Kp) of rows
+// [0, M) and all of rows [M, lowp_padded_m(M)); for rows written by something other than
+// convert_rows_bf16 (a bf16 epilogue, attention).
+void zero_bf16_padding(uint16_t* Ab, int64_t M, int64_t K);
+
 // C[m0:m1, n0:n1] = epilogue(bf16(A)[m0:m1, :] @ bf16(W)[n0:n1, :]^T), fp32 accumulation in
 // AMX tiles, fp32 epilogue.  Ab from convert_rows_bf16 of all M rows (rows [m0, m1 + 15) may be
 // read).  n0 must be a multiple of 16; m1 <= M; n1 <= N.  Cells of C outside the block are
@@ -63,6 +68,13 @@ void convert_rows_bf16(const float* A, int64_t lda, int64_t M, int64_t K, int64_
 void gemm_bf16_amx(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, float* C,
                    int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                    const Epilogue& ep);
+
+// The same, with the epilogue's result rounded to bf16 (RNE) and stored in Cb (row stride ldcb
+// elements) instead of fp32: for a result that only feeds another bf16 GEMM, Cb can be that
+// GEMM's staged A rows (ldcb = bf16_padded_k(N); the caller zeroes the padding rows and columns).
+void gemm_bf16_amx_to_bf16(const uint16_t* Ab, const void* packed, int64_t N, int64_t K,
+                           uint16_t* Cb, int64_t ldcb, int64_t m0, int64_t m1, int64_t n0,
+                           int64_t n1, const Epilogue& ep);
 
 // ------------------------------------------------------------------ int8
 // Weights: symmetric per output channel, s_n = max_k |W[n, k]| / 127 (fp32),

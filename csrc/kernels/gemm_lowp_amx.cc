@@ -35,6 +35,7 @@
 
 #include <cstring>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/gemm_lowp_isa.h"
 #include "kernels/simd_math_avx512.h"
 
@@ -49,25 +50,6 @@ constexpr int64_t kMaxNb = 256;              // n block cap: C strip scratch 32 
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-void load_tile_config() {
-  TileConfig cfg;
-  std::memset(&cfg, 0, sizeof(cfg));
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) {
-    cfg.colsb[t] = 64;
-    cfg.rows[t] = 16;
-  }
-  _tile_loadconfig(&cfg);
-}
-
 // What dequantizes an int8 accumulator (gemm_lowp.h):
 //   a_scale[m] * w_scale[n] * (acc[m, n] - a_zero[m] * w_sum[n]).
 struct Int8Scales {
@@ -79,9 +61,10 @@ struct Int8Scales {
 
 // C[m + i, n + j] = epilogue(dequant(acc[i * acc_ld + j])), i < rows, j < cols (<= 32).
 // acc: the tile scratch (fp32 for bf16; int32 for int8, dequantized with `q`).
+// Cb (bf16 only): write bf16(result) to Cb[(m + i) * ldc + n + j] instead of C.
 template <bool kInt8>
 void epilogue_block(const void* acc, int64_t acc_ld, int rows, int64_t cols, int64_t m, int64_t n,
-                    const Int8Scales& q, float* C, int64_t ldc, const Epilogue& ep) {
+                    const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, const Epilogue& ep) {
   for (int v = 0; v < 2; ++v) {
     const __mmask16 mask = avx512::tail_mask(cols - 16 * v);
     if (!mask) continue;
@@ -107,7 +90,10 @@ void epilogue_block(const void* acc, int64_t acc_ld, int rows, int64_t cols, int
       x = avx512::activate_ps(x, ep.activation);
       if (ep.residual)
         x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, ep.residual + (m + i) * ep.ldr + nv));
-      _mm512_mask_storeu_ps(C + (m + i) * ldc + nv, mask, x);
+      if (Cb)
+        _mm256_mask_storeu_epi16(Cb + (m + i) * ldc + nv, mask, (__m256i)_mm512_cvtneps_pbh(x));
+      else
+        _mm512_mask_storeu_ps(C + (m + i) * ldc + nv, mask, x);
     }
   }
 }
@@ -161,8 +147,8 @@ void tile_block(const uint8_t* A, int64_t a_ld, const uint8_t* B, int64_t b_ld, 
 // C of the strip (32 x nb fp32/int32) lives in a stack scratch between k blocks.
 template <bool kInt8>
 void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const Int8Scales& q,
-                float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                const Epilogue& ep) {
+                float* C, uint16_t* Cb, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
+                int64_t n1, const Epilogue& ep) {
   const int64_t kt = Kp_bytes / 64;
   const int64_t panel = 16 * Kp_bytes;  // bytes per 16-column panel
   int64_t nb = kPanelBytes / Kp_bytes / 32 * 32;
@@ -173,7 +159,7 @@ void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const
   constexpr int64_t kAccLd = kMaxNb + 16;  // floats; +64 B breaks 4 KiB set aliasing
   alignas(64) float acc[32 * kAccLd];
   const int64_t acc_ld = 4 * kAccLd;  // bytes
-  load_tile_config();
+  amx::load_full_tile_config();
   for (int64_t nc = n0; nc < n1; nc += nb) {
     const int64_t ne = nc + nb < n1 ? nc + nb : n1;
     for (int64_t m = m0; m < m1; m += 32) {
@@ -199,7 +185,7 @@ void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const
               tile_block<kInt8, 1, 1>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
           }
           if (last)
-            epilogue_block<kInt8>(c, kAccLd, rows, cols, m, n, q, C, ldc, ep);
+            epilogue_block<kInt8>(c, kAccLd, rows, cols, m, n, q, C, Cb, ldc, ep);
         }
       }
     }
@@ -231,7 +217,18 @@ void gemm_bf16(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, flo
   (void)N;
   const int64_t Kp = round_up(K > 0 ? K : 1, 32);
   gemm_tiles<false>(reinterpret_cast<const uint8_t*>(Ab), 2 * Kp,
-                    static_cast<const uint8_t*>(packed), Int8Scales{}, C, ldc, m0, m1, n0, n1, ep);
+                    static_cast<const uint8_t*>(packed), Int8Scales{}, C, nullptr, ldc, m0, m1, n0,
+                    n1, ep);
+}
+
+void gemm_bf16_out(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, uint16_t* Cb,
+                   int64_t ldcb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                   const Epilogue& ep) {
+  (void)N;
+  const int64_t Kp = round_up(K > 0 ? K : 1, 32);
+  gemm_tiles<false>(reinterpret_cast<const uint8_t*>(Ab), 2 * Kp,
+                    static_cast<const uint8_t*>(packed), Int8Scales{}, nullptr, Cb, ldcb, m0, m1,
+                    n0, n1, ep);
 }
 
 void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, const void* packed,
@@ -244,7 +241,8 @@ void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, co
   q.a_zero = a_zero;
   q.w_scale = reinterpret_cast<const float*>(P + Np * Kp);
   q.w_sum = reinterpret_cast<const int32_t*>(q.w_scale + Np);
-  gemm_tiles<true>(reinterpret_cast<const uint8_t*>(Aq), Kp, P, q, C, ldc, m0, m1, n0, n1, ep);
+  gemm_tiles<true>(reinterpret_cast<const uint8_t*>(Aq), Kp, P, q, C, nullptr, ldc, m0, m1, n0, n1,
+                   ep);
 }
 
 }  // namespace lowp_amx

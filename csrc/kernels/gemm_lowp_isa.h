@@ -12,6 +12,9 @@ void convert_rows_bf16(const float* A, int64_t lda, int64_t M, int64_t K, int64_
                        uint16_t* Ab);
 void gemm_bf16(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, float* C,
                int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep);
+void gemm_bf16_out(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, uint16_t* Cb,
+                   int64_t ldcb, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                   const Epilogue& ep);
 void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, const void* packed,
                int64_t N, int64_t K, float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
                int64_t n1, const Epilogue& ep);

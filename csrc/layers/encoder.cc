@@ -1,40 +1,75 @@
 #include "layers/encoder.h"
 
+#include <algorithm>
+
 namespace pybert::layers {
+
+void FeedForward::forward(const float* x, int64_t n, float* mid, float* y,
+                          const float* residual) const {
+  if (intermediate.precision() == ops::Precision::kBf16 &&
+      output.precision() == ops::Precision::kBf16) {
+    // bf16 on AMX: GELU's output goes straight into the second GEMM's bf16 input rows.
+    auto* mid_bf16 = reinterpret_cast<uint16_t*>(mid);
+    intermediate.forward_to_bf16(x, n, mid_bf16, activation);
+    output.forward_from_bf16(mid_bf16, n, y, ops::Activation::kNone, residual);
+    return;
+  }
+  intermediate(x, n, mid, activation);  // bias + GELU in the GEMM
+  output(mid, n, y, ops::Activation::kNone, residual);
+}
+
+void SelfAttention::forward(const float* x, const ops::SequenceLayout& layout, float* qkv_buf,
+                            float* ctx, float* y, const float* residual) const {
+  const int64_t n = layout.tokens(), hidden = output.out_features();
+  qkv(x, n, qkv_buf);
+  if (qkv.precision() == ops::Precision::kBf16 && output.precision() == ops::Precision::kBf16) {
+    // bf16 on AMX: the heads write the output projection's bf16 input rows directly.
+    auto* ctx_rows = reinterpret_cast<uint16_t*>(ctx);
+    ops::self_attention_to_bf16(qkv_buf, layout, hidden, num_heads, ctx_rows);
+    output.forward_from_bf16(ctx_rows, n, y, ops::Activation::kNone, residual);
+    return;
+  }
+  ops::self_attention(qkv_buf, layout, hidden, num_heads, ctx, qkv.precision());
+  output(ctx, n, y, ops::Activation::kNone, residual);
+}
+
+int64_t SelfAttention::context_floats(int64_t n) const {
+  const int64_t hidden = output.in_features();
+  return std::max(n * hidden, static_cast<int64_t>(kernels::bf16_rows_bytes(n, hidden) / 4));
+}
+
+int64_t FeedForward::mid_floats(int64_t n) const {
+  const int64_t inner = intermediate.out_features();
+  const auto bf16_rows = static_cast<int64_t>(kernels::bf16_rows_bytes(n, inner) / 4);
+  return std::max(n * inner, bf16_rows);
+}
 
 void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws) const {
   const int64_t n = layout.tokens();
   const int64_t hidden = attention.output.out_features();
-  const int64_t inner = feed_forward.intermediate.out_features();
   float* qkv = ws.qkv.reserve(n * 3 * hidden);
-  float* ctx = ws.context.reserve(n * hidden);
+  float* ctx = ws.context.reserve(attention.context_floats(n));
   float* h1 = ws.attn_out.reserve(n * hidden);
-  float* mid = ws.intermediate.reserve(n * inner);
+  float* mid = ws.intermediate.reserve(feed_forward.mid_floats(n));
 
   if (pre_layer_norm) {
     // attention: h1 = LN(x) (n, hidden) -> qkv (n, 3 hidden) -> ctx (n, hidden) -> h1; x += h1
     attention_norm(x, nullptr, h1, n);
-    attention.qkv(h1, n, qkv);
-    ops::self_attention(qkv, layout, hidden, attention.num_heads, ctx);
-    attention.output(ctx, n, h1);
+    attention.forward(h1, layout, qkv, ctx, h1);
     ops::add_residual(x, h1, n, hidden);
     // feed-forward: h1 = LN(x) (n, hidden) -> mid (n, inner) -> h1 (n, hidden); x += h1
     output_norm(x, nullptr, h1, n);
-    feed_forward.intermediate(h1, n, mid, feed_forward.activation);
-    feed_forward.output(mid, n, h1);
+    feed_forward.forward(h1, n, mid, h1);
     ops::add_residual(x, h1, n, hidden);
     return;
   }
 
   // attention: x (n, hidden) -> qkv (n, 3 hidden) -> ctx (n, hidden) -> h1 (n, hidden)
-  attention.qkv(x, n, qkv);
-  ops::self_attention(qkv, layout, hidden, attention.num_heads, ctx);
-  attention.output(ctx, n, h1, ops::Activation::kNone, /*residual=*/x);  // h1 = ctx Wo^T + b + x
-  attention_norm(h1, nullptr, h1, n);                                     // h1 = LayerNorm(h1)
+  attention.forward(x, layout, qkv, ctx, h1, /*residual=*/x);  // h1 = ctx Wo^T + b + x
+  attention_norm(h1, nullptr, h1, n);                         // h1 = LayerNorm(h1)
 
   // feed-forward: h1 (n, hidden) -> mid (n, inner) -> x (n, hidden)
-  feed_forward.intermediate(h1, n, mid, feed_forward.activation);  // bias + GELU in the GEMM
-  feed_forward.output(mid, n, x, ops::Activation::kNone, /*residual=*/h1);
+  feed_forward.forward(h1, n, mid, x, /*residual=*/h1);
   output_norm(x, nullptr, x, n);  // x = LayerNorm(mid Wout^T + b + h1)
 }
 

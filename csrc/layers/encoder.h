@@ -19,12 +19,24 @@ struct SelfAttention {
   ops::Linear qkv;     // (3 * hidden, hidden): query, key, value fused at load
   ops::Linear output;  // (hidden, hidden)
   int64_t num_heads = 0;
+
+  // y (n, hidden) = output(attention(qkv(x))) [+ residual] over the packed sequences of layout;
+  // qkv_buf (n, 3 hidden) and ctx (context_floats(n)) are scratch. y may alias x, not residual.
+  void forward(const float* x, const ops::SequenceLayout& layout, float* qkv_buf, float* ctx,
+               float* y, const float* residual = nullptr) const;
+  int64_t context_floats(int64_t n) const;
 };
 
 struct FeedForward {
   ops::Linear intermediate;  // (intermediate_size, hidden)
   ops::Linear output;        // (hidden, intermediate_size)
   ops::Activation activation = ops::Activation::kGeluErf;
+
+  // y (n, hidden) = output(act(intermediate(x))) [+ residual]; mid: scratch of
+  // mid_floats(n) floats. y may alias x, not residual.
+  void forward(const float* x, int64_t n, float* mid, float* y,
+               const float* residual = nullptr) const;
+  int64_t mid_floats(int64_t n) const;
 };
 
 struct EncoderLayer {

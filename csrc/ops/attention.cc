@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "kernels/attention.h"
+#include "kernels/gemm_lowp.h"
 #include "parallel.h"
 #include "tensor.h"
 
@@ -16,17 +17,24 @@ int64_t SequenceLayout::max_length() const {
   return m;
 }
 
-void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
-                    int64_t num_heads, float* ctx) {
+namespace {
+
+// Shared body: ctx fp32 (ld hidden) or, with ctx_bf16, bf16 staged rows (ld bf16_padded_k).
+void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int64_t num_heads,
+            float* ctx, uint16_t* ctx_bf16, bool bf16) {
   if (num_heads <= 0 || hidden % num_heads != 0)
     throw std::invalid_argument("hidden_size " + std::to_string(hidden) +
                                 " is not divisible by num_attention_heads " +
                                 std::to_string(num_heads));
   const int64_t d_head = hidden / num_heads;
   const int64_t ld = 3 * hidden;
+  const int64_t ld_out = ctx_bf16 ? kernels::bf16_padded_k(hidden) : hidden;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d_head));
+  const int64_t max_len = layout.max_length();
   const kernels::Isa isa = kernels::detect_isa();
-  const int64_t scratch_floats = kernels::attention_scratch_floats(layout.max_length(), d_head, isa);
+  const int64_t scratch_floats =
+      bf16 ? (kernels::attention_bf16_scratch_bytes(max_len, d_head) + 3) / 4
+           : kernels::attention_scratch_floats(max_len, d_head, isa);
   parallel_for(0, layout.batch * num_heads, 1, [&](int64_t w0, int64_t w1) {
     thread_local Buffer scores;  // the kernel's scratch, reused across calls
     float* scratch = scores.reserve(scratch_floats);
@@ -35,10 +43,32 @@ void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidd
       const int64_t start = layout.offsets[b], len = layout.offsets[b + 1] - start;
       if (len == 0) continue;
       const float* q = qkv + start * ld + h * d_head;
-      kernels::attention_head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale,
-                              ctx + start * hidden + h * d_head, hidden, scratch, isa);
+      const int64_t out_at = start * ld_out + h * d_head;
+      if (bf16)
+        kernels::attention_head_bf16(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale,
+                                     ctx ? ctx + out_at : nullptr,
+                                     ctx_bf16 ? ctx_bf16 + out_at : nullptr, ld_out, scratch);
+      else
+        kernels::attention_head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale,
+                                ctx + out_at, ld_out, scratch, isa);
     }
   });
+}
+
+}  // namespace
+
+void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
+                    int64_t num_heads, float* ctx, Precision precision) {
+  const bool bf16 = precision == Precision::kBf16 && kernels::bf16_amx_available();
+  attend(qkv, layout, hidden, num_heads, ctx, nullptr, bf16);
+}
+
+void self_attention_to_bf16(const float* qkv, const SequenceLayout& layout, int64_t hidden,
+                            int64_t num_heads, uint16_t* ctx_rows) {
+  if (!kernels::bf16_amx_available())
+    throw std::logic_error("self_attention_to_bf16 needs AMX-BF16");
+  kernels::zero_bf16_padding(ctx_rows, layout.tokens(), hidden);
+  attend(qkv, layout, hidden, num_heads, nullptr, ctx_rows, true);
 }
 
 }  // namespace pybert::ops

@@ -101,6 +101,15 @@ Linear::Linear(Tensor weight, Tensor bias, Layout layout, Precision precision)
   weight_ = Tensor{};  // the packed copy is the weight from now on
 }
 
+kernels::Epilogue Linear::epilogue(Activation act, const float* residual) const {
+  kernels::Epilogue ep;
+  ep.bias = bias_.empty() ? nullptr : bias_.data;
+  ep.activation = static_cast<int>(act);
+  ep.residual = residual;
+  ep.ldr = out_features_;
+  return ep;
+}
+
 void Linear::operator()(const float* x, int64_t n, float* y, Activation act,
                         const float* residual) const {
   if (n <= 0) return;
@@ -108,15 +117,31 @@ void Linear::operator()(const float* x, int64_t n, float* y, Activation act,
     run_shared(x, n, y, act, residual);
     return;
   }
-  kernels::Epilogue ep;
-  ep.bias = bias_.empty() ? nullptr : bias_.data;
-  ep.activation = static_cast<int>(act);
-  ep.residual = residual;
-  ep.ldr = out_features_;
   if (kernel_ == Kernel::kFp32)
-    run_packed(x, n, y, ep);
+    run_packed(x, n, y, epilogue(act, residual));
   else
-    run_lowp(x, n, y, ep);
+    run_lowp(x, n, y, epilogue(act, residual));
+}
+
+void Linear::forward_to_bf16(const float* x, int64_t n, uint16_t* y_rows, Activation act) const {
+  if (kernel_ != Kernel::kBf16Amx)
+    throw std::logic_error("Linear::forward_to_bf16 needs a bf16 Linear on AMX");
+  if (n <= 0) return;
+  const int64_t ld = kernels::bf16_padded_k(out_features_);
+  kernels::zero_bf16_padding(y_rows, n, out_features_);  // what the next GEMM reads past y
+  void* rows;
+  float* scales;
+  int32_t* zeros;
+  stage_lowp(x, n, &rows, &scales, &zeros);
+  gemm_lowp(rows, scales, zeros, n, nullptr, y_rows, ld, epilogue(act, nullptr));
+}
+
+void Linear::forward_from_bf16(const uint16_t* x_rows, int64_t n, float* y, Activation act,
+                               const float* residual) const {
+  if (kernel_ != Kernel::kBf16Amx)
+    throw std::logic_error("Linear::forward_from_bf16 needs a bf16 Linear on AMX");
+  if (n <= 0) return;
+  gemm_lowp(x_rows, nullptr, nullptr, n, y, nullptr, 0, epilogue(act, residual));
 }
 
 void Linear::run_shared(const float* x, int64_t n, float* y, Activation act,
@@ -146,34 +171,53 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
 }
 
 void Linear::run_lowp(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const {
-  // x (n, in) -> rows (padded_m, Kp) bf16 or int8 [+ scales, zeros (n)], rows split over threads,
-  // then every (m, n) block of y reads the shared rows.
-  const int64_t in = in_features_, out = out_features_;
+  void* rows;
+  float* scales;
+  int32_t* zeros;
+  stage_lowp(x, n, &rows, &scales, &zeros);
+  gemm_lowp(rows, scales, zeros, n, y, nullptr, 0, ep);
+}
+
+void Linear::stage_lowp(const float* x, int64_t n, void** rows, float** scales,
+                        int32_t** zeros) const {
+  // x (n, in) -> rows (padded_m, Kp) bf16 or int8 [+ scales, zeros (n)], rows split over threads;
+  // every (m, n) block of the GEMM then reads the shared rows.
+  const int64_t in = in_features_;
   const bool bf16 = kernel_ == Kernel::kBf16Amx;
   const size_t row_bytes =
       bf16 ? kernels::bf16_rows_bytes(n, in) : kernels::quantized_rows_bytes(n, in);
   LowpWorkspace& ws = LowpWorkspace::for_this_thread();
-  void* rows = ws.rows.reserve(static_cast<int64_t>((row_bytes + 3) / 4));
-  float* scales = bf16 ? nullptr : ws.scales.reserve(n);
-  auto* zeros = bf16 ? nullptr : reinterpret_cast<int32_t*>(ws.zeros.reserve(n));
+  void* r = ws.rows.reserve(static_cast<int64_t>((row_bytes + 3) / 4));
+  float* sc = bf16 ? nullptr : ws.scales.reserve(n);
+  auto* z = bf16 ? nullptr : reinterpret_cast<int32_t*>(ws.zeros.reserve(n));
   constexpr int64_t kRowGrain = 16;
   parallel_for(0, n, kRowGrain, [&](int64_t m0, int64_t m1) {
     if (bf16)
-      kernels::convert_rows_bf16(x, in, n, in, m0, m1, static_cast<uint16_t*>(rows));
+      kernels::convert_rows_bf16(x, in, n, in, m0, m1, static_cast<uint16_t*>(r));
     else
-      kernels::quantize_rows(x, in, n, in, m0, m1, static_cast<int8_t*>(rows), scales, zeros,
-                             int8_isa_);
+      kernels::quantize_rows(x, in, n, in, m0, m1, static_cast<int8_t*>(r), sc, z, int8_isa_);
   });
+  *rows = r;
+  *scales = sc;
+  *zeros = z;
+}
+
+void Linear::gemm_lowp(const void* rows, const float* scales, const int32_t* zeros, int64_t n,
+                       float* y, uint16_t* yb, int64_t ldyb, const kernels::Epilogue& ep) const {
+  const int64_t in = in_features_, out = out_features_;
   const int threads = gemm_threads(n, out, in, kMinLowpFlopsPerThread);
   const void* packed = packed_.get();
+  const auto* rows_b = static_cast<const uint16_t*>(rows);
   for_each_block(n, out, kernels::choose_lowp_blocks(n, out, in, threads),
                  [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
-                   if (bf16)
-                     kernels::gemm_bf16_amx(static_cast<const uint16_t*>(rows), packed, out, in,
-                                            y, out, m0, m1, c0, c1, ep);
-                   else
+                   if (kernel_ == Kernel::kInt8)
                      kernels::gemm_int8(static_cast<const int8_t*>(rows), scales, zeros, packed,
                                         out, in, y, out, m0, m1, c0, c1, ep, int8_isa_);
+                   else if (yb)
+                     kernels::gemm_bf16_amx_to_bf16(rows_b, packed, out, in, yb, ldyb, m0, m1, c0,
+                                                    c1, ep);
+                   else
+                     kernels::gemm_bf16_amx(rows_b, packed, out, in, y, out, m0, m1, c0, c1, ep);
                  });
 }
 

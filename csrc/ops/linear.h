@@ -48,7 +48,21 @@ class Linear {
   void operator()(const float* x, int64_t n, float* y, Activation act = Activation::kNone,
                   const float* residual = nullptr) const;
 
+  // bf16 Linears on AMX (precision() == kBf16) that feed another one: the result written as that
+  // Linear's staged bf16 input rows, and the input taken already staged, skipping a round trip of
+  // fp32 activations through memory.  Staged rows of f features: (kernels::lowp_padded_m(n),
+  // kernels::bf16_padded_k(f)) bf16, as kernels::convert_rows_bf16 writes them (padding zeroed).
+  void forward_to_bf16(const float* x, int64_t n, uint16_t* y_rows, Activation act) const;
+  void forward_from_bf16(const uint16_t* x_rows, int64_t n, float* y, Activation act,
+                         const float* residual = nullptr) const;
+
   int64_t in_features() const { return in_features_; }
+  // The arithmetic actually used: kBf16 only with AMX (bf16 without it computes in fp32).
+  Precision precision() const {
+    return kernel_ == Kernel::kBf16Amx ? Precision::kBf16
+           : kernel_ == Kernel::kInt8  ? Precision::kInt8
+                                       : Precision::kFp32;
+  }
   int64_t out_features() const { return out_features_; }
   // The unpacked weight: set for Layout::kShared only (a packed Linear drops it after packing).
   const Tensor& weight() const { return weight_; }
@@ -62,6 +76,13 @@ class Linear {
                   const float* residual) const;
   void run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const;
   void run_lowp(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const;
+  // x (n, in) rounded to bf16 / quantized into this thread's staging buffers.
+  void stage_lowp(const float* x, int64_t n, void** rows, float** scales, int32_t** zeros) const;
+  // y (fp32, ld out_features) or yb (bf16, ld ldyb) = epilogue(staged rows @ W^T), blocks over
+  // threads.
+  void gemm_lowp(const void* rows, const float* scales, const int32_t* zeros, int64_t n, float* y,
+                 uint16_t* yb, int64_t ldyb, const kernels::Epilogue& ep) const;
+  kernels::Epilogue epilogue(Activation act, const float* residual) const;
 
   Tensor weight_;
   Tensor bias_;
