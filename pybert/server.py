@@ -3,7 +3,8 @@
 A request is validated, then tokenized off the event loop, then queued. One batcher takes the
 queue's requests in arrival order and merges them into a single model call, which it flushes when
 the batch holds ``max_batch_tokens`` tokens or when its oldest request has waited ``max_wait_ms``
-(``max_batch_tokens=0``: every request alone, no batching). The model runs in one worker thread
+(``max_batch_tokens=0``: every request alone, no batching). A lone request that follows a batch
+of one (a single client, a quiet server) is not held back: it runs at once. The model runs in one worker thread
 (the core releases the GIL), so the event loop keeps reading requests meanwhile, and the requests
 that arrive during a model call form the next batch. Each request gets its own rows back, in order.
 
@@ -128,7 +129,7 @@ class Metrics:
         self.compute_seconds = Histogram(_SECONDS)
         self.batch_errors_total = 0
 
-    def render(self, queue_depth: int) -> str:
+    def render(self, queue_depth: int, in_flight: int = 0) -> str:
         lines: List[str] = []
 
         def metric(name: str, kind: str, help_text: str, values: List[str]) -> None:
@@ -155,6 +156,8 @@ class Metrics:
                [f"pybert_batch_errors_total {self.batch_errors_total}"])
         metric("pybert_queue_depth", "gauge", "Requests waiting for the model.",
                [f"pybert_queue_depth {queue_depth}"])
+        metric("pybert_in_flight", "gauge", "Requests in the model call now running.",
+               [f"pybert_in_flight {in_flight}"])
         return "\n".join(lines) + "\n"
 
 
@@ -189,12 +192,19 @@ class Batcher:
         self._wakeup: Optional[asyncio.Event] = None
         self._task: Optional["asyncio.Task[None]"] = None
         self._closing = False
+        self._last_batch_requests = 1  # requests in the batch before: > 1 means a busy server
+        self._in_flight = 0
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="pybert-model")
 
     @property
     def depth(self) -> int:
         return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests in the model call now running (0 when the model is idle)."""
+        return self._in_flight
 
     def start(self) -> None:
         self._wakeup = asyncio.Event()
@@ -236,6 +246,8 @@ class Batcher:
                 log.exception("batch failed")
                 for job in batch:
                     _settle(job, error=RuntimeError("the batch failed"))
+            finally:
+                self._in_flight = 0
 
     async def _next_batch(self) -> List[Job]:
         while not self._queue:
@@ -243,8 +255,12 @@ class Batcher:
                 return []
             self._wakeup.clear()
             await self._wakeup.wait()
-        # Wait for company until the budget is full or the oldest job has waited long enough.
+        # Wait for company until the budget is full or the oldest job has waited long enough;
+        # but only while requests come together: a lone request after a lone batch (one client,
+        # a quiet server) runs at once instead of waiting max_wait_ms for nobody.
         deadline = self._queue[0].queued_at + self.config.max_wait_ms / 1000
+        if len(self._queue) == 1 and self._last_batch_requests <= 1:
+            deadline = 0.0
         while self._queued_tokens < self.config.max_batch_tokens and not self._closing:
             left = deadline - time.perf_counter()
             if left <= 0:
@@ -260,11 +276,13 @@ class Batcher:
             if not job.future.done():  # a cancelled request is dropped
                 batch.append(job)
                 tokens += job.tokens
+        self._last_batch_requests = len(batch)
         return batch
 
     async def _run_batch(self, batch: List[Job]) -> None:
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
+        self._in_flight = len(batch)
         try:
             results = await loop.run_in_executor(self._executor, self._run,
                                                  [job.data for job in batch])
@@ -562,7 +580,7 @@ def create_app(task: Any, config: Optional[ServerConfig] = None, model_name: str
                              "queue_depth": batcher.depth, **task.info()})
 
     async def prometheus(request: Request) -> Response:
-        return PlainTextResponse(metrics.render(batcher.depth),
+        return PlainTextResponse(metrics.render(batcher.depth, batcher.in_flight),
                                  media_type="text/plain; version=0.0.4")
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -295,7 +295,7 @@ def test_metrics_count_requests_batches_and_time(embed_server):
                                                                         "pybert_batch_tokens_sum")
     assert tokens > 3
     assert metric(after, "pybert_compute_seconds_sum") > 0
-    assert metric(after, "pybert_queue_depth") == 0
+    assert metric(after, "pybert_queue_depth") == 0 and metric(after, "pybert_in_flight") == 0
 
 
 # ---- classification ----------------------------------------------------------------------------
@@ -358,7 +358,8 @@ def test_classify_bad_requests(classify_server, payload, message):
 
 def test_full_queue_and_graceful_shutdown(minilm_path, encoder):
     """Requests past --max-queue get 503; SIGTERM while requests wait in the queue: they are
-    answered, then the server exits 0."""
+    answered, then the server exits 0. A long request keeps the model busy meanwhile, so the
+    three short ones queue behind it."""
     server = Server("--model", os.fspath(minilm_path), "--max-wait-ms", "1500",
                     "--max-queue", "3")
     results = {}
@@ -366,6 +367,15 @@ def test_full_queue_and_graceful_shutdown(minilm_path, encoder):
         def call(i):
             results[i] = server.post("/v1/embeddings", {"input": SENTENCES[i]})
 
+        long_inputs = [" ".join(SENTENCES) * 4] * 256  # 256 inputs of max_seq_length tokens
+        long_call = threading.Thread(
+            target=lambda: results.setdefault("long", server.post("/embed",
+                                                                  {"inputs": long_inputs})))
+        long_call.start()
+        deadline = time.monotonic() + 10
+        while "pybert_in_flight 1" not in server.get("/metrics").text:
+            assert time.monotonic() < deadline, "the long request never reached the model"
+            time.sleep(0.02)
         threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
         for t in threads:
             t.start()
@@ -377,11 +387,12 @@ def test_full_queue_and_graceful_shutdown(minilm_path, encoder):
         assert busy.status_code == 503
         assert "3 requests are waiting" in busy.json()["error"]["message"]
         server.proc.send_signal(signal.SIGTERM)
-        for t in threads:
-            t.join(timeout=30)
-        assert server.proc.wait(timeout=30) == 0
+        for t in threads + [long_call]:
+            t.join(timeout=60)
+        assert server.proc.wait(timeout=60) == 0
     finally:
         server.stop()
+    assert results["long"].status_code == 200 and len(results["long"].json()) == 256
     for i in range(3):
         assert_close(vectors(results[i]), encoder.encode([SENTENCES[i]]), f"request {i}")
     with pytest.raises(httpx.TransportError):
@@ -437,3 +448,33 @@ def test_batcher_budget_order_and_failure_isolation():
     assert calls == [["a", "b"], ["c", "bad"], ["c"], ["bad"], ["e"]]
     assert metrics.batch_errors_total == 2 and metrics.inputs_total == 4
     assert metrics.queue_seconds.count == 5
+
+
+def test_batcher_runs_a_lone_request_at_once_and_still_merges_company():
+    """max_wait_ms holds a batch open for company only while requests come together: one
+    client's requests, each alone, do not wait for it; two arriving together share a call."""
+    from pybert.server import Batcher, Metrics, ServerConfig
+
+    calls = []
+
+    def run(datas):
+        calls.append(list(datas))
+        return list(datas)
+
+    batcher = Batcher(run, ServerConfig(max_batch_tokens=100, max_wait_ms=400), Metrics())
+
+    async def main():
+        batcher.start()
+        alone = []
+        for d in ("a", "b", "c"):
+            start = time.perf_counter()
+            await batcher.submit(d, 1, 4)
+            alone.append(time.perf_counter() - start)
+        together = await asyncio.gather(batcher.submit("d", 1, 4), batcher.submit("e", 1, 4))
+        await batcher.close()
+        return alone, together
+
+    alone, together = asyncio.run(main())
+    assert max(alone) < 0.2, alone  # far below max_wait_ms
+    assert together == ["d", "e"]
+    assert calls == [["a"], ["b"], ["c"], ["d", "e"]]
