@@ -53,9 +53,12 @@ inline void store_cols(float* p, __m256 x, const ColumnMasks& m, int v) {
 }
 
 // C (R, kNR) [+]= A (R, kc; row stride lda) @ B (kc, kNR; packed panel slice).
+// Meanwhile the first `ahead_lines` (<= kc) cache lines at `ahead` are requested into L2, one
+// per k step: the caller's share of the next panel (see gemm_avx512.cc).
 template <int R>
 void micro_tile(const float* A, int64_t lda, const float* B, int64_t kc, float* C,
-                int64_t ldc, const ColumnMasks& mask, bool accumulate) {
+                int64_t ldc, const ColumnMasks& mask, bool accumulate, const char* ahead,
+                int64_t ahead_lines) {
   __m256 acc[R][kNV];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v)
@@ -64,6 +67,7 @@ void micro_tile(const float* A, int64_t lda, const float* B, int64_t kc, float* 
   for (int i = 0; i < R; ++i) a[i] = A + i * lda;
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
+    if (k < ahead_lines) _mm_prefetch(ahead + 64 * k, _MM_HINT_T1);
     __m256 b[kNV];
     for (int v = 0; v < kNV; ++v) b[v] = _mm256_loadu_ps(B + k * kNR + 8 * v);
     for (int i = 0; i < R; ++i) {
@@ -78,14 +82,15 @@ void micro_tile(const float* A, int64_t lda, const float* B, int64_t kc, float* 
 // micro_tile<rows> for 1 <= rows <= R.
 template <int R>
 void micro_tile_rows(int rows, const float* A, int64_t lda, const float* B, int64_t kc,
-                     float* C, int64_t ldc, const ColumnMasks& mask, bool accumulate) {
+                     float* C, int64_t ldc, const ColumnMasks& mask, bool accumulate,
+                     const char* ahead, int64_t ahead_lines) {
   if constexpr (R > 1) {
     if (rows < R) {
-      micro_tile_rows<R - 1>(rows, A, lda, B, kc, C, ldc, mask, accumulate);
+      micro_tile_rows<R - 1>(rows, A, lda, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
       return;
     }
   }
-  micro_tile<R>(A, lda, B, kc, C, ldc, mask, accumulate);
+  micro_tile<R>(A, lda, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
 }
 
 // Epilogue on the finished C tile rows [m, m+rows) x columns [n, n + kNR) & mask.
@@ -138,13 +143,22 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
       const int64_t k0 = kb * kcb;
       const int64_t kc = K - k0 < kcb ? K - k0 : kcb;
       const bool last = kb == nkb - 1;
+      const int64_t strips = (me - mc + kMR - 1) / kMR;
       for (int64_t n = n0; n < n1; n += kNR) {
         const ColumnMasks mask = column_masks(n1 - n);
         const float* B = packed + (n / kNR) * K * kNR + k0 * kNR;
+        // The next panel's slice (kc lines), requested a share per m strip.
+        const char* next = reinterpret_cast<const char*>(B + K * kNR);
+        int64_t next_lines = n + kNR < n1 ? kc * kNR * int64_t(sizeof(float)) / 64 : 0;
+        const int64_t share = (next_lines + strips - 1) / strips;
         for (int64_t m = mc; m < me; m += kMR) {
           const int rows = int(me - m < kMR ? me - m : kMR);
           float* Ct = C + m * ldc + n;
-          micro_tile_rows<kMR>(rows, A + m * lda + k0, lda, B, kc, Ct, ldc, mask, kb > 0);
+          const int64_t lines = next_lines < share ? next_lines : share;
+          micro_tile_rows<kMR>(rows, A + m * lda + k0, lda, B, kc, Ct, ldc, mask, kb > 0, next,
+                               lines);
+          next += 64 * lines;
+          next_lines -= lines;
           if (last) epilogue_tile(Ct, ldc, rows, m, n, mask, ep);
         }
       }
