@@ -291,8 +291,9 @@ def lowp_table(results, machine, threads, precisions) -> str:
         f"--precisions {','.join(precisions)} --write docs/benchmarks.md`",
         f"- Machine: {machine}",
         "- pybert bf16: weights packed for AMX tiles at load, activations rounded to bf16 at each "
-        "GEMM; int8: weights symmetric per output channel at load, activations asymmetric per "
-        "token at run time; LayerNorm, softmax, GELU, residuals and attention fp32. PyTorch: "
+        "GEMM, attention's products on AMX tiles too; int8: weights symmetric per output channel "
+        "at load, activations asymmetric per token at run time, attention fp32; LayerNorm, "
+        "softmax, GELU and residuals fp32. PyTorch: "
         "`torch.autocast('cpu', dtype=torch.bfloat16)`. ORT int8: "
         "`onnxruntime.quantization.quantize_dynamic` (QInt8 weights) of the optimized graph.",
         "",
