@@ -26,14 +26,12 @@ import tempfile
 import threading
 import time
 import urllib.request
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from docsection import write_section
 
 BEGIN = "<!-- BEGIN server benchmark (benchmarks/load_server.py) -->"
 END = "<!-- END server benchmark -->"
-BEGIN_BASE = "<!-- BEGIN server benchmark, BERT-base (benchmarks/load_server.py --bert-base) -->"
-END_BASE = "<!-- END server benchmark, BERT-base -->"
 MODES = {"on": ["--max-batch-tokens", "8192", "--max-wait-ms", "5"],
          "off": ["--max-batch-tokens", "0", "--max-wait-ms", "0"]}
 SENTENCES = [
@@ -80,6 +78,8 @@ def start_server(mode: str, port: int, args: argparse.Namespace) -> subprocess.P
         cmd += ["--model", args.model]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.precision != "fp32":
+        cmd += ["--precision", args.precision]
     proc = subprocess.Popen(cmd)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -148,10 +148,27 @@ def run_clients(port: int, pid: int, clients: int, requests: int, seconds: float
             "model_ms": model_s / n * 1000, "model_busy": model_s / elapsed}
 
 
+def label(args: argparse.Namespace) -> str:
+    """'' for the default run (MiniLM or --model, fp32), else e.g. 'BERT-base bf16'."""
+    words = (["BERT-base"] if args.bert_base else []) + \
+        ([args.precision] if args.precision != "fp32" else [])
+    return " ".join(words)
+
+
+def markers(args: argparse.Namespace) -> Tuple[str, str]:
+    """The markers of this run's section of docs/benchmarks.md: one section per model and
+    precision."""
+    name = label(args)
+    if not name:
+        return BEGIN, END
+    return (f"<!-- BEGIN server benchmark, {name} (benchmarks/load_server.py) -->",
+            f"<!-- END server benchmark, {name} -->")
+
+
 def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namespace,
           cpus: Optional[int], load: float) -> List[str]:
     lines = [
-        "## Server" + (": BERT-base" if args.bert_base else ""),
+        "## Server" + (f": {label(args)}" if label(args) else ""),
         "",
         "Written by `benchmarks/load_server.py`: `pybert serve` on 127.0.0.1, clients in one process (threads with keep-alive `http.client` "
         "connections) on the same machine, "
@@ -161,12 +178,13 @@ def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namesp
         "are noisy: compare on and off within one run.",
         "",
         f"- Command: `python benchmarks/load_server.py --threads {args.threads} --requests "
-        f"{args.requests} --seconds {args.seconds:g}{' --bert-base' if args.bert_base else ''} "
+        f"{args.requests} --seconds {args.seconds:g}{' --bert-base' if args.bert_base else ''}"
+        f"{'' if args.precision == 'fp32' else ' --precision ' + args.precision} "
         "--write docs/benchmarks.md`",
         "- Model: " + ("a random-weight BERT-base (12 x 768, inner 3072) with all-MiniLM-L6-v2's "
                        "tokenizer" if args.bert_base
                        else os.path.basename(os.path.normpath(args.model)) if args.model
-                       else "all-MiniLM-L6-v2") + ", fp32",
+                       else "all-MiniLM-L6-v2") + f", {args.precision}",
         f"- Machine: {cpus} CPUs visible, load average {load:.1f} at the end of the run (other "
         f"jobs included); server model threads: {args.threads or 'all'}; the clients share the "
         "CPUs with the server.",
@@ -213,6 +231,8 @@ def bert_base_dir(root: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                        help="the server's --precision (default: fp32)")
     parser.add_argument("--bert-base", action="store_true",
                         help="serve a random-weight BERT-base (needs torch and transformers)")
     parser.add_argument("--threads", type=int, default=None, help="server model threads")
@@ -251,8 +271,7 @@ def main() -> int:
     lines = table(results, args, os.cpu_count(), os.getloadavg()[0])
     print("\n".join(lines))
     if args.write:
-        begin, end = (BEGIN, END) if not args.bert_base else (BEGIN_BASE, END_BASE)
-        write_section(args.write, begin, end, "\n".join(lines))
+        write_section(args.write, *markers(args), "\n".join(lines))
         print(f"wrote the {lines[0][3:]} section of {args.write}")
     return 0
 
