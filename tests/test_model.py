@@ -211,13 +211,19 @@ def test_unknown_activation_in_config(saved):
     json.dump(cfg, open(cfg_file, "w"))
     with pytest.raises(ValueError, match="unsupported hidden_act 'mish'"):
         pybert.BertModel.from_pretrained(path)
-def test_outputs_do_not_depend_on_batch_mates(tmp_path):
-    cfg = bert_config()
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+@pytest.mark.parametrize("lengths", [[9, 3, 16, 1], [200, 3, 250, 1, 120]])
+def test_outputs_do_not_depend_on_batch_mates(tmp_path, precision, lengths):
+    # The second batch holds 574 tokens: enough rows for the GEMMs to split them over threads
+    # differently than for each sentence alone (and over 512 rows for the low-precision split
+    # by rows), yet every sentence's output must be bit-identical.
+    cfg = bert_config(max_position_embeddings=256)
     model = pybert.BertModel.from_pretrained(
-        save(randomize_(transformers.BertModel(cfg), seed=10), tmp_path))
-    ids, mask, types = padded_batch(cfg.vocab_size, [9, 3, 16, 1], 16)
+        save(randomize_(transformers.BertModel(cfg), seed=10), tmp_path), num_threads=2,
+        precision=precision)
+    ids, mask, types = padded_batch(cfg.vocab_size, lengths, max(lengths))
     batch = model(ids, mask, types)
-    for i in range(4):
+    for i in range(len(lengths)):
         n = int(mask[i].sum())
         alone = model(ids[i:i + 1, :n], mask[i:i + 1, :n], types[i:i + 1, :n])
         np.testing.assert_array_equal(alone.last_hidden_state[0], batch.last_hidden_state[i, :n])
