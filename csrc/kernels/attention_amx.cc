@@ -97,34 +97,12 @@ void pack_values(const float* v, int64_t ld, int64_t len, int64_t d, int64_t lp3
 }
 
 // p rows [0, N) (lp32 bf16 each, stride ldp) <- bf16(softmax(scale * s row (len))), zeros past
-// len; s (N rows, stride lds floats) is overwritten.  The max is taken before scaling (scale > 0).
-// The N rows go through each pass together, so that one row's horizontal max and sum overlap
-// the other rows' work instead of stalling on their latency.
+// len; s (N rows, stride lds floats) is overwritten.
 template <int N>
 void softmax_rows_bf16(float* s, int64_t lds, int64_t len, int64_t lp32, float scale, uint16_t* p,
                        int64_t ldp) {
-  const __m512 sc = _mm512_set1_ps(scale);
-  __m512 mx[N], sum[N], max[N], inv[N];
-  for (int i = 0; i < N; ++i) {
-    mx[i] = _mm512_set1_ps(-__builtin_inff());
-    sum[i] = _mm512_setzero_ps();
-  }
-  for (int64_t j = 0; j < len; j += 16) {
-    const __mmask16 m = avx512::tail_mask(len - j);
-    for (int i = 0; i < N; ++i)
-      mx[i] = _mm512_max_ps(mx[i], _mm512_mask_loadu_ps(mx[i], m, s + i * lds + j));
-  }
-  for (int i = 0; i < N; ++i) max[i] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[i]));
-  for (int64_t j = 0; j < len; j += 16) {
-    const __mmask16 m = avx512::tail_mask(len - j);
-    for (int i = 0; i < N; ++i) {
-      const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i * lds + j), max[i]);
-      const __m512 e = avx512::exp_ps(_mm512_mul_ps(x, sc));
-      sum[i] = _mm512_mask_add_ps(sum[i], m, sum[i], e);
-      _mm512_mask_storeu_ps(s + i * lds + j, m, e);
-    }
-  }
-  for (int i = 0; i < N; ++i) inv[i] = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[i]));
+  __m512 inv[N];
+  avx512::softmax_exp_rows<N>(s, lds, len, scale, inv);
   for (int i = 0; i < N; ++i)
     for (int64_t j = 0; j < lp32; j += 16) {
       const __m512 e = _mm512_maskz_loadu_ps(avx512::tail_mask(len - j), s + i * lds + j);

@@ -4,7 +4,7 @@
 //   V (len, d) -> Vp: packed as the weight V^T of shape (d, len)       (panels of columns)
 //   for each block of up to kBlock query rows:
 //     S (rows, len) = Q_blk (rows, d) @ K^T                  gemm_packed
-//     P = softmax(scale * S) row by row                      exp_ps, masked tail
+//     P = softmax(scale * S), four rows at a time           exp_ps, masked tail
 //     O_blk (rows, d) = P (rows, len) @ V                    gemm_packed
 //
 // A block's scores stay in L2; no (len, len) matrix is formed for long sequences.
@@ -12,6 +12,7 @@
 
 // GCC 12 false positive on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "kernels/attention_isa.h"
 #include "kernels/gemm_isa.h"
@@ -27,13 +28,21 @@ constexpr int64_t kBlock = 64;  // query rows per block: (64, len) scores <= 128
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // Kp[(p * d + k) * nr + j] = K[p * nr + j][k]   (0 past len): K (len, d) as a (len, d) weight.
+// Column k of 16 keys at a time, gathered (a scalar copy strides through ld for every float).
 void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, float* kp) {
   const int64_t nr = panel_width();
+  const __m512i rows = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(int(ld)));
   for (int64_t p0 = 0; p0 < len; p0 += nr) {
     float* panel = kp + p0 * d;
-    for (int64_t c = 0; c < d; ++c)
-      for (int64_t j = 0; j < nr; ++j)
-        panel[c * nr + j] = p0 + j < len ? k[(p0 + j) * ld + c] : 0.0f;
+    for (int64_t j0 = 0; j0 < nr; j0 += 16) {
+      const __mmask16 m = tail_mask(len - p0 - j0);
+      const float* base = k + (p0 + j0) * ld;
+      for (int64_t c = 0; c < d; ++c)
+        _mm512_storeu_ps(panel + c * nr + j0,
+                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, rows, base + c, 4));
+    }
   }
 }
 
@@ -50,25 +59,24 @@ void pack_values(const float* v, int64_t ld, int64_t len, int64_t d, float* vp) 
   }
 }
 
-// s (len) <- softmax(scale * s); the max is taken before scaling (scale > 0).
-void softmax_row(float* s, int64_t len, float scale) {
-  __m512 mx = _mm512_set1_ps(-__builtin_inff());
-  for (int64_t j = 0; j < len; j += 16)
-    mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(len - j), s + j));
-  const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-  const __m512 sc = _mm512_set1_ps(scale);
-  __m512 sum = _mm512_setzero_ps();
+// Rows [0, N) of s (stride lds) <- softmax(scale * row (len)).
+template <int N>
+void softmax_rows(float* s, int64_t lds, int64_t len, float scale) {
+  __m512 inv[N];
+  softmax_exp_rows<N>(s, lds, len, scale, inv);
   for (int64_t j = 0; j < len; j += 16) {
     const __mmask16 m = tail_mask(len - j);
-    const __m512 e = exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), max), sc));
-    sum = _mm512_mask_add_ps(sum, m, sum, e);
-    _mm512_mask_storeu_ps(s + j, m, e);
+    for (int i = 0; i < N; ++i)
+      _mm512_mask_storeu_ps(s + i * lds + j, m,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i * lds + j), inv[i]));
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-  for (int64_t j = 0; j < len; j += 16) {
-    const __mmask16 m = tail_mask(len - j);
-    _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv));
-  }
+}
+
+// softmax_rows over `rows` rows, four at a time.
+void softmax(float* s, int64_t lds, int64_t rows, int64_t len, float scale) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) softmax_rows<4>(s + r * lds, lds, len, scale);
+  for (; r < rows; ++r) softmax_rows<1>(s + r * lds, lds, len, scale);
 }
 
 }  // namespace
@@ -91,7 +99,7 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
     const int64_t rows = len - i0 < kBlock ? len - i0 : kBlock;
     // S (rows, len) = Q[i0 : i0 + rows] @ K^T
     gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none);
-    for (int64_t r = 0; r < rows; ++r) softmax_row(s + r * lp, len, scale);
+    softmax(s, lp, rows, len, scale);
     // O[i0 : i0 + rows] (rows, d) = P (rows, len) @ V
     gemm_packed(s, lp, vp, d_head, len, out + i0 * ld_out, ld_out, 0, rows, 0, d_head, none);
   }

@@ -130,6 +130,38 @@ static inline __mmask16 tail_mask(int64_t valid) {
   return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
 }
 
+// The first two passes of a softmax over N rows of s (stride lds), len columns: each row <-
+// exp(scale * (row - max(row))) (the max taken before scaling, scale > 0), and inv[i] = 1 / its
+// sum, broadcast; the caller's last pass multiplies by inv[i]. The N rows go through each pass
+// together, so that one row's horizontal max and sum overlap the others' work instead of
+// stalling on their latency.
+template <int N>
+static inline void softmax_exp_rows(float* s, int64_t lds, int64_t len, float scale,
+                                    __m512* inv) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  __m512 mx[N], sum[N], max[N];
+  for (int i = 0; i < N; ++i) {
+    mx[i] = _mm512_set1_ps(-__builtin_inff());
+    sum[i] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < len; j += 16) {
+    const __mmask16 m = tail_mask(len - j);
+    for (int i = 0; i < N; ++i)
+      mx[i] = _mm512_max_ps(mx[i], _mm512_mask_loadu_ps(mx[i], m, s + i * lds + j));
+  }
+  for (int i = 0; i < N; ++i) max[i] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[i]));
+  for (int64_t j = 0; j < len; j += 16) {
+    const __mmask16 m = tail_mask(len - j);
+    for (int i = 0; i < N; ++i) {
+      const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i * lds + j), max[i]);
+      const __m512 e = exp_ps(_mm512_mul_ps(x, sc));
+      sum[i] = _mm512_mask_add_ps(sum[i], m, sum[i], e);
+      _mm512_mask_storeu_ps(s + i * lds + j, m, e);
+    }
+  }
+  for (int i = 0; i < N; ++i) inv[i] = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[i]));
+}
+
 }  // namespace avx512
 }  // namespace kernels
 }  // namespace pybert
