@@ -3,6 +3,16 @@
 #include <algorithm>
 
 namespace pybert::layers {
+namespace {
+
+// Floats of a buffer that holds either n fp32 rows of `features` or the same rows staged in bf16
+// for a bf16 GEMM (padded rows and columns, see gemm_lowp.h).
+int64_t fp32_or_bf16_rows_floats(int64_t n, int64_t features) {
+  const auto bf16_rows = static_cast<int64_t>(kernels::bf16_rows_bytes(n, features) / 4);
+  return std::max(n * features, bf16_rows);
+}
+
+}  // namespace
 
 void FeedForward::forward(const float* x, int64_t n, float* mid, float* y,
                           const float* residual) const {
@@ -34,14 +44,11 @@ void SelfAttention::forward(const float* x, const ops::SequenceLayout& layout, f
 }
 
 int64_t SelfAttention::context_floats(int64_t n) const {
-  const int64_t hidden = output.in_features();
-  return std::max(n * hidden, static_cast<int64_t>(kernels::bf16_rows_bytes(n, hidden) / 4));
+  return fp32_or_bf16_rows_floats(n, output.in_features());
 }
 
 int64_t FeedForward::mid_floats(int64_t n) const {
-  const int64_t inner = intermediate.out_features();
-  const auto bf16_rows = static_cast<int64_t>(kernels::bf16_rows_bytes(n, inner) / 4);
-  return std::max(n * inner, bf16_rows);
+  return fp32_or_bf16_rows_floats(n, intermediate.out_features());
 }
 
 void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws) const {
