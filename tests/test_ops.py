@@ -27,7 +27,9 @@ def t(a):
     return torch.from_numpy(np.asarray(a))
 
 
-@pytest.mark.parametrize("n,fin,fout", [(1, 8, 8), (7, 33, 65), (64, 384, 1536), (130, 96, 40)])
+# (300, 1000, 50): two row blocks and two depth blocks of the packed kernel, ragged everywhere.
+@pytest.mark.parametrize("n,fin,fout", [(1, 8, 8), (7, 33, 65), (64, 384, 1536), (130, 96, 40),
+                                       (300, 1000, 50)])
 @pytest.mark.parametrize("activation", ["none", "gelu", "gelu_new", "relu"])
 def test_linear(n, fin, fout, activation):
     x = rng.standard_normal((n, fin), dtype=np.float32)

@@ -83,7 +83,8 @@ void softmax(float* s, int64_t lds, int64_t rows, int64_t len, float scale) {
 
 int64_t attention_scratch_floats(int64_t len, int64_t d_head) {
   const int64_t nr = panel_width(), lp = round_up(len, 16);
-  return round_up(len, nr) * d_head + round_up(d_head, nr) * len + kBlock * lp;
+  return round_up(len, nr) * d_head + round_up(d_head, nr) * len + kBlock * lp +
+         int64_t(gemm_workspace_floats(kBlock, len > d_head ? len : d_head));
 }
 
 void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
@@ -92,16 +93,18 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
   float* kp = scratch;                             // keys, packed
   float* vp = kp + round_up(len, nr) * d_head;     // values, packed
   float* s = vp + round_up(d_head, nr) * len;      // (kBlock, lp) scores, then probabilities
+  float* ws = s + kBlock * lp;                     // the GEMMs' packed query or probability rows
   pack_keys(k, ld, len, d_head, kp);
   pack_values(v, ld, len, d_head, vp);
   const Epilogue none;
   for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
     const int64_t rows = len - i0 < kBlock ? len - i0 : kBlock;
     // S (rows, len) = Q[i0 : i0 + rows] @ K^T
-    gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none);
+    gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none, ws);
     softmax(s, lp, rows, len, scale);
     // O[i0 : i0 + rows] (rows, d) = P (rows, len) @ V
-    gemm_packed(s, lp, vp, d_head, len, out + i0 * ld_out, ld_out, 0, rows, 0, d_head, none);
+    gemm_packed(s, lp, vp, d_head, len, out + i0 * ld_out, ld_out, 0, rows, 0, d_head, none,
+                ws);
   }
 }
 

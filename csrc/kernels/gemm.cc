@@ -18,6 +18,11 @@ int64_t tile_rows(Isa isa) {
   return isa == Isa::Avx512 ? avx512::tile_rows() : avx2::tile_rows();
 }
 
+size_t gemm_workspace_floats(int64_t rows, int64_t K, Isa isa) {
+  return isa == Isa::Avx512 ? avx512::gemm_workspace_floats(rows, K)
+                            : avx2::gemm_workspace_floats(rows, K);
+}
+
 size_t packed_weight_floats(int64_t N, int64_t K, Isa isa) {
   return isa == Isa::Avx512 ? avx512::packed_weight_floats(N, K)
                             : avx2::packed_weight_floats(N, K);
@@ -32,12 +37,12 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed, Isa isa) {
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, Isa isa) {
+                 const Epilogue& ep, float* workspace, Isa isa) {
   if (m0 >= m1 || n0 >= n1) return;
   if (isa == Isa::Avx512)
-    avx512::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep);
+    avx512::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace);
   else
-    avx2::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep);
+    avx2::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace);
 }
 
 GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads, Isa isa) {

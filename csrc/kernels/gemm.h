@@ -4,8 +4,9 @@
 //
 // W is packed once at model load (pack_weight) into column panels of panel_width(isa)
 // output features, K-contiguous and zero-padded, which is the layout the micro-kernel
-// streams.  gemm_packed computes one (m, n) block single-threaded; the caller splits
-// blocks over threads (see choose_blocks).  No allocation, no threads, no exceptions.
+// streams; A is packed per call, a block at a time, into the caller's workspace.
+// gemm_packed computes one (m, n) block single-threaded; the caller splits blocks over
+// threads (see choose_blocks).  No allocation, no threads, no exceptions.
 //
 // ISA-specific code lives in gemm_avx512.cc / gemm_avx2.cc (distinct namespaces, only
 // internal-linkage helpers) and is selected at run time by the Isa argument.
@@ -42,13 +43,20 @@ struct Epilogue {
   int64_t ldr = 0;
 };
 
+// Floats of workspace (the packed block of A) a gemm_packed call of at most `rows` rows
+// (m1 - m0) and depth K needs (0 where the ISA's kernel reads A in place).  A thread may reuse
+// one workspace for all its calls.
+size_t gemm_workspace_floats(int64_t rows, int64_t K, Isa isa);
+
 // C[m0:m1, n0:n1] = epilogue(A[m0:m1, :] @ W[n0:n1, :]^T), single-threaded.
 //   A: (M, K) row stride lda;  C: (M, N) row stride ldc;  packed from pack_weight(.., isa).
 //   n0 must be a multiple of panel_width(isa); n1 <= N; m1 <= M.
+//   workspace: gemm_workspace_floats(m1 - m0, K, isa) floats, 64-byte aligned, not shared with a
+//   concurrent call; its contents are not kept.
 // Rows/columns outside [m0, m1) x [n0, n1) are neither read (of C) nor written.
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, Isa isa);
+                 const Epilogue& ep, float* workspace, Isa isa);
 
 // Recommended (m, n) block sizes for splitting an (M, N, K) GEMM over n_threads
 // calls of gemm_packed: blocks are tile_rows / panel_width aligned, there are at

@@ -5,12 +5,15 @@
 // be picked by the linker for code that must run on an AVX2 machine.
 //
 // Blocking (one gemm_packed call, single thread):
-//   for mc  (kMC rows of A: the A block, kMC x kc, stays in L2)
+//   for mc  (kMC rows of A)
 //    for kc (K split into near-equal blocks <= kKC)
-//     for n panel (kNR columns: the packed (kc, kNR) panel slice stays in L1/L2)
+//     pack the A block (mc, kc) into strips of kMR rows, k-major (stays in L2)
+//     for n panel (kNR columns: the packed (kc, kNR) panel slice stays in L2)
 //      for m strip (kMR rows): C tile (kMR, kNR) += A strip (kMR, kc) @ panel (kc, kNR)
 // The micro-kernel keeps the kMR x kNR tile in kMR * kNV zmm accumulators, loads kNV
-// panel vectors and broadcasts kMR scalars of A (read in place, row stride lda) per k.
+// panel vectors and broadcasts kMR scalars of the packed strip per k.  Packing A puts the
+// kMR scalars of a k step on one cache line behind one pointer (eight row pointers do not
+// fit the general registers next to the loop state, and the compiler spilled them).
 // After the last k block the tile gets the epilogue while still in L1.
 
 // GCC 12 false positive on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
@@ -30,10 +33,12 @@ namespace {
 constexpr int kNV = 3;            // zmm vectors per tile row
 constexpr int64_t kNR = 16 * kNV; // panel width (columns) = 48
 constexpr int kMR = 8;            // tile rows
-// k block: the (kKC, 48) panel slice (96 KB) is re-read from L2 by every m strip; a
-// larger kKC means fewer C-tile reloads.  kKC in 512..K measured best, 128..256 worse.
-constexpr int64_t kKC = 512;
-// A block (kMC, kKC) = 512 KB stays in L2 while all panels of the block sweep over it.
+// k block: the (kKC, 48) panel slice (144 KB) is re-read from L2 by every m strip; a
+// larger kKC means fewer C-tile reloads, and K <= 768 (BERT-base's hidden size) is one block.
+// Smaller blocks that keep the slice in L1 (128..256) measured worse: the weights then stream
+// from memory in short pieces.
+constexpr int64_t kKC = 768;
+// A block (kMC, kKC) = 768 KB, packed, stays in L2 while all panels of the block sweep over it.
 constexpr int64_t kMC = 256;      // multiple of kMR
 
 // Lane masks of the kNV vectors of a tile row holding `cols` (<= kNR) valid columns.
@@ -43,50 +48,97 @@ void column_masks(int64_t cols, __mmask16* mask) {
   }
 }
 
-// C (R, kNR) [+]= A (R, kc; row stride lda) @ B (kc, kNR; packed panel slice).
+// acc (R, kNR) += a (R scalars) * b (kNR floats): one k step of the micro-kernel.
+template <int R>
+inline __attribute__((always_inline)) void fma_step(__m512 (&acc)[R][kNV], const float* a,
+                                                    const float* b) {
+  __m512 bv[kNV];
+  for (int v = 0; v < kNV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+  for (int i = 0; i < R; ++i) {
+    const __m512 ai = _mm512_set1_ps(a[i]);
+    for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+  }
+}
+
+// C (R, kNR) [+]= A (R, kc; packed strip, kMR floats per k) @ B (kc, kNR; packed panel slice).
 // Columns outside `mask` are not touched.  accumulate=false overwrites C.
 // Meanwhile the first `ahead_lines` (<= 3 kc) cache lines at `ahead` are requested into L2, up
 // to three per k step: the caller's share of the next panel, which would otherwise come from
-// L3 or memory when its first strip needs it.
+// L3 or memory when its first strip needs it.  The steps past the share run without the checks.
 template <int R>
-void micro_tile(const float* A, int64_t lda, const float* B, int64_t kc, float* C,
-                int64_t ldc, const __mmask16* mask, bool accumulate, const char* ahead,
-                int64_t ahead_lines) {
+void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ldc,
+                const __mmask16* mask, bool accumulate, const char* ahead, int64_t ahead_lines) {
   __m512 acc[R][kNV];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v)
       acc[i][v] = accumulate ? _mm512_maskz_loadu_ps(mask[v], C + i * ldc + 16 * v)
                              : _mm512_setzero_ps();
-  const float* a[R];
-  for (int i = 0; i < R; ++i) a[i] = A + i * lda;
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    if (k < ahead_lines) _mm_prefetch(ahead + 64 * k, _MM_HINT_T1);
+  const int64_t k_ahead = ahead_lines < kc ? ahead_lines : kc;
+  int64_t k = 0;
+  for (; k < k_ahead; ++k) {
+    _mm_prefetch(ahead + 64 * k, _MM_HINT_T1);
     if (k + kc < ahead_lines) _mm_prefetch(ahead + 64 * (k + kc), _MM_HINT_T1);
     if (k + 2 * kc < ahead_lines) _mm_prefetch(ahead + 64 * (k + 2 * kc), _MM_HINT_T1);
-    __m512 b[kNV];
-    for (int v = 0; v < kNV; ++v) b[v] = _mm512_loadu_ps(B + k * kNR + 16 * v);
-    for (int i = 0; i < R; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i][k]);
-      for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, b[v], acc[i][v]);
-    }
+    fma_step<R>(acc, A + k * kMR, B + k * kNR);
   }
+#pragma GCC unroll 4
+  for (; k < kc; ++k) fma_step<R>(acc, A + k * kMR, B + k * kNR);
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v) _mm512_mask_storeu_ps(C + i * ldc + 16 * v, mask[v], acc[i][v]);
 }
 
+// Rows r[0..7] (8 floats each) -> columns: r[j] = (r_0[j], ..., r_7[j]) for j = 0..7.
+inline void transpose8x8(__m256 (&r)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then rows 4-7
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
+
+// A (rows, kc; row stride lda) -> strips of kMR rows: dst[(s * kc + k) * kMR + i] =
+// A[s * kMR + i][k], rows past `rows` zero.  Full strips go 8 x 8 blocks at a time.
+void pack_a(const float* A, int64_t lda, int64_t rows, int64_t kc, float* dst) {
+  static_assert(kMR == 8, "pack_a transposes 8-row strips");
+  for (int64_t s = 0; s * kMR < rows; ++s, dst += kc * kMR) {
+    const float* a = A + s * kMR * lda;
+    const int64_t valid = rows - s * kMR;
+    int64_t k = 0;
+    if (valid >= kMR) {
+      for (; k + 8 <= kc; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(a + i * lda + k);
+        transpose8x8(r);
+        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + (k + j) * kMR, r[j]);
+      }
+    }
+    for (; k < kc; ++k)
+      for (int i = 0; i < kMR; ++i) dst[k * kMR + i] = i < valid ? a[i * lda + k] : 0.0f;
+  }
+}
+
 // micro_tile<rows> for 1 <= rows <= R.
 template <int R>
-void micro_tile_rows(int rows, const float* A, int64_t lda, const float* B, int64_t kc,
-                     float* C, int64_t ldc, const __mmask16* mask, bool accumulate,
-                     const char* ahead, int64_t ahead_lines) {
+void micro_tile_rows(int rows, const float* A, const float* B, int64_t kc, float* C, int64_t ldc,
+                     const __mmask16* mask, bool accumulate, const char* ahead,
+                     int64_t ahead_lines) {
   if constexpr (R > 1) {
     if (rows < R) {
-      micro_tile_rows<R - 1>(rows, A, lda, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
+      micro_tile_rows<R - 1>(rows, A, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
       return;
     }
   }
-  micro_tile<R>(A, lda, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
+  micro_tile<R>(A, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
 }
 
 // Epilogue on the finished C tile rows [m, m+rows) x columns [n, n + kNR) & mask.
@@ -112,6 +164,10 @@ void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
 
 int64_t panel_width() { return kNR; }
 int64_t tile_rows() { return kMR; }
+size_t gemm_workspace_floats(int64_t rows, int64_t K) {
+  const int64_t mc = rows < kMC ? rows : kMC, kc = K < kKC ? K : kKC;
+  return size_t((mc + kMR - 1) / kMR * kMR) * size_t(kc > 0 ? kc : 0);
+}
 
 size_t packed_weight_floats(int64_t N, int64_t K) {
   return size_t((N + kNR - 1) / kNR) * size_t(kNR) * size_t(K);
@@ -130,7 +186,7 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed) {
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep) {
+                 const Epilogue& ep, float* workspace) {
   (void)N;
   // K in nkb near-equal blocks (at least one, so K == 0 still writes C = epilogue(0)).
   const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
@@ -142,6 +198,7 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
       const int64_t kc = K - k0 < kcb ? K - k0 : kcb;
       const bool last = kb == nkb - 1;
       const int64_t strips = (me - mc + kMR - 1) / kMR;
+      pack_a(A + mc * lda + k0, lda, me - mc, kc, workspace);
       for (int64_t n = n0; n < n1; n += kNR) {
         __mmask16 mask[kNV];
         column_masks(n1 - n, mask);
@@ -155,8 +212,8 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
           const int rows = int(me - m < kMR ? me - m : kMR);
           float* Ct = C + m * ldc + n;
           const int64_t lines = next_lines < share ? next_lines : share;
-          micro_tile_rows<kMR>(rows, A + m * lda + k0, lda, B, kc, Ct, ldc, mask, kb > 0, next,
-                               lines);
+          micro_tile_rows<kMR>(rows, workspace + (m - mc) * kc, B, kc, Ct, ldc, mask, kb > 0,
+                               next, lines);
           next += 64 * lines;
           next_lines -= lines;
           if (last) epilogue_tile(Ct, ldc, rows, m, n, mask, ep);

@@ -9,11 +9,12 @@ namespace kernels {
 #define PYBERT_GEMM_ISA_DECLS                                                              \
   int64_t panel_width();                                                                   \
   int64_t tile_rows();                                                                     \
+  size_t gemm_workspace_floats(int64_t rows, int64_t K);                                   \
   size_t packed_weight_floats(int64_t N, int64_t K);                                       \
   void pack_weight(const float* W, int64_t N, int64_t K, float* packed);                   \
   void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K, \
                    float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,  \
-                   const Epilogue& ep);
+                   const Epilogue& ep, float* workspace);
 
 namespace avx512 { PYBERT_GEMM_ISA_DECLS }  // gemm_avx512.cc
 namespace avx2 { PYBERT_GEMM_ISA_DECLS }    // gemm_avx2.cc

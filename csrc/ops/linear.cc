@@ -164,10 +164,13 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
   const int64_t in = in_features_, out = out_features_;
   const int threads = gemm_threads(n, out, in, kMinFlopsPerThread);
   const auto* packed = static_cast<const float*>(packed_.get());
-  for_each_block(n, out, kernels::choose_blocks(n, out, in, threads, isa_),
-                 [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
-                   kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep, isa_);
-                 });
+  const kernels::GemmBlocks blocks = kernels::choose_blocks(n, out, in, threads, isa_);
+  const auto ws_floats = static_cast<int64_t>(kernels::gemm_workspace_floats(blocks.mb, in, isa_));
+  for_each_block(n, out, blocks, [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
+    thread_local Buffer a_blocks;  // the kernel's packed rows of x, reused across calls
+    kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep,
+                         a_blocks.reserve(ws_floats), isa_);
+  });
 }
 
 void Linear::run_lowp(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const {
