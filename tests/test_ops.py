@@ -27,9 +27,10 @@ def t(a):
     return torch.from_numpy(np.asarray(a))
 
 
-# (300, 1000, 50): two row blocks and two depth blocks of the packed kernel, ragged everywhere.
+# (300, 1000, 50): two row blocks and two depth blocks of the packed kernel, ragged everywhere;
+# (600, 72, 100): enough rows that threads split them instead of the columns.
 @pytest.mark.parametrize("n,fin,fout", [(1, 8, 8), (7, 33, 65), (64, 384, 1536), (130, 96, 40),
-                                       (300, 1000, 50)])
+                                       (300, 1000, 50), (600, 72, 100)])
 @pytest.mark.parametrize("activation", ["none", "gelu", "gelu_new", "relu"])
 def test_linear(n, fin, fout, activation):
     x = rng.standard_normal((n, fin), dtype=np.float32)

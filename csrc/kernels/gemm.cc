@@ -47,7 +47,23 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
 
 GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads, Isa isa) {
   (void)K;
+  // The AVX-512 kernel packs the rows of A it reads: split by columns, every thread would pack
+  // all rows.  With enough rows each thread takes whole rows instead (and streams the whole
+  // weight, which at >= 256 rows costs less than packing twice).
+  constexpr int64_t kMinRowsPerThread = 256;
+  if (isa == Isa::Avx512)
+    return split_rows_first(M, N, tile_rows(isa), panel_width(isa), n_threads, kMinRowsPerThread);
   return split_blocks(M, N, tile_rows(isa), panel_width(isa), n_threads);
+}
+
+GemmBlocks split_rows_first(int64_t M, int64_t N, int64_t mr, int64_t nr, int n_threads,
+                            int64_t min_rows_per_thread) {
+  const int64_t t = n_threads > 1 ? n_threads : 1;
+  if (t > 1 && M >= min_rows_per_thread * t) {
+    const int64_t mb = ((M + t - 1) / t + mr - 1) / mr * mr;
+    return GemmBlocks{mb, (N + nr - 1) / nr * nr};
+  }
+  return split_blocks(M, N, mr, nr, n_threads);
 }
 
 GemmBlocks split_blocks(int64_t M, int64_t N, int64_t mr, int64_t nr, int n_threads) {

@@ -69,6 +69,10 @@ struct GemmBlocks {
 GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads, Isa isa);
 // The same split for any micro-tile of mr rows x nr columns (choose_lowp_blocks uses it too).
 GemmBlocks split_blocks(int64_t M, int64_t N, int64_t mr, int64_t nr, int n_threads);
+// Whole rows per thread (one m block each, all columns) once every thread gets at least
+// min_rows_per_thread rows; below that, split_blocks.
+GemmBlocks split_rows_first(int64_t M, int64_t N, int64_t mr, int64_t nr, int n_threads,
+                            int64_t min_rows_per_thread);
 
 }  // namespace kernels
 }  // namespace pybert

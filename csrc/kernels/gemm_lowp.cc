@@ -154,15 +154,9 @@ GemmBlocks choose_lowp_blocks(int64_t M, int64_t N, int64_t K, int n_threads) {
   // (convert_rows_bf16 and quantize_rows split rows the same way), still in its own cache, and
   // the same rows of C, which its next steps (LayerNorm, the next staging) read. Streaming the
   // whole weight per thread costs less at this size: MiniLM bf16 8x128 -11%, 32x128 -11%,
-  // 1x512 -12%, int8 8x128 -7%, BERT-base bf16 8x128 -5% (2 threads, alternating runs). The
-  // fp32 kernels gained nothing from the same split (their weight is twice the bytes).
+  // 1x512 -12%, int8 8x128 -7%, BERT-base bf16 8x128 -5% (2 threads, alternating runs).
   constexpr int64_t kMinRowsPerThread = 256;
-  const int64_t t = n_threads > 1 ? n_threads : 1;
-  if (t > 1 && M >= kMinRowsPerThread * t) {
-    const int64_t mb = ((M + t - 1) / t + 31) / 32 * 32;
-    return GemmBlocks{mb, (N + 31) / 32 * 32};
-  }
-  return split_blocks(M, N, 32, 32, n_threads);  // AMX: 2 x 2 tiles of 16 x 16
+  return split_rows_first(M, N, 32, 32, n_threads, kMinRowsPerThread);  // AMX: 2 x 2 16x16 tiles
 }
 
 }  // namespace kernels
