@@ -104,7 +104,9 @@ def split_heads(rows, heads):
 
 
 @pytest.mark.parametrize("lengths,heads,d_head", [([5], 1, 8), ([3, 17, 1, 0, 64], 4, 16),
-                                                  ([128, 40], 12, 32)])
+                                                  ([128, 40], 12, 32), ([200, 77], 2, 64),
+                                                  ([300, 9], 1, 48), ([513], 1, 10),
+                                                  ([70], 1, 96)])
 def test_attention_packed_sequences(lengths, heads, d_head):
     hidden = heads * d_head
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)

@@ -5,9 +5,14 @@
 //   for each block of up to kBlock query rows:
 //     S (rows, len) = Q_blk (rows, d) @ K^T                  gemm_packed
 //     P = softmax(scale * S), four rows at a time           exp_ps, masked tail
-//     O_blk (rows, d) = P (rows, len) @ V                    gemm_packed
+//     O_blk (rows, d) = P (rows, len) @ V                    pv_block (d = 16, 32, 48, 64)
+//                                                            or gemm_packed (other d)
+// With pv_block, P stays unnormalized (exp) and pv_block scales each output row by 1 / its sum:
+// d multiplies a row instead of len.
 //
-// A block's scores stay in L2; no (len, len) matrix is formed for long sequences.
+// A block's scores stay in L2; no (len, len) matrix is formed for long sequences.  P @ V has
+// its own kernel for the usual head sizes: as a packed GEMM its d columns would be padded to
+// the 48-column panel (d = 32: a third of the work wasted) and P packed into strips first.
 // ODR: only intrinsics and internal-linkage helpers (see gemm_avx512.cc).
 
 // GCC 12 false positive on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
@@ -59,6 +64,71 @@ void pack_values(const float* v, int64_t ld, int64_t len, int64_t d, float* vp) 
   }
 }
 
+// V (len, d) rows (stride ld) -> vr (len, d), contiguous.
+void copy_values(const float* v, int64_t ld, int64_t len, int64_t d, float* vr) {
+  for (int64_t j = 0; j < len; ++j)
+    for (int64_t c = 0; c < d; c += 16) {
+      const __mmask16 m = tail_mask(d - c);
+      _mm512_mask_storeu_ps(vr + j * d + c, m, _mm512_maskz_loadu_ps(m, v + j * ld + c));
+    }
+}
+
+// O (R, 16 NV) [+]= P (R rows, stride lp; keys [k0, k1)) @ vr[k0:k1] (16 NV floats a key);
+// then, when `inv` is set, row i of O *= inv[i].
+template <int R, int NV>
+void pv_rows(const float* p, int64_t lp, const float* vr, int64_t k0, int64_t k1, float* out,
+             int64_t ld_out, bool accumulate, const float* inv) {
+  constexpr int64_t d = 16 * NV;
+  __m512 acc[R][NV];
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < NV; ++v)
+      acc[i][v] = accumulate ? _mm512_loadu_ps(out + i * ld_out + 16 * v) : _mm512_setzero_ps();
+  for (int64_t k = k0; k < k1; ++k) {
+    __m512 vv[NV];
+    for (int v = 0; v < NV; ++v) vv[v] = _mm512_loadu_ps(vr + k * d + 16 * v);
+    for (int i = 0; i < R; ++i) {
+      const __m512 pi = _mm512_set1_ps(p[i * lp + k]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(pi, vv[v], acc[i][v]);
+    }
+  }
+  if (inv)
+    for (int i = 0; i < R; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_mul_ps(acc[i][v], _mm512_set1_ps(inv[i]));
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + i * ld_out + 16 * v, acc[i][v]);
+}
+
+// pv_rows<rows> for 1 <= rows <= R.
+template <int R, int NV>
+void pv_rows_upto(int rows, const float* p, int64_t lp, const float* vr, int64_t k0, int64_t k1,
+                  float* out, int64_t ld_out, bool accumulate, const float* inv) {
+  if constexpr (R > 1) {
+    if (rows < R) {
+      pv_rows_upto<R - 1, NV>(rows, p, lp, vr, k0, k1, out, ld_out, accumulate, inv);
+      return;
+    }
+  }
+  pv_rows<R, NV>(p, lp, vr, k0, k1, out, ld_out, accumulate, inv);
+}
+
+// O (rows, 16 NV) = diag(inv) P (rows, len; stride lp) @ vr (len, 16 NV).  Keys go 128 at a
+// time, so the slice of V (<= 32 KB) stays in L1 while every row group of the block uses it; a
+// row group keeps its (R, d) outputs in R * NV <= 24 registers.
+template <int NV>
+void pv_block(const float* p, int64_t lp, int64_t rows, const float* vr, int64_t len,
+              const float* inv, float* out, int64_t ld_out) {
+  constexpr int R = NV == 4 ? 6 : 8;
+  constexpr int64_t kKeys = 128;
+  for (int64_t k0 = 0; k0 < len; k0 += kKeys) {
+    const int64_t k1 = k0 + kKeys < len ? k0 + kKeys : len;
+    for (int64_t r = 0; r < rows; r += R) {
+      const int n = int(rows - r < R ? rows - r : R);
+      pv_rows_upto<R, NV>(n, p + r * lp, lp, vr, k0, k1, out + r * ld_out, ld_out, k0 > 0,
+                          k1 == len ? inv + r : nullptr);
+    }
+  }
+}
+
 // Rows [0, N) of s (stride lds) <- softmax(scale * row (len)).
 template <int N>
 void softmax_rows(float* s, int64_t lds, int64_t len, float scale) {
@@ -72,12 +142,29 @@ void softmax_rows(float* s, int64_t lds, int64_t len, float scale) {
   }
 }
 
+// Rows [0, rows) of s <- exp(scale * (row - max(row))), unnormalized; inv[r] = 1 / row r's sum.
+void softmax_exp(float* s, int64_t lds, int64_t rows, int64_t len, float scale, float* inv) {
+  __m512 iv[4];
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    softmax_exp_rows<4>(s + r * lds, lds, len, scale, iv);
+    for (int i = 0; i < 4; ++i) inv[r + i] = _mm512_cvtss_f32(iv[i]);
+  }
+  for (; r < rows; ++r) {
+    softmax_exp_rows<1>(s + r * lds, lds, len, scale, iv);
+    inv[r] = _mm512_cvtss_f32(iv[0]);
+  }
+}
+
 // softmax_rows over `rows` rows, four at a time.
 void softmax(float* s, int64_t lds, int64_t rows, int64_t len, float scale) {
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4) softmax_rows<4>(s + r * lds, lds, len, scale);
   for (; r < rows; ++r) softmax_rows<1>(s + r * lds, lds, len, scale);
 }
+
+// d_head with a pv_block kernel.
+bool fast_pv(int64_t d_head) { return d_head % 16 == 0 && d_head >= 16 && d_head <= 64; }
 
 }  // namespace
 
@@ -94,17 +181,31 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
   float* vp = kp + round_up(len, nr) * d_head;     // values, packed
   float* s = vp + round_up(d_head, nr) * len;      // (kBlock, lp) scores, then probabilities
   float* ws = s + kBlock * lp;                     // the GEMMs' packed query or probability rows
+  const bool pv = fast_pv(d_head);
   pack_keys(k, ld, len, d_head, kp);
-  pack_values(v, ld, len, d_head, vp);
+  if (pv)
+    copy_values(v, ld, len, d_head, vp);
+  else
+    pack_values(v, ld, len, d_head, vp);
   const Epilogue none;
+  float inv[kBlock];  // 1 / row sums of the block's unnormalized probabilities (pv_block)
   for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
     const int64_t rows = len - i0 < kBlock ? len - i0 : kBlock;
     // S (rows, len) = Q[i0 : i0 + rows] @ K^T
     gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none, ws);
-    softmax(s, lp, rows, len, scale);
+    if (pv)
+      softmax_exp(s, lp, rows, len, scale, inv);
+    else
+      softmax(s, lp, rows, len, scale);
     // O[i0 : i0 + rows] (rows, d) = P (rows, len) @ V
-    gemm_packed(s, lp, vp, d_head, len, out + i0 * ld_out, ld_out, 0, rows, 0, d_head, none,
-                ws);
+    float* o = out + i0 * ld_out;
+    switch (pv ? d_head / 16 : 0) {
+      case 1: pv_block<1>(s, lp, rows, vp, len, inv, o, ld_out); break;
+      case 2: pv_block<2>(s, lp, rows, vp, len, inv, o, ld_out); break;
+      case 3: pv_block<3>(s, lp, rows, vp, len, inv, o, ld_out); break;
+      case 4: pv_block<4>(s, lp, rows, vp, len, inv, o, ld_out); break;
+      default: gemm_packed(s, lp, vp, d_head, len, o, ld_out, 0, rows, 0, d_head, none, ws);
+    }
   }
 }
 
