@@ -15,7 +15,8 @@ tokens that were run. Everything a client can get wrong is a 4xx answer with a J
 fields, 413 for a body over ``max_body_bytes`` or more than ``max_inputs`` inputs, 404/405 for
 unknown paths and methods, 503 when ``max_queue`` requests are already waiting.
 
-Needs the ``server`` extra: ``pip install "pybert[server]"`` (Starlette and uvicorn).
+Needs the ``server`` extra: ``pip install "pybert[server]"`` (Starlette and uvicorn, with
+uvicorn's C HTTP parser and event loop, httptools and uvloop).
 """
 
 from __future__ import annotations
