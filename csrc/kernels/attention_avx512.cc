@@ -192,7 +192,9 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
   for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
     const int64_t rows = len - i0 < kBlock ? len - i0 : kBlock;
     // S (rows, len) = Q[i0 : i0 + rows] @ K^T
-    gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none, ws);
+    // (Prefetch{} spelled out: a bare {} would also convert to kernels::gemm_packed's Isa, which
+    // argument-dependent lookup brings in, and pick the AVX2 kernel.)
+    gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none, ws, Prefetch{});
     if (pv)
       softmax_exp(s, lp, rows, len, scale, inv);
     else
@@ -204,7 +206,8 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
       case 2: pv_block<2>(s, lp, rows, vp, len, inv, o, ld_out); break;
       case 3: pv_block<3>(s, lp, rows, vp, len, inv, o, ld_out); break;
       case 4: pv_block<4>(s, lp, rows, vp, len, inv, o, ld_out); break;
-      default: gemm_packed(s, lp, vp, d_head, len, o, ld_out, 0, rows, 0, d_head, none, ws);
+      default:
+        gemm_packed(s, lp, vp, d_head, len, o, ld_out, 0, rows, 0, d_head, none, ws, Prefetch{});
     }
   }
 }

@@ -37,12 +37,18 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed, Isa isa) {
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Isa isa) {
+                 const Epilogue& ep, float* workspace, Isa isa, Prefetch then) {
   if (m0 >= m1 || n0 >= n1) return;
   if (isa == Isa::Avx512)
-    avx512::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace);
+    avx512::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace, then);
   else
-    avx2::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace);
+    avx2::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace, then);
+}
+
+Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0, Isa isa) {
+  if (n0 >= N) return {};
+  return isa == Isa::Avx512 ? avx512::first_panel(packed, N, K, n0)
+                            : avx2::first_panel(packed, N, K, n0);
 }
 
 GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads, Isa isa) {

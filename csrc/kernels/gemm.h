@@ -48,6 +48,16 @@ struct Epilogue {
 // one workspace for all its calls.
 size_t gemm_workspace_floats(int64_t rows, int64_t K, Isa isa);
 
+// Memory for a gemm_packed call to request into L2 while its last panel is computed: the first
+// panel of the GEMM this thread runs next (see first_panel), which would otherwise start cold.
+struct Prefetch {
+  const void* data = nullptr;
+  int64_t bytes = 0;
+};
+
+// The packed weight gemm_packed reads first in a block starting at column n0.
+Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0, Isa isa);
+
 // C[m0:m1, n0:n1] = epilogue(A[m0:m1, :] @ W[n0:n1, :]^T), single-threaded.
 //   A: (M, K) row stride lda;  C: (M, N) row stride ldc;  packed from pack_weight(.., isa).
 //   n0 must be a multiple of panel_width(isa); n1 <= N; m1 <= M.
@@ -56,7 +66,7 @@ size_t gemm_workspace_floats(int64_t rows, int64_t K, Isa isa);
 // Rows/columns outside [m0, m1) x [n0, n1) are neither read (of C) nor written.
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Isa isa);
+                 const Epilogue& ep, float* workspace, Isa isa, Prefetch then = {});
 
 // Recommended (m, n) block sizes for splitting an (M, N, K) GEMM over n_threads
 // calls of gemm_packed: blocks are tile_rows / panel_width aligned, there are at

@@ -124,6 +124,13 @@ size_t gemm_workspace_floats(int64_t rows, int64_t K) {
   return 0;
 }
 
+Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0) {
+  (void)N;
+  const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
+  const int64_t kcb = (K + nkb - 1) / nkb;
+  return Prefetch{packed + (n0 / kNR) * K * kNR, kcb * kNR * int64_t(sizeof(float))};
+}
+
 size_t packed_weight_floats(int64_t N, int64_t K) {
   return size_t((N + kNR - 1) / kNR) * size_t(kNR) * size_t(K);
 }
@@ -141,9 +148,10 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed) {
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace) {
+                 const Epilogue& ep, float* workspace, Prefetch then) {
   (void)N;
   (void)workspace;
+  (void)then;  // the AVX2 kernel requests only the next panel of its own weight
   const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
   const int64_t kcb = (K + nkb - 1) / nkb;
   for (int64_t mc = m0; mc < m1; mc += kMC) {

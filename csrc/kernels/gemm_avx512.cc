@@ -169,6 +169,13 @@ size_t gemm_workspace_floats(int64_t rows, int64_t K) {
   return size_t((mc + kMR - 1) / kMR * kMR) * size_t(kc > 0 ? kc : 0);
 }
 
+Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0) {
+  (void)N;
+  const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
+  const int64_t kcb = (K + nkb - 1) / nkb;
+  return Prefetch{packed + (n0 / kNR) * K * kNR, kcb * kNR * int64_t(sizeof(float))};
+}
+
 size_t packed_weight_floats(int64_t N, int64_t K) {
   return size_t((N + kNR - 1) / kNR) * size_t(kNR) * size_t(K);
 }
@@ -186,11 +193,12 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed) {
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace) {
+                 const Epilogue& ep, float* workspace, Prefetch then) {
   (void)N;
   // K in nkb near-equal blocks (at least one, so K == 0 still writes C = epilogue(0)).
   const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
   const int64_t kcb = (K + nkb - 1) / nkb;
+  const float* first = packed + (n0 / kNR) * K * kNR;  // the block's first panel
   for (int64_t mc = m0; mc < m1; mc += kMC) {
     const int64_t me = mc + kMC < m1 ? mc + kMC : m1;
     for (int64_t kb = 0; kb < nkb; ++kb) {
@@ -203,10 +211,25 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
         __mmask16 mask[kNV];
         column_masks(n1 - n, mask);
         const float* B = packed + (n / kNR) * K * kNR + k0 * kNR;
-        // The next panel's slice (kc * kNR floats) is requested while this one is computed,
-        // spread over the m strips; past the last panel of the block nothing is requested.
+        // What this thread reads after this panel is requested while this one is computed,
+        // spread over the m strips: the next panel's slice (kc * kNR floats); after the last
+        // panel, the first panel's next k slice, or its first slice for the next row block, or
+        // after the block's very last panel, `then`.
         const char* next = reinterpret_cast<const char*>(B + K * kNR);
-        int64_t next_lines = n + kNR < n1 ? kc * kNR * int64_t(sizeof(float)) / 64 : 0;
+        int64_t next_lines = kc * kNR * int64_t(sizeof(float)) / 64;
+        if (n + kNR >= n1) {
+          if (!last) {
+            next = reinterpret_cast<const char*>(first + (k0 + kc) * kNR);
+            const int64_t kc_next = K - k0 - kc < kcb ? K - k0 - kc : kcb;
+            next_lines = kc_next * kNR * int64_t(sizeof(float)) / 64;
+          } else if (me < m1) {
+            next = reinterpret_cast<const char*>(first);
+          } else {
+            next = static_cast<const char*>(then.data);
+            next_lines = then.data ? then.bytes / 64 : 0;
+          }
+          if (next_lines > 3 * kc * strips) next_lines = 3 * kc * strips;
+        }
         const int64_t share = (next_lines + strips - 1) / strips;
         for (int64_t m = mc; m < me; m += kMR) {
           const int rows = int(me - m < kMR ? me - m : kMR);

@@ -15,7 +15,7 @@ int64_t fp32_or_bf16_rows_floats(int64_t n, int64_t features) {
 }  // namespace
 
 void FeedForward::forward(const float* x, int64_t n, float* mid, float* y,
-                          const float* residual) const {
+                          const float* residual, const ops::Linear* then) const {
   if (intermediate.precision() == ops::Precision::kBf16 &&
       output.precision() == ops::Precision::kBf16) {
     // bf16 on AMX: GELU's output goes straight into the second GEMM's bf16 input rows.
@@ -24,14 +24,15 @@ void FeedForward::forward(const float* x, int64_t n, float* mid, float* y,
     output.forward_from_bf16(mid_bf16, n, y, ops::Activation::kNone, residual);
     return;
   }
-  intermediate(x, n, mid, activation);  // bias + GELU in the GEMM
-  output(mid, n, y, ops::Activation::kNone, residual);
+  intermediate(x, n, mid, activation, nullptr, &output);  // bias + GELU in the GEMM
+  output(mid, n, y, ops::Activation::kNone, residual, then);
 }
 
 void SelfAttention::forward(const float* x, const ops::SequenceLayout& layout, float* qkv_buf,
-                            float* ctx, float* y, const float* residual) const {
+                            float* ctx, float* y, const float* residual,
+                            const ops::Linear* then) const {
   const int64_t n = layout.tokens(), hidden = output.out_features();
-  qkv(x, n, qkv_buf);
+  qkv(x, n, qkv_buf, ops::Activation::kNone, nullptr, &output);
   if (qkv.precision() == ops::Precision::kBf16 && output.precision() == ops::Precision::kBf16) {
     // bf16 on AMX: the heads write the output projection's bf16 input rows directly.
     auto* ctx_rows = reinterpret_cast<uint16_t*>(ctx);
@@ -40,7 +41,7 @@ void SelfAttention::forward(const float* x, const ops::SequenceLayout& layout, f
     return;
   }
   ops::self_attention(qkv_buf, layout, hidden, num_heads, ctx, qkv.precision());
-  output(ctx, n, y, ops::Activation::kNone, residual);
+  output(ctx, n, y, ops::Activation::kNone, residual, then);
 }
 
 int64_t SelfAttention::context_floats(int64_t n) const {
@@ -51,7 +52,8 @@ int64_t FeedForward::mid_floats(int64_t n) const {
   return fp32_or_bf16_rows_floats(n, intermediate.out_features());
 }
 
-void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws) const {
+void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
+                           const ops::Linear* then) const {
   const int64_t n = layout.tokens();
   const int64_t hidden = attention.output.out_features();
   float* qkv = ws.qkv.reserve(n * 3 * hidden);
@@ -62,28 +64,30 @@ void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspac
   if (pre_layer_norm) {
     // attention: h1 = LN(x) (n, hidden) -> qkv (n, 3 hidden) -> ctx (n, hidden) -> h1; x += h1
     attention_norm(x, nullptr, h1, n);
-    attention.forward(h1, layout, qkv, ctx, h1);
+    attention.forward(h1, layout, qkv, ctx, h1, nullptr, &feed_forward.intermediate);
     ops::add_residual(x, h1, n, hidden);
     // feed-forward: h1 = LN(x) (n, hidden) -> mid (n, inner) -> h1 (n, hidden); x += h1
     output_norm(x, nullptr, h1, n);
-    feed_forward.forward(h1, n, mid, h1);
+    feed_forward.forward(h1, n, mid, h1, nullptr, then);
     ops::add_residual(x, h1, n, hidden);
     return;
   }
 
   // attention: x (n, hidden) -> qkv (n, 3 hidden) -> ctx (n, hidden) -> h1 (n, hidden)
-  attention.forward(x, layout, qkv, ctx, h1, /*residual=*/x);  // h1 = ctx Wo^T + b + x
+  attention.forward(x, layout, qkv, ctx, h1, /*residual=*/x,  // h1 = ctx Wo^T + b + x
+                    &feed_forward.intermediate);
   attention_norm(h1, nullptr, h1, n);                         // h1 = LayerNorm(h1)
 
   // feed-forward: h1 (n, hidden) -> mid (n, inner) -> x (n, hidden)
-  feed_forward.forward(h1, n, mid, x, /*residual=*/h1);
+  feed_forward.forward(h1, n, mid, x, /*residual=*/h1, then);
   output_norm(x, nullptr, x, n);  // x = LayerNorm(mid Wout^T + b + h1)
 }
 
 void Encoder::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
                       const std::function<void(int64_t, const float*)>& after_layer) const {
   for (size_t i = 0; i < layers.size(); ++i) {
-    layers[i]->forward(x, layout, ws);
+    const ops::Linear* then = i + 1 < layers.size() ? &layers[i + 1]->attention.qkv : nullptr;
+    layers[i]->forward(x, layout, ws, then);
     if (final_norm && i + 1 == layers.size()) (*final_norm)(x, nullptr, x, layout.tokens());
     if (after_layer) after_layer(static_cast<int64_t>(i), x);
   }

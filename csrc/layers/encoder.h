@@ -22,8 +22,10 @@ struct SelfAttention {
 
   // y (n, hidden) = output(attention(qkv(x))) [+ residual] over the packed sequences of layout;
   // qkv_buf (n, 3 hidden) and ctx (context_floats(n)) are scratch. y may alias x, not residual.
+  // then: the Linear that runs next, if known (see ops::Linear).
   void forward(const float* x, const ops::SequenceLayout& layout, float* qkv_buf, float* ctx,
-               float* y, const float* residual = nullptr) const;
+               float* y, const float* residual = nullptr,
+               const ops::Linear* then = nullptr) const;
   int64_t context_floats(int64_t n) const;
 };
 
@@ -34,8 +36,8 @@ struct FeedForward {
 
   // y (n, hidden) = output(act(intermediate(x))) [+ residual]; mid: scratch of
   // mid_floats(n) floats. y may alias x, not residual.
-  void forward(const float* x, int64_t n, float* mid, float* y,
-               const float* residual = nullptr) const;
+  void forward(const float* x, int64_t n, float* mid, float* y, const float* residual = nullptr,
+               const ops::Linear* then = nullptr) const;
   int64_t mid_floats(int64_t n) const;
 };
 
@@ -46,8 +48,9 @@ struct EncoderLayer {
   ops::LayerNorm output_norm;     // after feed-forward + residual (pre-LN: before feed-forward)
   bool pre_layer_norm = false;    // x += Attn(LN(x)); x += FFN(LN(x))
 
-  // x (tokens, hidden) -> x, in place.
-  void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws) const;
+  // x (tokens, hidden) -> x, in place.  then: the Linear that runs next (the next layer's qkv).
+  void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
+               const ops::Linear* then = nullptr) const;
 };
 
 struct Encoder {

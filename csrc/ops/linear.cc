@@ -111,14 +111,14 @@ kernels::Epilogue Linear::epilogue(Activation act, const float* residual) const 
 }
 
 void Linear::operator()(const float* x, int64_t n, float* y, Activation act,
-                        const float* residual) const {
+                        const float* residual, const Linear* then) const {
   if (n <= 0) return;
   if (kernel_ == Kernel::kShared) {
     run_shared(x, n, y, act, residual);
     return;
   }
   if (kernel_ == Kernel::kFp32)
-    run_packed(x, n, y, epilogue(act, residual));
+    run_packed(x, n, y, epilogue(act, residual), then);
   else
     run_lowp(x, n, y, epilogue(act, residual));
 }
@@ -160,16 +160,45 @@ void Linear::run_shared(const float* x, int64_t n, float* y, Activation act,
   });
 }
 
-void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const {
+kernels::GemmBlocks Linear::packed_blocks(int64_t n) const {
+  const int threads = gemm_threads(n, out_features_, in_features_, kMinFlopsPerThread);
+  return kernels::choose_blocks(n, out_features_, in_features_, threads, isa_);
+}
+
+kernels::Prefetch Linear::first_panel_of_thread(int64_t n, int t) const {
+  // run_packed's split: block b = (m block b / n_blocks, n block b % n_blocks), and
+  // parallel_for gives thread t the blocks from t * ceil(blocks / threads).
+  const kernels::GemmBlocks blocks = packed_blocks(n);
+  const int64_t n_blocks = (out_features_ + blocks.nb - 1) / blocks.nb;
+  const int64_t total = (n + blocks.mb - 1) / blocks.mb * n_blocks;
+  const int64_t threads = std::min<int64_t>(thread_budget(), total);
+  const int64_t b = t * ((total + threads - 1) / threads);
+  if (b >= total) return {};
+  return kernels::first_panel(static_cast<const float*>(packed_.get()), out_features_,
+                              in_features_, (b % n_blocks) * blocks.nb, isa_);
+}
+
+void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep,
+                        const Linear* then) const {
   const int64_t in = in_features_, out = out_features_;
-  const int threads = gemm_threads(n, out, in, kMinFlopsPerThread);
   const auto* packed = static_cast<const float*>(packed_.get());
-  const kernels::GemmBlocks blocks = kernels::choose_blocks(n, out, in, threads, isa_);
+  const kernels::GemmBlocks blocks = packed_blocks(n);
   const auto ws_floats = static_cast<int64_t>(kernels::gemm_workspace_floats(blocks.mb, in, isa_));
-  for_each_block(n, out, blocks, [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
+  const int64_t n_blocks = (out + blocks.nb - 1) / blocks.nb;
+  const int64_t total = (n + blocks.mb - 1) / blocks.mb * n_blocks;
+  const bool chain = then && then->kernel_ == Kernel::kFp32;
+  parallel_for(0, total, 1, [&](int64_t b0, int64_t b1) {
     thread_local Buffer a_blocks;  // the kernel's packed rows of x, reused across calls
-    kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep,
-                         a_blocks.reserve(ws_floats), isa_);
+    float* ws = a_blocks.reserve(ws_floats);
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t m0 = (b / n_blocks) * blocks.mb, c0 = (b % n_blocks) * blocks.nb;
+      // The thread's last block requests the first panel it will read in `then`.
+      const kernels::Prefetch after = chain && b + 1 == b1
+                                          ? then->first_panel_of_thread(n, omp_get_thread_num())
+                                          : kernels::Prefetch{};
+      kernels::gemm_packed(x, in, packed, out, in, y, out, m0, std::min(n, m0 + blocks.mb), c0,
+                           std::min(out, c0 + blocks.nb), ep, ws, isa_, after);
+    }
   });
 }
 

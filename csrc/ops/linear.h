@@ -44,9 +44,11 @@ class Linear {
          Precision precision = Precision::kFp32);
 
   // y (n, out_features) = act(x (n, in_features) @ W^T + b) [+ residual (n, out_features)]
-  // residual may be null; it must not overlap y.
+  // residual may be null; it must not overlap y.  `then`: the Linear the caller runs next on
+  // (n, ...) rows, if known; while this one finishes, each thread requests the first weights it
+  // will read there (fp32 only; a hint, no effect on the result).
   void operator()(const float* x, int64_t n, float* y, Activation act = Activation::kNone,
-                  const float* residual = nullptr) const;
+                  const float* residual = nullptr, const Linear* then = nullptr) const;
 
   // bf16 Linears on AMX (precision() == kBf16) that feed another one: the result written as that
   // Linear's staged bf16 input rows, and the input taken already staged, skipping a round trip of
@@ -74,7 +76,11 @@ class Linear {
   // y (n, out) = epilogue(x (n, in) @ W^T), by kernel_.
   void run_shared(const float* x, int64_t n, float* y, Activation act,
                   const float* residual) const;
-  void run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const;
+  void run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep,
+                  const Linear* then) const;
+  // kFp32: the (m, n) blocks of a GEMM on n rows, and the start of what thread t reads in it.
+  kernels::GemmBlocks packed_blocks(int64_t n) const;
+  kernels::Prefetch first_panel_of_thread(int64_t n, int t) const;
   void run_lowp(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const;
   // x (n, in) rounded to bf16 / quantized into this thread's staging buffers.
   void stage_lowp(const float* x, int64_t n, void** rows, float** scales, int32_t** zeros) const;
