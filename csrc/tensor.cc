@@ -54,8 +54,10 @@ std::shared_ptr<float> make_aligned_floats(int64_t n) {
   const size_t bytes = static_cast<size_t>(n > 0 ? n : 0) * sizeof(float);
   if (bytes < kHugePage)
     return std::shared_ptr<float>(aligned_floats(n), [](float* p) { std::free(p); });
-  void* p = std::aligned_alloc(kHugePage, (bytes + kAlign - 1) / kAlign * kAlign);
-  if (!p) throw std::bad_alloc();
+  // posix_memalign, not aligned_alloc: C11 wants the size a multiple of the alignment (ASan
+  // enforces it).
+  void* p = nullptr;
+  if (posix_memalign(&p, kHugePage, bytes) != 0) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
 #endif
