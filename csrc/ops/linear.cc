@@ -14,10 +14,11 @@ namespace {
 constexpr double kMinFlopsPerThread = 1e6;
 constexpr double kMinLowpFlopsPerThread = 5e6;
 
-int gemm_threads(int64_t n, int64_t out, int64_t in, double min_flops_per_thread) {
+// Threads for a GEMM of (n, out, in) when `budget` threads are available.
+int gemm_threads(int64_t n, int64_t out, int64_t in, double min_flops_per_thread, int budget) {
   const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(out) * in;
   return static_cast<int>(
-      std::max<double>(1, std::min<double>(thread_budget(), flops / min_flops_per_thread)));
+      std::max<double>(1, std::min<double>(budget, flops / min_flops_per_thread)));
 }
 
 // Calls block(m0, m1, c0, c1) for each (m-block, n-block) of an (n, out) output, one block per
@@ -160,18 +161,18 @@ void Linear::run_shared(const float* x, int64_t n, float* y, Activation act,
   });
 }
 
-kernels::GemmBlocks Linear::packed_blocks(int64_t n) const {
-  const int threads = gemm_threads(n, out_features_, in_features_, kMinFlopsPerThread);
+kernels::GemmBlocks Linear::packed_blocks(int64_t n, int budget) const {
+  const int threads = gemm_threads(n, out_features_, in_features_, kMinFlopsPerThread, budget);
   return kernels::choose_blocks(n, out_features_, in_features_, threads, isa_);
 }
 
-kernels::Prefetch Linear::first_panel_of_thread(int64_t n, int t) const {
+kernels::Prefetch Linear::first_panel_of_thread(int64_t n, int t, int budget) const {
   // run_packed's split: block b = (m block b / n_blocks, n block b % n_blocks), and
   // parallel_for gives thread t the blocks from t * ceil(blocks / threads).
-  const kernels::GemmBlocks blocks = packed_blocks(n);
+  const kernels::GemmBlocks blocks = packed_blocks(n, budget);
   const int64_t n_blocks = (out_features_ + blocks.nb - 1) / blocks.nb;
   const int64_t total = (n + blocks.mb - 1) / blocks.mb * n_blocks;
-  const int64_t threads = std::min<int64_t>(thread_budget(), total);
+  const int64_t threads = std::min<int64_t>(budget, total);
   const int64_t b = t * ((total + threads - 1) / threads);
   if (b >= total) return {};
   return kernels::first_panel(static_cast<const float*>(packed_.get()), out_features_,
@@ -182,7 +183,8 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
                         const Linear* then) const {
   const int64_t in = in_features_, out = out_features_;
   const auto* packed = static_cast<const float*>(packed_.get());
-  const kernels::GemmBlocks blocks = packed_blocks(n);
+  const int budget = thread_budget();  // the caller's: the workers' own budget is the default
+  const kernels::GemmBlocks blocks = packed_blocks(n, budget);
   const auto ws_floats = static_cast<int64_t>(kernels::gemm_workspace_floats(blocks.mb, in, isa_));
   const int64_t n_blocks = (out + blocks.nb - 1) / blocks.nb;
   const int64_t total = (n + blocks.mb - 1) / blocks.mb * n_blocks;
@@ -193,9 +195,9 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t m0 = (b / n_blocks) * blocks.mb, c0 = (b % n_blocks) * blocks.nb;
       // The thread's last block requests the first panel it will read in `then`.
-      const kernels::Prefetch after = chain && b + 1 == b1
-                                          ? then->first_panel_of_thread(n, omp_get_thread_num())
-                                          : kernels::Prefetch{};
+      kernels::Prefetch after;
+      if (chain && b + 1 == b1)
+        after = then->first_panel_of_thread(n, omp_get_thread_num(), budget);
       kernels::gemm_packed(x, in, packed, out, in, y, out, m0, std::min(n, m0 + blocks.mb), c0,
                            std::min(out, c0 + blocks.nb), ep, ws, isa_, after);
     }
@@ -237,7 +239,7 @@ void Linear::stage_lowp(const float* x, int64_t n, void** rows, float** scales,
 void Linear::gemm_lowp(const void* rows, const float* scales, const int32_t* zeros, int64_t n,
                        float* y, uint16_t* yb, int64_t ldyb, const kernels::Epilogue& ep) const {
   const int64_t in = in_features_, out = out_features_;
-  const int threads = gemm_threads(n, out, in, kMinLowpFlopsPerThread);
+  const int threads = gemm_threads(n, out, in, kMinLowpFlopsPerThread, thread_budget());
   const void* packed = packed_.get();
   const auto* rows_b = static_cast<const uint16_t*>(rows);
   for_each_block(n, out, kernels::choose_lowp_blocks(n, out, in, threads),

@@ -78,9 +78,10 @@ class Linear {
                   const float* residual) const;
   void run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep,
                   const Linear* then) const;
-  // kFp32: the (m, n) blocks of a GEMM on n rows, and the start of what thread t reads in it.
-  kernels::GemmBlocks packed_blocks(int64_t n) const;
-  kernels::Prefetch first_panel_of_thread(int64_t n, int t) const;
+  // kFp32: the (m, n) blocks of a GEMM on n rows with `budget` threads, and the start of what
+  // thread t reads in it.
+  kernels::GemmBlocks packed_blocks(int64_t n, int budget) const;
+  kernels::Prefetch first_panel_of_thread(int64_t n, int t, int budget) const;
   void run_lowp(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const;
   // x (n, in) rounded to bf16 / quantized into this thread's staging buffers.
   void stage_lowp(const float* x, int64_t n, void** rows, float** scales, int32_t** zeros) const;
