@@ -43,6 +43,13 @@ class ThreadBudget {
 
 int compute_slots_in_use();  // slots held by running calls (tests and benchmarks)
 
+// The split parallel_for makes of n items over up to max_threads threads: thread t gets items
+// [t * chunk, (t + 1) * chunk) of the range.
+inline int64_t parallel_chunk(int64_t n, int64_t grain, int64_t max_threads) {
+  const int64_t n_threads = std::min(max_threads, (n + grain - 1) / grain);
+  return n_threads > 1 ? (n + n_threads - 1) / n_threads : n;
+}
+
 // Calls fn(b, e) on disjoint chunks covering [begin, end), at most one chunk per thread; no
 // chunk is smaller than `grain` items unless the range itself is. An exception thrown by a
 // worker is rethrown on the calling thread after the loop.
@@ -51,8 +58,8 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Fn& fn) {
   const int64_t n = end - begin;
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  const int64_t max_threads = omp_in_parallel() ? 1 : thread_budget();
-  const int64_t n_threads = std::min(max_threads, (n + grain - 1) / grain);
+  const int64_t chunk = parallel_chunk(n, grain, omp_in_parallel() ? 1 : thread_budget());
+  const int64_t n_threads = (n + chunk - 1) / chunk;
   if (n_threads <= 1) {
     fn(begin, end);
     return;
@@ -61,7 +68,6 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const Fn& fn) {
 #pragma omp parallel num_threads(static_cast<int>(n_threads))
   {
     const int64_t t = omp_get_thread_num();
-    const int64_t chunk = (n + n_threads - 1) / n_threads;
     const int64_t b = begin + t * chunk;
     const int64_t e = std::min(end, b + chunk);
     if (b < e) {

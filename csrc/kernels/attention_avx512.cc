@@ -4,11 +4,11 @@
 //   V (len, d) -> Vp: packed as the weight V^T of shape (d, len)       (panels of columns)
 //   for each block of up to kBlock query rows:
 //     S (rows, len) = Q_blk (rows, d) @ K^T                  gemm_packed
-//     P = softmax(scale * S), four rows at a time           exp_ps, masked tail
-//     O_blk (rows, d) = P (rows, len) @ V                    pv_block (d = 16, 32, 48, 64)
-//                                                            or gemm_packed (other d)
-// With pv_block, P stays unnormalized (exp) and pv_block scales each output row by 1 / its sum:
-// d multiplies a row instead of len.
+//     P = exp(scale * (S - rowmax)), four rows at a time    exp_ps, masked tail
+//     O_blk (rows, d) = P (rows, len) @ V / rowsum(P)        pv_block (d = 16, 32, 48, 64)
+//                                                            or gemm_packed + scale_rows
+// P stays unnormalized and each output row is scaled by 1 / its sum: d multiplies a row
+// instead of len.
 //
 // A block's scores stay in L2; no (len, len) matrix is formed for long sequences.  P @ V has
 // its own kernel for the usual head sizes: as a packed GEMM its d columns would be padded to
@@ -129,19 +129,6 @@ void pv_block(const float* p, int64_t lp, int64_t rows, const float* vr, int64_t
   }
 }
 
-// Rows [0, N) of s (stride lds) <- softmax(scale * row (len)).
-template <int N>
-void softmax_rows(float* s, int64_t lds, int64_t len, float scale) {
-  __m512 inv[N];
-  softmax_exp_rows<N>(s, lds, len, scale, inv);
-  for (int64_t j = 0; j < len; j += 16) {
-    const __mmask16 m = tail_mask(len - j);
-    for (int i = 0; i < N; ++i)
-      _mm512_mask_storeu_ps(s + i * lds + j, m,
-                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i * lds + j), inv[i]));
-  }
-}
-
 // Rows [0, rows) of s <- exp(scale * (row - max(row))), unnormalized; inv[r] = 1 / row r's sum.
 void softmax_exp(float* s, int64_t lds, int64_t rows, int64_t len, float scale, float* inv) {
   __m512 iv[4];
@@ -156,11 +143,15 @@ void softmax_exp(float* s, int64_t lds, int64_t rows, int64_t len, float scale, 
   }
 }
 
-// softmax_rows over `rows` rows, four at a time.
-void softmax(float* s, int64_t lds, int64_t rows, int64_t len, float scale) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) softmax_rows<4>(s + r * lds, lds, len, scale);
-  for (; r < rows; ++r) softmax_rows<1>(s + r * lds, lds, len, scale);
+// Row r of o (rows, d; stride ld) *= inv[r].
+void scale_rows(float* o, int64_t ld, int64_t rows, int64_t d, const float* inv) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < d; c += 16) {
+      const __mmask16 m = tail_mask(d - c);
+      _mm512_mask_storeu_ps(o + r * ld + c, m,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + r * ld + c),
+                                          _mm512_set1_ps(inv[r])));
+    }
 }
 
 // d_head with a pv_block kernel.
@@ -188,17 +179,14 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
   else
     pack_values(v, ld, len, d_head, vp);
   const Epilogue none;
-  float inv[kBlock];  // 1 / row sums of the block's unnormalized probabilities (pv_block)
+  float inv[kBlock];  // 1 / row sums of the block's unnormalized probabilities
   for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
     const int64_t rows = len - i0 < kBlock ? len - i0 : kBlock;
     // S (rows, len) = Q[i0 : i0 + rows] @ K^T
     // (Prefetch{} spelled out: a bare {} would also convert to kernels::gemm_packed's Isa, which
     // argument-dependent lookup brings in, and pick the AVX2 kernel.)
     gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none, ws, Prefetch{});
-    if (pv)
-      softmax_exp(s, lp, rows, len, scale, inv);
-    else
-      softmax(s, lp, rows, len, scale);
+    softmax_exp(s, lp, rows, len, scale, inv);
     // O[i0 : i0 + rows] (rows, d) = P (rows, len) @ V
     float* o = out + i0 * ld_out;
     switch (pv ? d_head / 16 : 0) {
@@ -208,6 +196,7 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
       case 4: pv_block<4>(s, lp, rows, vp, len, inv, o, ld_out); break;
       default:
         gemm_packed(s, lp, vp, d_head, len, o, ld_out, 0, rows, 0, d_head, none, ws, Prefetch{});
+        scale_rows(o, ld_out, rows, d_head, inv);
     }
   }
 }

@@ -55,7 +55,8 @@ struct Prefetch {
   int64_t bytes = 0;
 };
 
-// The packed weight gemm_packed reads first in a block starting at column n0.
+// The packed weight gemm_packed reads first in a block starting at column n0 (empty for AVX2,
+// whose kernel requests only the next panel of its own weight).
 Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0, Isa isa);
 
 // C[m0:m1, n0:n1] = epilogue(A[m0:m1, :] @ W[n0:n1, :]^T), single-threaded.

@@ -124,13 +124,6 @@ size_t gemm_workspace_floats(int64_t rows, int64_t K) {
   return 0;
 }
 
-Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0) {
-  (void)N;
-  const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
-  const int64_t kcb = (K + nkb - 1) / nkb;
-  return Prefetch{packed + (n0 / kNR) * K * kNR, kcb * kNR * int64_t(sizeof(float))};
-}
-
 size_t packed_weight_floats(int64_t N, int64_t K) {
   return size_t((N + kNR - 1) / kNR) * size_t(kNR) * size_t(K);
 }

@@ -14,10 +14,12 @@ namespace kernels {
   void pack_weight(const float* W, int64_t N, int64_t K, float* packed);                   \
   void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K, \
                    float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,  \
-                   const Epilogue& ep, float* workspace, Prefetch then);                  \
-  Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0);
+                   const Epilogue& ep, float* workspace, Prefetch then);
 
-namespace avx512 { PYBERT_GEMM_ISA_DECLS }  // gemm_avx512.cc
+namespace avx512 {  // gemm_avx512.cc
+PYBERT_GEMM_ISA_DECLS
+Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0);
+}  // namespace avx512
 namespace avx2 { PYBERT_GEMM_ISA_DECLS }    // gemm_avx2.cc
 
 #undef PYBERT_GEMM_ISA_DECLS

@@ -21,16 +21,28 @@ int gemm_threads(int64_t n, int64_t out, int64_t in, double min_flops_per_thread
       std::max<double>(1, std::min<double>(budget, flops / min_flops_per_thread)));
 }
 
-// Calls block(m0, m1, c0, c1) for each (m-block, n-block) of an (n, out) output, one block per
-// task, m-major as choose_blocks expects.
+// The (m-block, n-block) grid of an (n, out) output, numbered m-major as choose_blocks expects.
+struct BlockGrid {
+  BlockGrid(int64_t n, int64_t out, kernels::GemmBlocks blocks)
+      : n(n), out(out), blocks(blocks), n_blocks((out + blocks.nb - 1) / blocks.nb),
+        total((n + blocks.mb - 1) / blocks.mb * n_blocks) {}
+  int64_t m0(int64_t b) const { return (b / n_blocks) * blocks.mb; }
+  int64_t c0(int64_t b) const { return (b % n_blocks) * blocks.nb; }
+
+  int64_t n, out;
+  kernels::GemmBlocks blocks;
+  int64_t n_blocks, total;
+};
+
+// Calls block(m0, m1, c0, c1, last) for each block of the grid, one block per task; `last` marks
+// the last block of the calling thread's share.
 template <typename Block>
-void for_each_block(int64_t n, int64_t out, kernels::GemmBlocks blocks, const Block& block) {
-  const int64_t m_blocks = (n + blocks.mb - 1) / blocks.mb;
-  const int64_t n_blocks = (out + blocks.nb - 1) / blocks.nb;
-  parallel_for(0, m_blocks * n_blocks, 1, [&](int64_t b0, int64_t b1) {
+void for_each_block(const BlockGrid& grid, const Block& block) {
+  parallel_for(0, grid.total, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t m0 = (b / n_blocks) * blocks.mb, c0 = (b % n_blocks) * blocks.nb;
-      block(m0, std::min(n, m0 + blocks.mb), c0, std::min(out, c0 + blocks.nb));
+      const int64_t m0 = grid.m0(b), c0 = grid.c0(b);
+      block(m0, std::min(grid.n, m0 + grid.blocks.mb), c0,
+            std::min(grid.out, c0 + grid.blocks.nb), b + 1 == b1);
     }
   });
 }
@@ -167,16 +179,12 @@ kernels::GemmBlocks Linear::packed_blocks(int64_t n, int budget) const {
 }
 
 kernels::Prefetch Linear::first_panel_of_thread(int64_t n, int t, int budget) const {
-  // run_packed's split: block b = (m block b / n_blocks, n block b % n_blocks), and
-  // parallel_for gives thread t the blocks from t * ceil(blocks / threads).
-  const kernels::GemmBlocks blocks = packed_blocks(n, budget);
-  const int64_t n_blocks = (out_features_ + blocks.nb - 1) / blocks.nb;
-  const int64_t total = (n + blocks.mb - 1) / blocks.mb * n_blocks;
-  const int64_t threads = std::min<int64_t>(budget, total);
-  const int64_t b = t * ((total + threads - 1) / threads);
-  if (b >= total) return {};
+  // for_each_block's split: parallel_for's chunk of the grid for `budget` threads.
+  const BlockGrid grid(n, out_features_, packed_blocks(n, budget));
+  const int64_t b = t * parallel_chunk(grid.total, 1, budget);
+  if (b >= grid.total) return {};
   return kernels::first_panel(static_cast<const float*>(packed_.get()), out_features_,
-                              in_features_, (b % n_blocks) * blocks.nb, isa_);
+                              in_features_, grid.c0(b), isa_);
 }
 
 void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep,
@@ -184,23 +192,17 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
   const int64_t in = in_features_, out = out_features_;
   const auto* packed = static_cast<const float*>(packed_.get());
   const int budget = thread_budget();  // the caller's: the workers' own budget is the default
-  const kernels::GemmBlocks blocks = packed_blocks(n, budget);
-  const auto ws_floats = static_cast<int64_t>(kernels::gemm_workspace_floats(blocks.mb, in, isa_));
-  const int64_t n_blocks = (out + blocks.nb - 1) / blocks.nb;
-  const int64_t total = (n + blocks.mb - 1) / blocks.mb * n_blocks;
+  const BlockGrid grid(n, out, packed_blocks(n, budget));
+  const auto ws_floats =
+      static_cast<int64_t>(kernels::gemm_workspace_floats(grid.blocks.mb, in, isa_));
   const bool chain = then && then->kernel_ == Kernel::kFp32;
-  parallel_for(0, total, 1, [&](int64_t b0, int64_t b1) {
+  for_each_block(grid, [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1, bool last) {
     thread_local Buffer a_blocks;  // the kernel's packed rows of x, reused across calls
-    float* ws = a_blocks.reserve(ws_floats);
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t m0 = (b / n_blocks) * blocks.mb, c0 = (b % n_blocks) * blocks.nb;
-      // The thread's last block requests the first panel it will read in `then`.
-      kernels::Prefetch after;
-      if (chain && b + 1 == b1)
-        after = then->first_panel_of_thread(n, omp_get_thread_num(), budget);
-      kernels::gemm_packed(x, in, packed, out, in, y, out, m0, std::min(n, m0 + blocks.mb), c0,
-                           std::min(out, c0 + blocks.nb), ep, ws, isa_, after);
-    }
+    // The thread's last block requests the first panel it will read in `then`.
+    kernels::Prefetch after;
+    if (chain && last) after = then->first_panel_of_thread(n, omp_get_thread_num(), budget);
+    kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep,
+                         a_blocks.reserve(ws_floats), isa_, after);
   });
 }
 
@@ -242,8 +244,8 @@ void Linear::gemm_lowp(const void* rows, const float* scales, const int32_t* zer
   const int threads = gemm_threads(n, out, in, kMinLowpFlopsPerThread, thread_budget());
   const void* packed = packed_.get();
   const auto* rows_b = static_cast<const uint16_t*>(rows);
-  for_each_block(n, out, kernels::choose_lowp_blocks(n, out, in, threads),
-                 [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1) {
+  for_each_block(BlockGrid(n, out, kernels::choose_lowp_blocks(n, out, in, threads)),
+                 [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1, bool) {
                    if (kernel_ == Kernel::kInt8)
                      kernels::gemm_int8(static_cast<const int8_t*>(rows), scales, zeros, packed,
                                         out, in, y, out, m0, m1, c0, c1, ep, int8_isa_);
