@@ -80,16 +80,35 @@ def make_batch(shape: str, vocab: int, seed: int = 0):
     return ids.astype(np.int64), mask, np.zeros_like(ids)
 
 
-def time_call(fn, budget_s: float, min_reps: int = 3, max_reps: int = 50) -> float:
-    """Median wall time of fn() in ms, after one warm-up call."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_reps or (time.perf_counter() - start < budget_s and len(times) < max_reps):
+def time_engines(fns, budget_s: float, rounds: int = 3, min_reps: int = 3,
+                 max_reps: int = 50):
+    """Median wall time in ms of each engine's call, {name: fn} -> {name: ms}.
+
+    The engines take turns: ``rounds`` rounds, each engine timed for ``budget_s / rounds``
+    seconds per turn (at least one call), so that a shared machine speeding up or slowing down
+    over the minutes of a run weighs on every engine alike instead of on whichever ran in the
+    slow stretch. A turn of short calls (< 0.1 s) starts with one untimed call: it pays for what
+    the engine before left behind (caches holding other weights, a thread pool still spinning),
+    which on a long call is lost in the noise."""
+    times = {name: [] for name in fns}
+    first = {}
+    for name, fn in fns.items():
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+        first[name] = time.perf_counter() - t0
+    for r in range(rounds):
+        for name, fn in fns.items():
+            reps = times[name]
+            if (reps[-1] if reps else first[name]) < 0.1:
+                fn()
+            goal = -(-min_reps * (r + 1) // rounds)  # min_reps spread over the rounds
+            start = time.perf_counter()
+            while len(reps) < goal or (time.perf_counter() - start < budget_s / rounds
+                                       and len(reps) < max_reps * (r + 1) // rounds):
+                t0 = time.perf_counter()
+                fn()
+                reps.append(time.perf_counter() - t0)
+    return {name: statistics.median(reps) * 1e3 for name, reps in times.items()}
 
 
 def export_onnx(torch_model, cfg, workdir: str):
@@ -182,17 +201,16 @@ def bench_model(name, path, threads, budget, shapes, precisions, results, accura
                                                         enabled=autocast):
                 ref(input_ids=t_ids, attention_mask=t_mask, token_type_ids=t_types)
 
-        ms = {}
-        for p, model in ours.items():
-            ms[f"pybert_{p}"] = time_call(lambda: model(ids, mask, types), budget)
+        fns = {f"pybert_{p}": (lambda m=model: m(ids, mask, types)) for p, model in ours.items()}
         # ORT fp32 is every precision's yardstick; PyTorch fp32 the fp32 table's.
-        ms["ort"] = time_call(lambda: sess.run(None, feed), budget)
+        fns["ort"] = lambda: sess.run(None, feed)
         if "fp32" in precisions:
-            ms["torch"] = time_call(lambda: run_torch(False), budget)
+            fns["torch"] = lambda: run_torch(False)
         if "bf16" in precisions:
-            ms["torch_bf16"] = time_call(lambda: run_torch(True), budget)
+            fns["torch_bf16"] = lambda: run_torch(True)
         if sess_int8 is not None:
-            ms["ort_int8"] = time_call(lambda: sess_int8.run(None, feed), budget)
+            fns["ort_int8"] = lambda: sess_int8.run(None, feed)
+        ms = time_engines(fns, budget)
         row = dict(model=name, shape=shape, tokens=int(mask.sum()), errs=errs, ort_err=ort_err,
                    **ms)
         if "fp32" in precisions:  # the fp32 table's columns
@@ -250,8 +268,9 @@ def table(results, machine, peak, threads, extra_lines) -> str:
         "## fp32: pybert vs PyTorch vs ONNX Runtime",
         "",
         "Written by `benchmarks/bench.py`; timings are medians in milliseconds per call, every "
-        "engine in the same process and run, each with the same thread count. Shared machines are "
-        "noisy (±20–30% run to run): compare the ratios within one run.",
+        "engine in the same process and run, each with the same thread count; per shape the "
+        "engines take turns (three rounds), so that a slow stretch of the machine weighs on all of "
+        "them. Shared machines are noisy (±20–30% run to run): compare the ratios within one run.",
         "",
         f"- Command: `OMP_NUM_THREADS={threads} python benchmarks/bench.py --threads {threads} "
         f"--write docs/benchmarks.md`",
