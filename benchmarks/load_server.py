@@ -6,8 +6,9 @@ Starts the server twice on 127.0.0.1 (batching on: ``--max-batch-tokens 8192 --m
 off: ``--max-batch-tokens 0 --max-wait-ms 0``, one request per model call), and for 1, 8 and 32
 concurrent clients sends single sentences to ``POST /v1/embeddings`` over HTTP/1.1 until
 ``--requests`` answers or ``--seconds`` have passed, whichever comes first. Prints requests per
-second and p50/p99 latency, checks every answer holds one vector of the model's size, and with
-``--write`` replaces the "Server" section of that markdown file (between its markers), leaving
+second and p50/p99 latency, checks every answer holds one vector of the model's size, first
+measures the bound batching can reach on the model alone (the same sentences one per call vs
+merged, in this process), and with ``--write`` replaces the "Server" section of that markdown file (between its markers), leaving
 the rest of the file as it is. Loopback only; not a test: timings are noisy on shared machines.
 """
 
@@ -148,6 +149,45 @@ def run_clients(port: int, pid: int, clients: int, requests: int, seconds: float
             "model_ms": model_s / n * 1000, "model_busy": model_s / elapsed}
 
 
+def model_bound(args: argparse.Namespace, sentences: int = 32, rounds: int = 7
+                ) -> Dict[str, float]:
+    """The most dynamic batching can gain on the model alone, measured in this process before
+    the servers start: the clients' first ``sentences`` sentences as one model call each (what
+    batching off does) against all of them merged into one padding-free call (batching on at
+    its best), the two alternated ``rounds`` times; medians. The server adds the same HTTP, JSON
+    and tokenizer work per request to both modes, which can only bring their ratio closer to 1;
+    a measured on / off above this bound comes from the lone calls running slower inside the
+    loaded server than here."""
+    import gc
+
+    import numpy as np
+
+    import pybert
+
+    from pybert.cli import default_model_path
+
+    encoder = pybert.SentenceEncoder(args.model or default_model_path(), num_threads=args.threads,
+                                     precision=args.precision)
+    lone = [encoder.tokenize([f"{SENTENCES[i % len(SENTENCES)]} ({i})"])
+            for i in range(sentences)]
+    merged = encoder.tokenizer.concat(lone)
+    times: Dict[str, List[float]] = {"lone": [], "merged": []}
+    for r in range(rounds + 1):  # the first round warms up
+        start = time.perf_counter()
+        for batch in lone:
+            encoder.encode_tokens(batch)
+        middle = time.perf_counter()
+        encoder.encode_tokens(merged)
+        if r:
+            times["lone"].append(middle - start)
+            times["merged"].append(time.perf_counter() - middle)
+    del encoder
+    gc.collect()
+    lone_ms, merged_ms = (statistics.median(times[k]) / sentences * 1000 for k in ("lone", "merged"))
+    return {"sentences": sentences, "tokens": float(np.sum(merged["attention_mask"])) / sentences,
+            "lone_ms": lone_ms, "merged_ms": merged_ms, "ratio": lone_ms / merged_ms}
+
+
 def label(args: argparse.Namespace) -> str:
     """'' for the default run (MiniLM or --model, fp32), else e.g. 'BERT-base bf16'."""
     words = (["BERT-base"] if args.bert_base else []) + \
@@ -166,7 +206,7 @@ def markers(args: argparse.Namespace) -> Tuple[str, str]:
 
 
 def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namespace,
-          cpus: Optional[int], load: float) -> List[str]:
+          cpus: Optional[int], load: float, bound: Dict[str, float]) -> List[str]:
     lines = [
         "## Server" + (f": {label(args)}" if label(args) else ""),
         "",
@@ -192,6 +232,15 @@ def table(results: Dict[str, Dict[int, Dict[str, float]]], args: argparse.Namesp
         "Per answered request: the server process's CPU time (model threads, event loop, "
         "tokenizer), the client process's CPU time, and the server's model time; `model busy`: "
         "the share of the wall time the model was computing.",
+        "",
+        f"Model alone, in the load script's process before the servers start ({bound['sentences']} of "
+        f"the clients' sentences, {bound['tokens']:.1f} tokens each, {args.threads or 'all'} "
+        f"threads): one call per sentence {bound['lone_ms']:.2f} ms a sentence, all merged into one "
+        f"call {bound['merged_ms']:.2f} ms a sentence: **{bound['ratio']:.2f}x**, the most batching "
+        "gains on the model. The server adds the same HTTP, JSON and tokenizer work per request "
+        "to both modes, which brings on / off closer to 1; a measured on / off above this bound "
+        "comes from the lone calls running slower inside the loaded server, sharing the CPUs "
+        "with the clients and the event loop.",
         "",
         "| clients | batching | requests | req/s | p50 ms | p99 ms | on / off req/s | server CPU "
         "ms/req | client CPU ms/req | model ms/req | model busy |",
@@ -249,6 +298,10 @@ def main() -> int:
         tmp = tempfile.TemporaryDirectory()
         args.model = bert_base_dir(tmp.name)
 
+    bound = model_bound(args)
+    print(f"model alone: {bound['lone_ms']:.2f} ms a sentence one at a time, "
+          f"{bound['merged_ms']:.2f} ms merged ({bound['sentences']} sentences): "
+          f"{bound['ratio']:.2f}x", flush=True)
     results: Dict[str, Dict[int, Dict[str, float]]] = {}
     for mode in ("on", "off"):
         port = free_port()
@@ -268,7 +321,7 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    lines = table(results, args, os.cpu_count(), os.getloadavg()[0])
+    lines = table(results, args, os.cpu_count(), os.getloadavg()[0], bound)
     print("\n".join(lines))
     if args.write:
         write_section(args.write, *markers(args), "\n".join(lines))
