@@ -16,7 +16,7 @@ fields, 413 for a body over ``max_body_bytes`` or more than ``max_inputs`` input
 unknown paths and methods, 503 when ``max_queue`` requests are already waiting.
 
 Needs the ``server`` extra: ``pip install "pybert[server]"`` (Starlette and uvicorn, with
-uvicorn's C HTTP parser and event loop, httptools and uvloop).
+uvicorn's C HTTP parser and event loop, httptools and uvloop; orjson for the embedding answers).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -83,6 +84,28 @@ def error_response(status: int, message: str) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}},
                         status_code=status)
+
+
+class VectorsResponse(Response):
+    """JSON with numpy arrays written by orjson: a float32 vector in C, each value in the
+    shortest form that reads back as the same float32. The standard library's encoder spent
+    ~170 us on one 384-float vector (float64 reprs, 7.9 KB) against orjson's ~7 us (4.2 KB),
+    and was the event loop's largest cost under load. orjson writes NaN as null: callers check
+    their vectors are finite (``finite_vectors``)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def finite_vectors(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` as C-contiguous float32 (what orjson serializes), or a RuntimeError (a 500
+    answer) when the model produced NaN or infinity, which JSON cannot carry."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise RuntimeError("the model produced non-finite values")
+    return vectors
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -546,21 +569,22 @@ def create_app(task: Any, config: Optional[ServerConfig] = None, model_name: str
                 raise RequestError(400, f"{field!r} must be a string, got "
                                         f"{_json_type(payload[field])}")
         vectors, tokens = await run_task(texts, sum(map(len, texts)))
+        vectors = finite_vectors(vectors)
         data = [{"object": "embedding", "index": i,
                  "embedding": (base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
-                               if encoding == "base64" else v.tolist())}
+                               if encoding == "base64" else v)}
                 for i, v in enumerate(vectors)]
-        return JSONResponse({"object": "list", "data": data,
-                             "model": payload.get("model") or model_name,
-                             "usage": {"prompt_tokens": sum(tokens),
-                                       "total_tokens": sum(tokens)}})
+        return VectorsResponse({"object": "list", "data": data,
+                                "model": payload.get("model") or model_name,
+                                "usage": {"prompt_tokens": sum(tokens),
+                                          "total_tokens": sum(tokens)}})
 
     async def embed(request: Request) -> Response:
         payload = await read_json(request, config.max_body_bytes)
         check_fields(payload, "inputs", ())
         texts, _ = request_texts(payload["inputs"], "inputs", config.max_inputs)
         vectors, _ = await run_task(texts, sum(map(len, texts)))
-        return JSONResponse(vectors.tolist())
+        return VectorsResponse(finite_vectors(vectors))
 
     async def classify(request: Request) -> Response:
         payload = await read_json(request, config.max_body_bytes)

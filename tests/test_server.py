@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 import shutil
@@ -163,6 +164,18 @@ def test_openai_embeddings_match_encode(embed_server, encoder):
     decoded = [np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4")
                for d in b64.json()["data"]]
     assert_close(decoded, encoder.encode(SENTENCES[:2]))
+
+
+def test_vector_answers_round_trip_float32_and_refuse_nan():
+    from pybert import server
+
+    v = np.random.default_rng(0).standard_normal((3, 384)).astype(np.float32) * 1e-3
+    body = server.VectorsResponse({"data": list(server.finite_vectors(v[:, ::2]))}).body
+    got = np.array(json.loads(body)["data"], dtype=np.float32)
+    assert np.array_equal(got, v[:, ::2])  # every value reads back as the same float32
+    for bad in (np.nan, np.inf):
+        with pytest.raises(RuntimeError, match="non-finite"):
+            server.finite_vectors(np.array([[0.5, bad]], dtype=np.float32))
 
 
 def test_embed_endpoint_and_health(embed_server, encoder):
