@@ -215,8 +215,8 @@ def test_unknown_activation_in_config(saved):
 @pytest.mark.parametrize("lengths", [[9, 3, 16, 1], [200, 3, 250, 1, 120]])
 def test_outputs_do_not_depend_on_batch_mates(tmp_path, precision, lengths):
     # The second batch holds 574 tokens: enough rows for the GEMMs to split them over threads
-    # differently than for each sentence alone (and over 512 rows for the low-precision split
-    # by rows), yet every sentence's output must be bit-identical.
+    # differently than for each sentence alone (by rows from 256 rows on 2 threads, by columns
+    # below), yet every sentence's output must be bit-identical.
     cfg = bert_config(max_position_embeddings=256)
     model = pybert.BertModel.from_pretrained(
         save(randomize_(transformers.BertModel(cfg), seed=10), tmp_path), num_threads=2,

@@ -154,8 +154,10 @@ GemmBlocks choose_lowp_blocks(int64_t M, int64_t N, int64_t K, int n_threads) {
   // (convert_rows_bf16 and quantize_rows split rows the same way), still in its own cache, and
   // the same rows of C, which its next steps (LayerNorm, the next staging) read. Streaming the
   // whole weight per thread costs less at this size: MiniLM bf16 8x128 -11%, 32x128 -11%,
-  // 1x512 -12%, int8 8x128 -7%, BERT-base bf16 8x128 -5% (2 threads, alternating runs).
-  constexpr int64_t kMinRowsPerThread = 256;
+  // 1x512 -12%, int8 8x128 -7%, BERT-base bf16 8x128 -5% (2 threads, alternating runs); and
+  // from 128 rows a thread rather than 256: MiniLM bf16 1x256 -5%, 1x500 -6%, int8 1x256 -9%,
+  // 1x500 -2..-4%, BERT-base bf16 even.
+  constexpr int64_t kMinRowsPerThread = 128;
   return split_rows_first(M, N, 32, 32, n_threads, kMinRowsPerThread);  // AMX: 2 x 2 16x16 tiles
 }
 
