@@ -111,7 +111,7 @@ void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, co
                int64_t N, int64_t K, float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
                int64_t n1, const Epilogue& ep, Int8Isa isa);
 
-// Recommended block split for n_threads calls: with at least 256 rows a thread, whole rows per
+// Recommended block split for n_threads calls: with at least 128 rows a thread, whole rows per
 // thread (the rows it staged itself); else as choose_blocks for fp32, N first (each thread
 // streams its share of the weight), M for the rest. nb multiple of 32, mb of 32.
 GemmBlocks choose_lowp_blocks(int64_t M, int64_t N, int64_t K, int n_threads);
