@@ -22,6 +22,7 @@
 #include "kernels/attention_isa.h"
 #include "kernels/gemm_isa.h"
 #include "kernels/simd_math_avx512.h"
+#include "kernels/tile_rows.h"
 
 namespace pybert {
 namespace kernels {
@@ -98,19 +99,6 @@ void pv_rows(const float* p, int64_t lp, const float* vr, int64_t k0, int64_t k1
     for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + i * ld_out + 16 * v, acc[i][v]);
 }
 
-// pv_rows<rows> for 1 <= rows <= R.
-template <int R, int NV>
-void pv_rows_upto(int rows, const float* p, int64_t lp, const float* vr, int64_t k0, int64_t k1,
-                  float* out, int64_t ld_out, bool accumulate, const float* inv) {
-  if constexpr (R > 1) {
-    if (rows < R) {
-      pv_rows_upto<R - 1, NV>(rows, p, lp, vr, k0, k1, out, ld_out, accumulate, inv);
-      return;
-    }
-  }
-  pv_rows<R, NV>(p, lp, vr, k0, k1, out, ld_out, accumulate, inv);
-}
-
 // O (rows, 16 NV) = diag(inv) P (rows, len; stride lp) @ vr (len, 16 NV).  Keys go 128 at a
 // time, so the slice of V (<= 32 KB) stays in L1 while every row group of the block uses it; a
 // row group keeps its (R, d) outputs in R * NV <= 24 registers.
@@ -123,8 +111,10 @@ void pv_block(const float* p, int64_t lp, int64_t rows, const float* vr, int64_t
     const int64_t k1 = k0 + kKeys < len ? k0 + kKeys : len;
     for (int64_t r = 0; r < rows; r += R) {
       const int n = int(rows - r < R ? rows - r : R);
-      pv_rows_upto<R, NV>(n, p + r * lp, lp, vr, k0, k1, out + r * ld_out, ld_out, k0 > 0,
-                          k1 == len ? inv + r : nullptr);
+      with_rows<R>(n, [&](auto rows) {
+        pv_rows<decltype(rows)::value, NV>(p + r * lp, lp, vr, k0, k1, out + r * ld_out, ld_out,
+                                           k0 > 0, k1 == len ? inv + r : nullptr);
+      });
     }
   }
 }

@@ -6,6 +6,7 @@
 
 #include "kernels/gemm_isa.h"
 #include "kernels/simd_math_avx2.h"
+#include "kernels/tile_rows.h"
 
 namespace pybert {
 namespace kernels {
@@ -77,20 +78,6 @@ void micro_tile(const float* A, int64_t lda, const float* B, int64_t kc, float* 
   }
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v) store_cols(C + i * ldc + 8 * v, acc[i][v], mask, v);
-}
-
-// micro_tile<rows> for 1 <= rows <= R.
-template <int R>
-void micro_tile_rows(int rows, const float* A, int64_t lda, const float* B, int64_t kc,
-                     float* C, int64_t ldc, const ColumnMasks& mask, bool accumulate,
-                     const char* ahead, int64_t ahead_lines) {
-  if constexpr (R > 1) {
-    if (rows < R) {
-      micro_tile_rows<R - 1>(rows, A, lda, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
-      return;
-    }
-  }
-  micro_tile<R>(A, lda, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
 }
 
 // Epilogue on the finished C tile rows [m, m+rows) x columns [n, n + kNR) & mask.
@@ -165,8 +152,10 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
           const int rows = int(me - m < kMR ? me - m : kMR);
           float* Ct = C + m * ldc + n;
           const int64_t lines = next_lines < share ? next_lines : share;
-          micro_tile_rows<kMR>(rows, A + m * lda + k0, lda, B, kc, Ct, ldc, mask, kb > 0, next,
-                               lines);
+          with_rows<kMR>(rows, [&](auto r) {
+            micro_tile<decltype(r)::value>(A + m * lda + k0, lda, B, kc, Ct, ldc, mask, kb > 0,
+                                           next, lines);
+          });
           next += 64 * lines;
           next_lines -= lines;
           if (last) epilogue_tile(Ct, ldc, rows, m, n, mask, ep);

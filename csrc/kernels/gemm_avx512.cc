@@ -21,6 +21,7 @@
 
 #include "kernels/gemm_isa.h"
 #include "kernels/simd_math_avx512.h"
+#include "kernels/tile_rows.h"
 
 namespace pybert {
 namespace kernels {
@@ -127,20 +128,6 @@ void pack_a(const float* A, int64_t lda, int64_t rows, int64_t kc, float* dst) {
   }
 }
 
-// micro_tile<rows> for 1 <= rows <= R.
-template <int R>
-void micro_tile_rows(int rows, const float* A, const float* B, int64_t kc, float* C, int64_t ldc,
-                     const __mmask16* mask, bool accumulate, const char* ahead,
-                     int64_t ahead_lines) {
-  if constexpr (R > 1) {
-    if (rows < R) {
-      micro_tile_rows<R - 1>(rows, A, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
-      return;
-    }
-  }
-  micro_tile<R>(A, B, kc, C, ldc, mask, accumulate, ahead, ahead_lines);
-}
-
 // Epilogue on the finished C tile rows [m, m+rows) x columns [n, n + kNR) & mask.
 void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
                    const __mmask16* mask, const Epilogue& ep) {
@@ -235,8 +222,10 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
           const int rows = int(me - m < kMR ? me - m : kMR);
           float* Ct = C + m * ldc + n;
           const int64_t lines = next_lines < share ? next_lines : share;
-          micro_tile_rows<kMR>(rows, workspace + (m - mc) * kc, B, kc, Ct, ldc, mask, kb > 0,
-                               next, lines);
+          with_rows<kMR>(rows, [&](auto r) {
+            micro_tile<decltype(r)::value>(workspace + (m - mc) * kc, B, kc, Ct, ldc, mask,
+                                           kb > 0, next, lines);
+          });
           next += 64 * lines;
           next_lines -= lines;
           if (last) epilogue_tile(Ct, ldc, rows, m, n, mask, ep);

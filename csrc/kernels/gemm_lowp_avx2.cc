@@ -16,6 +16,7 @@
 
 #include "kernels/gemm_lowp_isa.h"
 #include "kernels/simd_math_avx2.h"
+#include "kernels/tile_rows.h"
 
 namespace pybert {
 namespace kernels {
@@ -80,21 +81,6 @@ void micro_tile(const int8_t* A, int64_t Kp, const int8_t* B, const float* w_sca
         _mm256_maskstore_ps(c, mask, x);
     }
   }
-}
-
-template <int R>
-void micro_tile_rows(int rows, const int8_t* A, int64_t Kp, const int8_t* B,
-                     const float* w_scale, const int32_t* w_sum, int64_t n, int64_t cols,
-                     const float* a_scale, const int32_t* a_zero, int64_t m, float* C,
-                     int64_t ldc, const Epilogue& ep) {
-  if constexpr (R > 1) {
-    if (rows < R) {
-      micro_tile_rows<R - 1>(rows, A, Kp, B, w_scale, w_sum, n, cols, a_scale, a_zero, m, C,
-                             ldc, ep);
-      return;
-    }
-  }
-  micro_tile<R>(A, Kp, B, w_scale, w_sum, n, cols, a_scale, a_zero, m, C, ldc, ep);
 }
 
 // 32 int32 (4 ymm) -> 32 int8 in order, saturated to [-128, 127].
@@ -172,8 +158,10 @@ void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, co
       const int8_t* B = Q + (n / 16) * 16 * Kp;
       for (int64_t m = mc; m < me; m += kMR) {
         const int rows = int(me - m < kMR ? me - m : kMR);
-        micro_tile_rows<kMR>(rows, Aq + m * Kp, Kp, B, w_scale, w_sum, n, cols, a_scale, a_zero,
-                             m, C, ldc, ep);
+        with_rows<kMR>(rows, [&](auto r) {
+          micro_tile<decltype(r)::value>(Aq + m * Kp, Kp, B, w_scale, w_sum, n, cols, a_scale,
+                                         a_zero, m, C, ldc, ep);
+        });
       }
     }
   }

@@ -22,6 +22,7 @@
 
 #include "kernels/gemm_lowp_isa.h"
 #include "kernels/simd_math_avx512.h"
+#include "kernels/tile_rows.h"
 
 namespace pybert {
 namespace kernels {
@@ -80,20 +81,6 @@ void micro_tile(const uint8_t* A, int64_t Kp, const WeightView& w, int64_t n, in
       _mm512_mask_storeu_ps(C + (m + i) * ldc + nv, mask, x);
     }
   }
-}
-
-template <int R, int NV>
-void micro_tile_rows(int rows, const uint8_t* A, int64_t Kp, const WeightView& w, int64_t n,
-                     int64_t cols, const float* a_scale, const int32_t* a_zero, int64_t m,
-                     float* C, int64_t ldc,
-                     const Epilogue& ep) {
-  if constexpr (R > 1) {
-    if (rows < R) {
-      micro_tile_rows<R - 1, NV>(rows, A, Kp, w, n, cols, a_scale, a_zero, m, C, ldc, ep);
-      return;
-    }
-  }
-  micro_tile<R, NV>(A, Kp, w, n, cols, a_scale, a_zero, m, C, ldc, ep);
 }
 
 // One fp32 row (K) -> (Kp) int8 u - 128, or uint8 u; returns the row scale s_m and sets *zero
@@ -174,12 +161,15 @@ void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, co
       for (int64_t m = mc; m < me; m += kMR) {
         const int rows = int(me - m < kMR ? me - m : kMR);
         const uint8_t* a = A + m * Kp;
-        if (nv == 3)
-          micro_tile_rows<kMR, 3>(rows, a, Kp, w, n, cols, a_scale, a_zero, m, C, ldc, ep);
-        else if (nv == 2)
-          micro_tile_rows<kMR, 2>(rows, a, Kp, w, n, cols, a_scale, a_zero, m, C, ldc, ep);
-        else
-          micro_tile_rows<kMR, 1>(rows, a, Kp, w, n, cols, a_scale, a_zero, m, C, ldc, ep);
+        with_rows<kMR>(rows, [&](auto r) {
+          constexpr int R = decltype(r)::value;
+          if (nv == 3)
+            micro_tile<R, 3>(a, Kp, w, n, cols, a_scale, a_zero, m, C, ldc, ep);
+          else if (nv == 2)
+            micro_tile<R, 2>(a, Kp, w, n, cols, a_scale, a_zero, m, C, ldc, ep);
+          else
+            micro_tile<R, 1>(a, Kp, w, n, cols, a_scale, a_zero, m, C, ldc, ep);
+        });
       }
     }
   }

@@ -1,0 +1,34 @@
+// Run-time row count -> compile-time tile height.
+//
+// A micro-kernel keeps a tile of R rows in registers, so R is a template argument; the last
+// tile of a block may hold fewer rows.  with_rows<R>(rows, fn) calls fn(Rows<r>{}) with
+// r == rows, for 1 <= rows <= R; fn reads r as decltype(arg)::value.
+//
+// ISA-neutral (no intrinsics, no std:: templates), in an unnamed namespace, and instantiated with
+// each kernel file's own lambdas: no instance can be shared between files compiled for different
+// ISAs (see the ODR notes of the kernel files).
+#pragma once
+
+namespace pybert {
+namespace kernels {
+namespace {
+
+template <int R>
+struct Rows {
+  static constexpr int value = R;
+};
+
+template <int R, typename Fn>
+inline void with_rows(int rows, const Fn& fn) {
+  if constexpr (R > 1) {
+    if (rows < R) {
+      with_rows<R - 1>(rows, fn);
+      return;
+    }
+  }
+  fn(Rows<R>{});
+}
+
+}  // namespace
+}  // namespace kernels
+}  // namespace pybert
