@@ -47,6 +47,11 @@ SENTENCES = [
 ]
 
 
+def sentence(i: int) -> str:
+    """The i-th sentence the clients send (numbered, so that no two requests are the same)."""
+    return f"{SENTENCES[i % len(SENTENCES)]} ({i})"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,7 +117,7 @@ def run_clients(port: int, pid: int, clients: int, requests: int, seconds: float
         i = c
         try:
             while len(latencies) < requests and time.perf_counter() < stop_at:
-                body = json.dumps({"input": f"{SENTENCES[i % len(SENTENCES)]} ({i})"})
+                body = json.dumps({"input": sentence(i)})
                 start = time.perf_counter()
                 conn.request("POST", "/v1/embeddings", body,
                              {"Content-Type": "application/json"})
@@ -168,8 +173,7 @@ def model_bound(args: argparse.Namespace, sentences: int = 32, rounds: int = 7
 
     encoder = pybert.SentenceEncoder(args.model or default_model_path(), num_threads=args.threads,
                                      precision=args.precision)
-    lone = [encoder.tokenize([f"{SENTENCES[i % len(SENTENCES)]} ({i})"])
-            for i in range(sentences)]
+    lone = [encoder.tokenize([sentence(i)]) for i in range(sentences)]
     merged = encoder.tokenizer.concat(lone)
     times: Dict[str, List[float]] = {"lone": [], "merged": []}
     for r in range(rounds + 1):  # the first round warms up
