@@ -14,7 +14,7 @@
 // panel vectors and broadcasts kMR scalars of the packed strip per k.  Packing A puts the
 // kMR scalars of a k step on one cache line behind one pointer (eight row pointers do not
 // fit the general registers next to the loop state, and the compiler spilled them).
-// After the last k block the tile gets the epilogue while still in L1.
+// After the last k block the tile gets the epilogue in registers, before its one store.
 
 // GCC 12 false positive on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -61,14 +61,41 @@ inline __attribute__((always_inline)) void fma_step(__m512 (&acc)[R][kNV], const
   }
 }
 
-// C (R, kNR) [+]= A (R, kc; packed strip, kMR floats per k) @ B (kc, kNR; packed panel slice).
-// Columns outside `mask` are not touched.  accumulate=false overwrites C.
+// The epilogue of one tile, at its place: bias at the tile's first column, residual at its
+// first row and column.  Null where the tile is not finished (or has no epilogue).
+struct TileEpilogue {
+  const float* bias;
+  int activation;
+  const float* residual;
+  int64_t ldr;
+};
+
+// acc = act(acc + bias) + residual, in registers: the tile is stored once, finished.
+template <int R>
+inline void finish_tile(__m512 (&acc)[R][kNV], const __mmask16* mask, const TileEpilogue& ep) {
+  for (int v = 0; v < kNV; ++v) {
+    if (ep.bias) {
+      const __m512 b = _mm512_maskz_loadu_ps(mask[v], ep.bias + 16 * v);
+      for (int i = 0; i < R; ++i) acc[i][v] = _mm512_add_ps(acc[i][v], b);
+    }
+    if (ep.activation)
+      for (int i = 0; i < R; ++i) acc[i][v] = activate_ps(acc[i][v], ep.activation);
+    if (ep.residual)
+      for (int i = 0; i < R; ++i)
+        acc[i][v] = _mm512_add_ps(
+            acc[i][v], _mm512_maskz_loadu_ps(mask[v], ep.residual + i * ep.ldr + 16 * v));
+  }
+}
+
+// C (R, kNR) [+]= A (R, kc; packed strip, kMR floats per k) @ B (kc, kNR; packed panel slice),
+// then `ep` if given.  Columns outside `mask` are not touched.  accumulate=false overwrites C.
 // Meanwhile the first `ahead_lines` (<= 3 kc) cache lines at `ahead` are requested into L2, up
 // to three per k step: the caller's share of the next panel, which would otherwise come from
 // L3 or memory when its first strip needs it.  The steps past the share run without the checks.
 template <int R>
 void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ldc,
-                const __mmask16* mask, bool accumulate, const char* ahead, int64_t ahead_lines) {
+                const __mmask16* mask, bool accumulate, const char* ahead, int64_t ahead_lines,
+                const TileEpilogue* ep) {
   __m512 acc[R][kNV];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v)
@@ -84,6 +111,7 @@ void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ld
   }
 #pragma GCC unroll 4
   for (; k < kc; ++k) fma_step<R>(acc, A + k * kMR, B + k * kNR);
+  if (ep) finish_tile<R>(acc, mask, *ep);
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v) _mm512_mask_storeu_ps(C + i * ldc + 16 * v, mask[v], acc[i][v]);
 }
@@ -125,25 +153,6 @@ void pack_a(const float* A, int64_t lda, int64_t rows, int64_t kc, float* dst) {
     }
     for (; k < kc; ++k)
       for (int i = 0; i < kMR; ++i) dst[k * kMR + i] = i < valid ? a[i * lda + k] : 0.0f;
-  }
-}
-
-// Epilogue on the finished C tile rows [m, m+rows) x columns [n, n + kNR) & mask.
-void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
-                   const __mmask16* mask, const Epilogue& ep) {
-  if (!ep.bias && !ep.activation && !ep.residual) return;
-  for (int i = 0; i < rows; ++i) {
-    for (int v = 0; v < kNV; ++v) {
-      if (!mask[v]) continue;
-      float* c = C + i * ldc + 16 * v;
-      __m512 x = _mm512_maskz_loadu_ps(mask[v], c);
-      if (ep.bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ep.bias + n + 16 * v));
-      x = activate_ps(x, ep.activation);
-      if (ep.residual)
-        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(
-                                 mask[v], ep.residual + (m + i) * ep.ldr + n + 16 * v));
-      _mm512_mask_storeu_ps(c, mask[v], x);
-    }
   }
 }
 
@@ -192,6 +201,7 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
       const int64_t k0 = kb * kcb;
       const int64_t kc = K - k0 < kcb ? K - k0 : kcb;
       const bool last = kb == nkb - 1;
+      const bool finish = last && (ep.bias || ep.activation || ep.residual);
       const int64_t strips = (me - mc + kMR - 1) / kMR;
       pack_a(A + mc * lda + k0, lda, me - mc, kc, workspace);
       for (int64_t n = n0; n < n1; n += kNR) {
@@ -222,13 +232,14 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
           const int rows = int(me - m < kMR ? me - m : kMR);
           float* Ct = C + m * ldc + n;
           const int64_t lines = next_lines < share ? next_lines : share;
+          const TileEpilogue tile_ep{ep.bias ? ep.bias + n : nullptr, ep.activation,
+                                     ep.residual ? ep.residual + m * ep.ldr + n : nullptr, ep.ldr};
           with_rows<kMR>(rows, [&](auto r) {
             micro_tile<decltype(r)::value>(workspace + (m - mc) * kc, B, kc, Ct, ldc, mask,
-                                           kb > 0, next, lines);
+                                           kb > 0, next, lines, finish ? &tile_ep : nullptr);
           });
           next += 64 * lines;
           next_lines -= lines;
-          if (last) epilogue_tile(Ct, ldc, rows, m, n, mask, ep);
         }
       }
     }
