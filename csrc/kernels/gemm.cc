@@ -37,12 +37,24 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed, Isa isa) {
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Isa isa, Prefetch then) {
+                 const Epilogue& ep, float* workspace, Isa isa, Prefetch then,
+                 PackedRows rows) {
   if (m0 >= m1 || n0 >= n1) return;
-  if (isa == Isa::Avx512)
+  if (isa == Isa::Avx512 && rows.data)
+    avx512::gemm_packed_rows(packed, N, K, C, ldc, m0, m1, n0, n1, ep, rows, then);
+  else if (isa == Isa::Avx512)
     avx512::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace, then);
   else
     avx2::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace, then);
+}
+
+size_t packed_rows_floats(int64_t M, int64_t K, Isa isa) {
+  return isa == Isa::Avx512 ? avx512::packed_rows_floats(M, K) : 0;
+}
+
+void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t s0, int64_t s1,
+               float* out, Isa isa) {
+  if (isa == Isa::Avx512) avx512::pack_rows(A, lda, M, K, s0, s1, out);
 }
 
 Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0, Isa isa) {

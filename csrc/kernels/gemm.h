@@ -59,15 +59,31 @@ struct Prefetch {
 // whose kernel requests only the next panel of its own weight).
 Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0, Isa isa);
 
+// Rows of A packed once for all the column blocks of a GEMM that read the same rows (otherwise
+// every thread of a column split packs all of them): strips of tile_rows(isa) rows, per depth
+// block, laid out as gemm_packed reads them.  Fill with pack_rows, any split of the strips over
+// threads, then pass to every gemm_packed call of the GEMM.
+struct PackedRows {
+  const float* data = nullptr;
+  int64_t rows = 0;  // M: the strips cover rows [0, M)
+};
+// Floats of packed rows for an (M, K) A; 0 where the ISA's kernel reads A in place (AVX2).
+size_t packed_rows_floats(int64_t M, int64_t K, Isa isa);
+// Packs strips [s0, s1) of A (M, K; row stride lda) into `out` (packed_rows_floats floats).
+void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t s0, int64_t s1,
+               float* out, Isa isa);
+
 // C[m0:m1, n0:n1] = epilogue(A[m0:m1, :] @ W[n0:n1, :]^T), single-threaded.
 //   A: (M, K) row stride lda;  C: (M, N) row stride ldc;  packed from pack_weight(.., isa).
 //   n0 must be a multiple of panel_width(isa); n1 <= N; m1 <= M.
 //   workspace: gemm_workspace_floats(m1 - m0, K, isa) floats, 64-byte aligned, not shared with a
-//   concurrent call; its contents are not kept.
+//   concurrent call; its contents are not kept.  Not used (may be null) when `rows` is given:
+//   then A is read from rows (packed from the same A, m0 a multiple of tile_rows, m1 <= rows.rows).
 // Rows/columns outside [m0, m1) x [n0, n1) are neither read (of C) nor written.
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Isa isa, Prefetch then = {});
+                 const Epilogue& ep, float* workspace, Isa isa, Prefetch then = {},
+                 PackedRows rows = {});
 
 // Recommended (m, n) block sizes for splitting an (M, N, K) GEMM over n_threads
 // calls of gemm_packed: blocks are tile_rows / panel_width aligned, there are at

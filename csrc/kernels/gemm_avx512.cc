@@ -42,6 +42,14 @@ constexpr int64_t kKC = 768;
 // A block (kMC, kKC) = 768 KB, packed, stays in L2 while all panels of the block sweep over it.
 constexpr int64_t kMC = 256;      // multiple of kMR
 
+// K in `count` near-equal blocks of at most kKC (at least one block, so K == 0 still writes
+// C = epilogue(0)).
+struct DepthBlocks {
+  explicit DepthBlocks(int64_t K)
+      : count(K > kKC ? (K + kKC - 1) / kKC : 1), size((K + count - 1) / count) {}
+  int64_t count, size;
+};
+
 // Lane masks of the kNV vectors of a tile row holding `cols` (<= kNR) valid columns.
 void column_masks(int64_t cols, __mmask16* mask) {
   for (int v = 0; v < kNV; ++v) {
@@ -167,9 +175,8 @@ size_t gemm_workspace_floats(int64_t rows, int64_t K) {
 
 Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0) {
   (void)N;
-  const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
-  const int64_t kcb = (K + nkb - 1) / nkb;
-  return Prefetch{packed + (n0 / kNR) * K * kNR, kcb * kNR * int64_t(sizeof(float))};
+  const int64_t slice_bytes = DepthBlocks(K).size * kNR * int64_t(sizeof(float));
+  return Prefetch{packed + (n0 / kNR) * K * kNR, slice_bytes};
 }
 
 size_t packed_weight_floats(int64_t N, int64_t K) {
@@ -187,13 +194,15 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed) {
   }
 }
 
-void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
-                 float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Prefetch then) {
-  (void)N;
-  // K in nkb near-equal blocks (at least one, so K == 0 still writes C = epilogue(0)).
-  const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
-  const int64_t kcb = (K + nkb - 1) / nkb;
+namespace {
+
+// gemm_packed, A packed here a block at a time into `workspace`, or read from `shared`.
+void gemm_blocks(const float* A, int64_t lda, const float* packed, int64_t K, float* C,
+                 int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 const Epilogue& ep, float* workspace, PackedRows shared, Prefetch then) {
+  const DepthBlocks depth(K);
+  const int64_t nkb = depth.count, kcb = depth.size;
+  const int64_t shared_padded = (shared.rows + kMR - 1) / kMR * kMR;
   const float* first = packed + (n0 / kNR) * K * kNR;  // the block's first panel
   for (int64_t mc = m0; mc < m1; mc += kMC) {
     const int64_t me = mc + kMC < m1 ? mc + kMC : m1;
@@ -203,7 +212,11 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
       const bool last = kb == nkb - 1;
       const bool finish = last && (ep.bias || ep.activation || ep.residual);
       const int64_t strips = (me - mc + kMR - 1) / kMR;
-      pack_a(A + mc * lda + k0, lda, me - mc, kc, workspace);
+      const float* a_block = workspace;
+      if (shared.data)
+        a_block = shared.data + shared_padded * k0 + mc * kc;  // mc: whole strips of kMR rows
+      else
+        pack_a(A + mc * lda + k0, lda, me - mc, kc, workspace);
       for (int64_t n = n0; n < n1; n += kNR) {
         __mmask16 mask[kNV];
         column_masks(n1 - n, mask);
@@ -235,7 +248,7 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
           const TileEpilogue tile_ep{ep.bias ? ep.bias + n : nullptr, ep.activation,
                                      ep.residual ? ep.residual + m * ep.ldr + n : nullptr, ep.ldr};
           with_rows<kMR>(rows, [&](auto r) {
-            micro_tile<decltype(r)::value>(workspace + (m - mc) * kc, B, kc, Ct, ldc, mask,
+            micro_tile<decltype(r)::value>(a_block + (m - mc) * kc, B, kc, Ct, ldc, mask,
                                            kb > 0, next, lines, finish ? &tile_ep : nullptr);
           });
           next += 64 * lines;
@@ -243,6 +256,41 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
         }
       }
     }
+  }
+}
+
+}  // namespace
+
+void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
+                 float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 const Epilogue& ep, float* workspace, Prefetch then) {
+  (void)N;
+  gemm_blocks(A, lda, packed, K, C, ldc, m0, m1, n0, n1, ep, workspace, PackedRows{}, then);
+}
+
+void gemm_packed_rows(const float* packed, int64_t N, int64_t K, float* C, int64_t ldc,
+                      int64_t m0, int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep,
+                      PackedRows rows, Prefetch then) {
+  (void)N;
+  gemm_blocks(nullptr, 0, packed, K, C, ldc, m0, m1, n0, n1, ep, nullptr, rows, then);
+}
+
+size_t packed_rows_floats(int64_t M, int64_t K) {
+  return size_t((M + kMR - 1) / kMR * kMR) * size_t(K > 0 ? K : 0);
+}
+
+// Depth block b of strip s at out + padded_M * k0(b) + s * kMR * kc(b): each block is the
+// strips pack_a writes for it, one after the other.
+void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t s0, int64_t s1,
+               float* out) {
+  const DepthBlocks depth(K);
+  const int64_t rows_padded = (M + kMR - 1) / kMR * kMR;
+  const int64_t r0 = s0 * kMR, r1 = s1 * kMR < M ? s1 * kMR : M;
+  if (r0 >= r1) return;
+  for (int64_t kb = 0; kb < depth.count; ++kb) {
+    const int64_t k0 = kb * depth.size;
+    const int64_t kc = K - k0 < depth.size ? K - k0 : depth.size;
+    pack_a(A + r0 * lda + k0, lda, r1 - r0, kc, out + rows_padded * k0 + r0 * kc);
   }
 }
 

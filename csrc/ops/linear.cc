@@ -196,13 +196,28 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
   const auto ws_floats =
       static_cast<int64_t>(kernels::gemm_workspace_floats(grid.blocks.mb, in, isa_));
   const bool chain = then && then->kernel_ == Kernel::kFp32;
+  // Split by columns only, every block reads all rows of x: they are packed once, a share of the
+  // strips per thread, instead of by every thread in full.
+  kernels::PackedRows rows;
+  const auto rows_floats = static_cast<int64_t>(kernels::packed_rows_floats(n, in, isa_));
+  if (grid.total > 1 && grid.blocks.mb >= n && rows_floats > 0) {
+    thread_local Buffer shared_rows;  // the caller's, read by all the GEMM's threads
+    float* r = shared_rows.reserve(rows_floats);
+    const int64_t strips = (n + kernels::tile_rows(isa_) - 1) / kernels::tile_rows(isa_);
+    constexpr int64_t kStripGrain = 8;  // a fork costs more than packing a few strips
+    parallel_for(0, strips, kStripGrain, [&](int64_t s0, int64_t s1) {
+      kernels::pack_rows(x, in, n, in, s0, s1, r, isa_);
+    });
+    rows = kernels::PackedRows{r, n};
+  }
   for_each_block(grid, [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1, bool last) {
     thread_local Buffer a_blocks;  // the kernel's packed rows of x, reused across calls
     // The thread's last block requests the first panel it will read in `then`.
     kernels::Prefetch after;
     if (chain && last) after = then->first_panel_of_thread(n, omp_get_thread_num(), budget);
-    kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep,
-                         a_blocks.reserve(ws_floats), isa_, after);
+    float* ws = rows.data ? nullptr : a_blocks.reserve(ws_floats);
+    kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep, ws, isa_, after,
+                         rows);
   });
 }
 
