@@ -173,9 +173,10 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
   for (int64_t i0 = 0; i0 < len; i0 += kBlock) {
     const int64_t rows = len - i0 < kBlock ? len - i0 : kBlock;
     // S (rows, len) = Q[i0 : i0 + rows] @ K^T
-    // (Prefetch{} spelled out: a bare {} would also convert to kernels::gemm_packed's Isa, which
-    // argument-dependent lookup brings in, and pick the AVX2 kernel.)
-    gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none, ws, Prefetch{});
+    // (BlockContext{} spelled out: a bare {} would also convert to kernels::gemm_packed's Isa,
+    // which argument-dependent lookup brings in, and pick the AVX2 kernel.)
+    gemm_packed(q + i0 * ld, ld, kp, len, d_head, s, lp, 0, rows, 0, len, none, ws,
+                BlockContext{});
     softmax_exp(s, lp, rows, len, scale, inv);
     // O[i0 : i0 + rows] (rows, d) = P (rows, len) @ V
     float* o = out + i0 * ld_out;
@@ -185,7 +186,8 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
       case 3: pv_block<3>(s, lp, rows, vp, len, inv, o, ld_out); break;
       case 4: pv_block<4>(s, lp, rows, vp, len, inv, o, ld_out); break;
       default:
-        gemm_packed(s, lp, vp, d_head, len, o, ld_out, 0, rows, 0, d_head, none, ws, Prefetch{});
+        gemm_packed(s, lp, vp, d_head, len, o, ld_out, 0, rows, 0, d_head, none, ws,
+                    BlockContext{});
         scale_rows(o, ld_out, rows, d_head, inv);
     }
   }

@@ -37,15 +37,12 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed, Isa isa) {
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Isa isa, Prefetch then,
-                 PackedRows rows) {
+                 const Epilogue& ep, float* workspace, Isa isa, const BlockContext& ctx) {
   if (m0 >= m1 || n0 >= n1) return;
-  if (isa == Isa::Avx512 && rows.data)
-    avx512::gemm_packed_rows(packed, N, K, C, ldc, m0, m1, n0, n1, ep, rows, then);
-  else if (isa == Isa::Avx512)
-    avx512::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace, then);
+  if (isa == Isa::Avx512)
+    avx512::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace, ctx);
   else
-    avx2::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace, then);
+    avx2::gemm_packed(A, lda, packed, N, K, C, ldc, m0, m1, n0, n1, ep, workspace, ctx);
 }
 
 size_t packed_rows_floats(int64_t M, int64_t K, Isa isa) {

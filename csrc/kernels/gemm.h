@@ -73,17 +73,25 @@ size_t packed_rows_floats(int64_t M, int64_t K, Isa isa);
 void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t s0, int64_t s1,
                float* out, Isa isa);
 
+// What a gemm_packed call may know of the GEMM around it (all optional).
+struct BlockContext {
+  Prefetch then;     // requested while the block's last panel is computed (see first_panel)
+  PackedRows rows;   // A already packed for all blocks (pack_rows); the workspace is not used
+  // Other threads sweep the same weight panels at the same time (the rows are split over
+  // threads): the next panel is then requested as early as possible, not spread over the strips.
+  bool panels_shared = false;
+};
+
 // C[m0:m1, n0:n1] = epilogue(A[m0:m1, :] @ W[n0:n1, :]^T), single-threaded.
 //   A: (M, K) row stride lda;  C: (M, N) row stride ldc;  packed from pack_weight(.., isa).
 //   n0 must be a multiple of panel_width(isa); n1 <= N; m1 <= M.
 //   workspace: gemm_workspace_floats(m1 - m0, K, isa) floats, 64-byte aligned, not shared with a
-//   concurrent call; its contents are not kept.  Not used (may be null) when `rows` is given:
-//   then A is read from rows (packed from the same A, m0 a multiple of tile_rows, m1 <= rows.rows).
+//   concurrent call; its contents are not kept.  Not used (may be null) when ctx.rows is given:
+//   then A is read from it (packed from the same A; m0 a multiple of tile_rows, m1 <= rows.rows).
 // Rows/columns outside [m0, m1) x [n0, n1) are neither read (of C) nor written.
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Isa isa, Prefetch then = {},
-                 PackedRows rows = {});
+                 const Epilogue& ep, float* workspace, Isa isa, const BlockContext& ctx = {});
 
 // Recommended (m, n) block sizes for splitting an (M, N, K) GEMM over n_threads
 // calls of gemm_packed: blocks are tile_rows / panel_width aligned, there are at

@@ -128,10 +128,10 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed) {
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Prefetch then) {
+                 const Epilogue& ep, float* workspace, const BlockContext& ctx) {
   (void)N;
   (void)workspace;
-  (void)then;  // the AVX2 kernel requests only the next panel of its own weight
+  (void)ctx;  // the AVX2 kernel reads A in place and requests only its own next panel
   const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
   const int64_t kcb = (K + nkb - 1) / nkb;
   for (int64_t mc = m0; mc < m1; mc += kMC) {

@@ -97,13 +97,13 @@ inline void finish_tile(__m512 (&acc)[R][kNV], const __mmask16* mask, const Tile
 
 // C (R, kNR) [+]= A (R, kc; packed strip, kMR floats per k) @ B (kc, kNR; packed panel slice),
 // then `ep` if given.  Columns outside `mask` are not touched.  accumulate=false overwrites C.
-// Meanwhile the first `ahead_lines` cache lines at `ahead` are requested into L2: the caller's
-// share of the next panel, which would otherwise come from L3 or memory when its first strip
-// needs it.
+// Meanwhile the first `ahead_lines` (<= 3 kc) cache lines at `ahead` are requested into L2: the
+// caller's share of the next panel, which would otherwise come from L3 or memory when its first
+// strip needs it.
 template <int R>
 void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ldc,
                 const __mmask16* mask, bool accumulate, const char* ahead, int64_t ahead_lines,
-                const TileEpilogue* ep) {
+                bool early, const TileEpilogue* ep) {
   __m512 acc[R][kNV];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v)
@@ -112,11 +112,13 @@ void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ld
   // A share of at most 2 lines a group of 4 k steps goes out evenly over the strip: bunched at
   // one a k step from the start, 144 lines slowed the compute about as much as they take to
   // stream in (1 thread, 128 x 1152 x 768, 48 weights in turn: spread 8-10% more GFLOP/s).  A
-  // larger share means the panels come in slower than they are computed (few rows): then the
-  // lines go out as early as possible, up to three a k step (spread, 16 rows ran 9% slower).
+  // larger share means the panels come in slower than they are computed (few rows), and
+  // `early` that other threads request the same panels (rows split over threads: spread, 2
+  // threads x 512 rows ran 6% slower); then the lines go out as early as possible, up to three
+  // a k step.
   const int64_t groups = kc / 4;
   int64_t k = 0;
-  if (ahead_lines > 2 * groups) {
+  if (early || ahead_lines > 2 * groups) {
     const int64_t k_ahead = ahead_lines < kc ? ahead_lines : kc;
     for (; k < k_ahead; ++k) {
       _mm_prefetch(ahead + 64 * k, _MM_HINT_T1);
@@ -217,12 +219,12 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed) {
   }
 }
 
-namespace {
-
-// gemm_packed, A packed here a block at a time into `workspace`, or read from `shared`.
-void gemm_blocks(const float* A, int64_t lda, const float* packed, int64_t K, float* C,
-                 int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, PackedRows shared, Prefetch then) {
+void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
+                 float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                 const Epilogue& ep, float* workspace, const BlockContext& ctx) {
+  (void)N;
+  const PackedRows& shared = ctx.rows;  // A packed once for all blocks, or empty
+  const Prefetch& then = ctx.then;
   const DepthBlocks depth(K);
   const int64_t nkb = depth.count, kcb = depth.size;
   const int64_t shared_padded = (shared.rows + kMR - 1) / kMR * kMR;
@@ -272,7 +274,8 @@ void gemm_blocks(const float* A, int64_t lda, const float* packed, int64_t K, fl
                                      ep.residual ? ep.residual + m * ep.ldr + n : nullptr, ep.ldr};
           with_rows<kMR>(rows, [&](auto r) {
             micro_tile<decltype(r)::value>(a_block + (m - mc) * kc, B, kc, Ct, ldc, mask,
-                                           kb > 0, next, lines, finish ? &tile_ep : nullptr);
+                                           kb > 0, next, lines, ctx.panels_shared,
+                                           finish ? &tile_ep : nullptr);
           });
           next += 64 * lines;
           next_lines -= lines;
@@ -282,21 +285,6 @@ void gemm_blocks(const float* A, int64_t lda, const float* packed, int64_t K, fl
   }
 }
 
-}  // namespace
-
-void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
-                 float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                 const Epilogue& ep, float* workspace, Prefetch then) {
-  (void)N;
-  gemm_blocks(A, lda, packed, K, C, ldc, m0, m1, n0, n1, ep, workspace, PackedRows{}, then);
-}
-
-void gemm_packed_rows(const float* packed, int64_t N, int64_t K, float* C, int64_t ldc,
-                      int64_t m0, int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep,
-                      PackedRows rows, Prefetch then) {
-  (void)N;
-  gemm_blocks(nullptr, 0, packed, K, C, ldc, m0, m1, n0, n1, ep, nullptr, rows, then);
-}
 
 size_t packed_rows_floats(int64_t M, int64_t K) {
   return size_t((M + kMR - 1) / kMR * kMR) * size_t(K > 0 ? K : 0);

@@ -14,7 +14,7 @@ namespace kernels {
   void pack_weight(const float* W, int64_t N, int64_t K, float* packed);                   \
   void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K, \
                    float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,  \
-                   const Epilogue& ep, float* workspace, Prefetch then);
+                   const Epilogue& ep, float* workspace, const BlockContext& ctx);
 
 namespace avx512 {  // gemm_avx512.cc
 PYBERT_GEMM_ISA_DECLS
@@ -22,10 +22,6 @@ Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0);
 size_t packed_rows_floats(int64_t M, int64_t K);
 void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t s0, int64_t s1,
                float* out);
-// gemm_packed reading A from pack_rows' strips (rows.data) instead of packing it.
-void gemm_packed_rows(const float* packed, int64_t N, int64_t K, float* C, int64_t ldc,
-                      int64_t m0, int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep,
-                      PackedRows rows, Prefetch then);
 }  // namespace avx512
 namespace avx2 { PYBERT_GEMM_ISA_DECLS }    // gemm_avx2.cc
 

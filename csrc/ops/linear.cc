@@ -199,6 +199,8 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
   // Split by columns only, every block reads all rows of x: they are packed once, a share of the
   // strips per thread, instead of by every thread in full.
   kernels::PackedRows rows;
+  // Split by rows, the threads sweep the same weight panels side by side.
+  const bool rows_split = grid.total > 1 && grid.blocks.mb < n;
   const auto rows_floats = static_cast<int64_t>(kernels::packed_rows_floats(n, in, isa_));
   if (grid.total > 1 && grid.blocks.mb >= n && rows_floats > 0) {
     thread_local Buffer shared_rows;  // the caller's, read by all the GEMM's threads
@@ -213,11 +215,12 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
   for_each_block(grid, [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1, bool last) {
     thread_local Buffer a_blocks;  // the kernel's packed rows of x, reused across calls
     // The thread's last block requests the first panel it will read in `then`.
-    kernels::Prefetch after;
-    if (chain && last) after = then->first_panel_of_thread(n, omp_get_thread_num(), budget);
+    kernels::BlockContext ctx;
+    if (chain && last) ctx.then = then->first_panel_of_thread(n, omp_get_thread_num(), budget);
+    ctx.rows = rows;
+    ctx.panels_shared = rows_split;
     float* ws = rows.data ? nullptr : a_blocks.reserve(ws_floats);
-    kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep, ws, isa_, after,
-                         rows);
+    kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep, ws, isa_, ctx);
   });
 }
 
