@@ -125,6 +125,21 @@ static inline __m512 activate_ps(__m512 x, int activation) {
   }
 }
 
+// 2^t.  t = n + f, |f| <= 1/2; 2^f by a degree-6 polynomial (rel err ~1e-7); 2^n by vscalefps
+// (0 / denormals on underflow).  Softmax folds its scale and log2 e into t with one FMA.
+static inline __m512 exp2_ps(__m512 t) {
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.5345792e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339993e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618489e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503286e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.24022646f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.6931472f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
 // Lane mask of the first `valid` lanes (any int; <= 0 gives none, >= 16 all).
 static inline __mmask16 tail_mask(int64_t valid) {
   return valid >= 16 ? __mmask16(0xFFFF) : valid <= 0 ? __mmask16(0) : __mmask16((1u << valid) - 1);
@@ -138,7 +153,9 @@ static inline __mmask16 tail_mask(int64_t valid) {
 template <int N>
 static inline void softmax_exp_rows(float* s, int64_t lds, int64_t len, float scale,
                                     __m512* inv) {
-  const __m512 sc = _mm512_set1_ps(scale);
+  // exp(scale (x - max)) = 2^(x c - max c), c = scale log2 e
+  const float c = scale * 1.44269504088896341f;
+  const __m512 sc = _mm512_set1_ps(c);
   __m512 mx[N], sum[N], max[N];
   for (int i = 0; i < N; ++i) {
     mx[i] = _mm512_set1_ps(-__builtin_inff());
@@ -149,12 +166,12 @@ static inline void softmax_exp_rows(float* s, int64_t lds, int64_t len, float sc
     for (int i = 0; i < N; ++i)
       mx[i] = _mm512_max_ps(mx[i], _mm512_mask_loadu_ps(mx[i], m, s + i * lds + j));
   }
-  for (int i = 0; i < N; ++i) max[i] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[i]));
+  for (int i = 0; i < N; ++i) max[i] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[i]) * c);
   for (int64_t j = 0; j < len; j += 16) {
     const __mmask16 m = tail_mask(len - j);
     for (int i = 0; i < N; ++i) {
-      const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i * lds + j), max[i]);
-      const __m512 e = exp_ps(_mm512_mul_ps(x, sc));
+      const __m512 x = _mm512_maskz_loadu_ps(m, s + i * lds + j);
+      const __m512 e = exp2_ps(_mm512_fmsub_ps(x, sc, max[i]));
       sum[i] = _mm512_mask_add_ps(sum[i], m, sum[i], e);
       _mm512_mask_storeu_ps(s + i * lds + j, m, e);
     }

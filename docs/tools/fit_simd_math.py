@@ -59,3 +59,10 @@ for deg in (4, 5, 6):
     xf = x.astype(np.float32)
     v = xf + xf * xf * xf * horner32(c, (xf * xf))
     show(f"tanh small deg {deg} (rel)", c, np.max(np.abs(v / np.tanh(x) - 1)))
+
+# 2^f, f in [-1/2, 1/2]; relative (softmax: exp(x) = 2^(x log2 e), the scale folded in)
+f = np.linspace(-0.5, 0.5, 20001)
+for deg in (5, 6):
+    B = np.vander(f, deg + 1, increasing=True)
+    c = lawson(B, np.exp2(f), np.exp2(-f))
+    show(f"exp2 deg {deg} (rel)", c, np.max(np.abs(horner32(c, f.astype(np.float32)) / np.exp2(f) - 1)))
