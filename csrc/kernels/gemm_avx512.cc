@@ -7,7 +7,8 @@
 // Blocking (one gemm_packed call, single thread):
 //   for mc  (kMC rows of A)
 //    for kc (K split into near-equal blocks <= kKC)
-//     pack the A block (mc, kc) into strips of kMR rows, k-major (stays in L2)
+//     pack the A block (mc, kc) into strips of kMR rows, k-major (stays in L2), unless the
+//     caller packed all rows once for every block (BlockContext::rows, see pack_rows)
 //     for n panel (kNR columns: the packed (kc, kNR) panel slice stays in L2)
 //      for m strip (kMR rows): C tile (kMR, kNR) += A strip (kMR, kc) @ panel (kc, kNR)
 // The micro-kernel keeps the kMR x kNR tile in kMR * kNV zmm accumulators, loads kNV
@@ -284,7 +285,6 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
     }
   }
 }
-
 
 size_t packed_rows_floats(int64_t M, int64_t K) {
   return size_t((M + kMR - 1) / kMR * kMR) * size_t(K > 0 ? K : 0);

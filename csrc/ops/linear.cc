@@ -196,13 +196,13 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
   const auto ws_floats =
       static_cast<int64_t>(kernels::gemm_workspace_floats(grid.blocks.mb, in, isa_));
   const bool chain = then && then->kernel_ == Kernel::kFp32;
+  // Split by rows, the threads sweep the same weight panels side by side.
+  const bool rows_split = grid.total > 1 && grid.blocks.mb < n;
   // Split by columns only, every block reads all rows of x: they are packed once, a share of the
   // strips per thread, instead of by every thread in full.
   kernels::PackedRows rows;
-  // Split by rows, the threads sweep the same weight panels side by side.
-  const bool rows_split = grid.total > 1 && grid.blocks.mb < n;
   const auto rows_floats = static_cast<int64_t>(kernels::packed_rows_floats(n, in, isa_));
-  if (grid.total > 1 && grid.blocks.mb >= n && rows_floats > 0) {
+  if (grid.total > 1 && !rows_split && rows_floats > 0) {
     thread_local Buffer shared_rows;  // the caller's, read by all the GEMM's threads
     float* r = shared_rows.reserve(rows_floats);
     const int64_t strips = (n + kernels::tile_rows(isa_) - 1) / kernels::tile_rows(isa_);
