@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -272,7 +273,7 @@ def markers(section: str) -> tuple:
     return f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
 
 
-def table(results, machine, peak, threads, extra_lines) -> str:
+def table(results, machine, peak, threads, command, extra_lines) -> str:
     lines = [
         "## fp32: pybert vs PyTorch vs ONNX Runtime",
         "",
@@ -281,8 +282,7 @@ def table(results, machine, peak, threads, extra_lines) -> str:
         "engines take turns (three rounds), so that a slow stretch of the machine weighs on all of "
         "them. Shared machines are noisy (±20–30% run to run): compare the ratios within one run.",
         "",
-        f"- Command: `OMP_NUM_THREADS={threads} python benchmarks/bench.py --threads {threads} "
-        f"--write docs/benchmarks.md`",
+        f"- Command: `{command}`",
         f"- Machine: {machine}",
         f"- Measured fp32 FMA peak: {peak:.0f} GFLOP/s on {threads} threads at the start of the run "
         "(it drifts with the VM; the BERT-base 1x128 line under the table divides by the peak "
@@ -302,7 +302,7 @@ def table(results, machine, peak, threads, extra_lines) -> str:
     return "\n".join(lines + [""] + extra_lines)
 
 
-def lowp_table(results, machine, threads, precisions) -> str:
+def lowp_table(results, machine, command) -> str:
     cols = [("pybert_fp32", "pybert fp32"), ("pybert_bf16", "pybert bf16"),
             ("pybert_int8", "pybert int8"), ("torch_bf16", "PyTorch bf16 autocast"),
             ("ort", "ORT fp32"), ("ort_int8", "ORT int8")]
@@ -317,8 +317,7 @@ def lowp_table(results, machine, threads, precisions) -> str:
         "Written by `benchmarks/bench.py` in the same run as the fp32 table: median ms per call, "
         "same threads; ratios are how many times faster pybert is (other ms / pybert ms).",
         "",
-        f"- Command: `OMP_NUM_THREADS={threads} python benchmarks/bench.py --threads {threads} "
-        f"--precisions {','.join(precisions)} --write docs/benchmarks.md`",
+        f"- Command: `{command}`",
         f"- Machine: {machine}",
         "- pybert bf16: weights packed for AMX tiles at load, activations rounded to bf16 at each "
         "GEMM, attention's products on AMX tiles too; int8: weights symmetric per output channel "
@@ -416,12 +415,15 @@ def main() -> int:
                          f"with it ({r['peak']:.0f} GFLOP/s; {peak:.0f} at the start of the run).")
             print(extra[-1])
     if args.write:
+        # the command as run (the shapes, models and budget it was given)
+        command = (f"OMP_NUM_THREADS={args.threads} python benchmarks/bench.py "
+                   + " ".join(shlex.quote(a) for a in sys.argv[1:]))
         if "fp32" in precisions:
             write_section(args.write, *markers("fp32-table"),
-                          table(results, machine, peak, args.threads, extra))
+                          table(results, machine, peak, args.threads, command, extra))
         if set(precisions) - {"fp32"}:
             write_section(args.write, *markers("lowp-table"),
-                          lowp_table(results, machine, args.threads, precisions))
+                          lowp_table(results, machine, command))
         if accuracy:
             write_section(args.write, *markers("accuracy-table"),
                           accuracy_table(accuracy, args.threads))
