@@ -4,7 +4,7 @@
 //   V (len, d) -> Vp: packed as the weight V^T of shape (d, len)       (panels of columns)
 //   for each block of up to kBlock query rows:
 //     S (rows, len) = Q_blk (rows, d) @ K^T                  gemm_packed
-//     P = exp(scale * (S - rowmax)), four rows at a time    exp_ps, masked tail
+//     P = exp(scale * (S - rowmax)), four rows at a time    exp2_ps, masked tail
 //     O_blk (rows, d) = P (rows, len) @ V / rowsum(P)        pv_block (d = 16, 32, 48, 64)
 //                                                            or gemm_packed + scale_rows
 // P stays unnormalized and each output row is scaled by 1 / its sum: d multiplies a row
@@ -22,7 +22,7 @@
 #include "kernels/attention_isa.h"
 #include "kernels/gemm_isa.h"
 #include "kernels/simd_math_avx512.h"
-#include "kernels/tile_rows.h"
+#include "kernels/blocking.h"
 
 namespace pybert {
 namespace kernels {

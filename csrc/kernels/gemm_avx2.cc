@@ -6,7 +6,7 @@
 
 #include "kernels/gemm_isa.h"
 #include "kernels/simd_math_avx2.h"
-#include "kernels/tile_rows.h"
+#include "kernels/blocking.h"
 
 namespace pybert {
 namespace kernels {
@@ -132,8 +132,8 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
   (void)N;
   (void)workspace;
   (void)ctx;  // the AVX2 kernel reads A in place and requests only its own next panel
-  const int64_t nkb = K > kKC ? (K + kKC - 1) / kKC : 1;
-  const int64_t kcb = (K + nkb - 1) / nkb;
+  const DepthBlocks depth(K, kKC);
+  const int64_t nkb = depth.count, kcb = depth.size;
   for (int64_t mc = m0; mc < m1; mc += kMC) {
     const int64_t me = mc + kMC < m1 ? mc + kMC : m1;
     for (int64_t kb = 0; kb < nkb; ++kb) {

@@ -22,7 +22,7 @@
 
 #include "kernels/gemm_isa.h"
 #include "kernels/simd_math_avx512.h"
-#include "kernels/tile_rows.h"
+#include "kernels/blocking.h"
 
 namespace pybert {
 namespace kernels {
@@ -43,13 +43,8 @@ constexpr int64_t kKC = 768;
 // A block (kMC, kKC) = 768 KB, packed, stays in L2 while all panels of the block sweep over it.
 constexpr int64_t kMC = 256;      // multiple of kMR
 
-// K in `count` near-equal blocks of at most kKC (at least one block, so K == 0 still writes
-// C = epilogue(0)).
-struct DepthBlocks {
-  explicit DepthBlocks(int64_t K)
-      : count(K > kKC ? (K + kKC - 1) / kKC : 1), size((K + count - 1) / count) {}
-  int64_t count, size;
-};
+// Rows rounded up to whole strips of kMR.
+int64_t padded_rows(int64_t rows) { return (rows + kMR - 1) / kMR * kMR; }
 
 // Lane masks of the kNV vectors of a tile row holding `cols` (<= kNR) valid columns.
 void column_masks(int64_t cols, __mmask16* mask) {
@@ -196,12 +191,12 @@ int64_t panel_width() { return kNR; }
 int64_t tile_rows() { return kMR; }
 size_t gemm_workspace_floats(int64_t rows, int64_t K) {
   const int64_t mc = rows < kMC ? rows : kMC, kc = K < kKC ? K : kKC;
-  return size_t((mc + kMR - 1) / kMR * kMR) * size_t(kc > 0 ? kc : 0);
+  return size_t(padded_rows(mc)) * size_t(kc > 0 ? kc : 0);
 }
 
 Prefetch first_panel(const float* packed, int64_t N, int64_t K, int64_t n0) {
   (void)N;
-  const int64_t slice_bytes = DepthBlocks(K).size * kNR * int64_t(sizeof(float));
+  const int64_t slice_bytes = DepthBlocks(K, kKC).size * kNR * int64_t(sizeof(float));
   return Prefetch{packed + (n0 / kNR) * K * kNR, slice_bytes};
 }
 
@@ -226,9 +221,9 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
   (void)N;
   const PackedRows& shared = ctx.rows;  // A packed once for all blocks, or empty
   const Prefetch& then = ctx.then;
-  const DepthBlocks depth(K);
+  const DepthBlocks depth(K, kKC);
   const int64_t nkb = depth.count, kcb = depth.size;
-  const int64_t shared_padded = (shared.rows + kMR - 1) / kMR * kMR;
+  const int64_t shared_padded = padded_rows(shared.rows);
   const float* first = packed + (n0 / kNR) * K * kNR;  // the block's first panel
   for (int64_t mc = m0; mc < m1; mc += kMC) {
     const int64_t me = mc + kMC < m1 ? mc + kMC : m1;
@@ -287,15 +282,15 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
 }
 
 size_t packed_rows_floats(int64_t M, int64_t K) {
-  return size_t((M + kMR - 1) / kMR * kMR) * size_t(K > 0 ? K : 0);
+  return size_t(padded_rows(M)) * size_t(K > 0 ? K : 0);
 }
 
 // Depth block b of strip s at out + padded_M * k0(b) + s * kMR * kc(b): each block is the
 // strips pack_a writes for it, one after the other.
 void pack_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t s0, int64_t s1,
                float* out) {
-  const DepthBlocks depth(K);
-  const int64_t rows_padded = (M + kMR - 1) / kMR * kMR;
+  const DepthBlocks depth(K, kKC);
+  const int64_t rows_padded = padded_rows(M);
   const int64_t r0 = s0 * kMR, r1 = s1 * kMR < M ? s1 * kMR : M;
   if (r0 >= r1) return;
   for (int64_t kb = 0; kb < depth.count; ++kb) {

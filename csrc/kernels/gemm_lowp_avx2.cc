@@ -16,7 +16,7 @@
 
 #include "kernels/gemm_lowp_isa.h"
 #include "kernels/simd_math_avx2.h"
-#include "kernels/tile_rows.h"
+#include "kernels/blocking.h"
 
 namespace pybert {
 namespace kernels {

@@ -22,7 +22,7 @@
 
 #include "kernels/gemm_lowp_isa.h"
 #include "kernels/simd_math_avx512.h"
-#include "kernels/tile_rows.h"
+#include "kernels/blocking.h"
 
 namespace pybert {
 namespace kernels {

@@ -1,13 +1,17 @@
-// Run-time row count -> compile-time tile height.
+// How the GEMM kernels block their work, shared by every ISA's file.
 //
-// A micro-kernel keeps a tile of R rows in registers, so R is a template argument; the last
+// with_rows: run-time row count -> compile-time tile height.  A micro-kernel keeps a tile of R rows in registers, so R is a template argument; the last
 // tile of a block may hold fewer rows.  with_rows<R>(rows, fn) calls fn(Rows<r>{}) with
 // r == rows, for 1 <= rows <= R; fn reads r as decltype(arg)::value.
+//
+// DepthBlocks: K in near-equal depth blocks of at most a kernel's block depth.
 //
 // ISA-neutral (no intrinsics, no std:: templates), in an unnamed namespace, and instantiated with
 // each kernel file's own lambdas: no instance can be shared between files compiled for different
 // ISAs (see the ODR notes of the kernel files).
 #pragma once
+
+#include <cstdint>
 
 namespace pybert {
 namespace kernels {
@@ -28,6 +32,15 @@ inline void with_rows(int rows, const Fn& fn) {
   }
   fn(Rows<R>{});
 }
+
+// K in `count` near-equal blocks of at most max_depth (at least one block, so K == 0 still
+// writes C = epilogue(0)).
+struct DepthBlocks {
+  DepthBlocks(int64_t K, int64_t max_depth)
+      : count(K > max_depth ? (K + max_depth - 1) / max_depth : 1),
+        size((K + count - 1) / count) {}
+  int64_t count, size;
+};
 
 }  // namespace
 }  // namespace kernels
