@@ -145,25 +145,6 @@ void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ld
     for (int v = 0; v < kNV; ++v) _mm512_mask_storeu_ps(C + i * ldc + 16 * v, mask[v], acc[i][v]);
 }
 
-// Rows r[0..7] (8 floats each) -> columns: r[j] = (r_0[j], ..., r_7[j]) for j = 0..7.
-inline void transpose8x8(__m256 (&r)[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int h = 0; h < 2; ++h) {  // rows 0-3, then rows 4-7
-    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
-    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
-    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
-    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
-  }
-  for (int j = 0; j < 4; ++j) {
-    r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
-    r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
-  }
-}
-
 // A (rows, kc; row stride lda) -> strips of kMR rows: dst[(s * kc + k) * kMR + i] =
 // A[s * kMR + i][k], rows past `rows` zero.  Full strips go 8 x 8 blocks at a time.
 void pack_a(const float* A, int64_t lda, int64_t rows, int64_t kc, float* dst) {

@@ -127,9 +127,10 @@ static inline __m512 activate_ps(__m512 x, int activation) {
 
 // 2^t.  t = n + f, |f| <= 1/2; 2^f by a degree-6 polynomial (rel err ~1e-7); 2^n by vscalefps
 // (0 / denormals on underflow).  Softmax folds its scale and log2 e into t with one FMA.
+// vreduceps gives f = t - round(t) in one instruction (vroundscaleps is two); both are exact.
 static inline __m512 exp2_ps(__m512 t) {
-  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(t, n);
+  const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 n = _mm512_sub_ps(t, f);
   __m512 p = _mm512_set1_ps(1.5345792e-4f);
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339993e-3f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618489e-3f));
@@ -147,26 +148,30 @@ static inline __mmask16 tail_mask(int64_t valid) {
 
 // The first two passes of a softmax over N rows of s (stride lds), len columns: each row <-
 // exp(scale * (row - max(row))) (the max taken before scaling, scale > 0), and inv[i] = 1 / its
-// sum, broadcast; the caller's last pass multiplies by inv[i]. The N rows go through each pass
-// together, so that one row's horizontal max and sum overlap the others' work instead of
-// stalling on their latency.
+// sum, broadcast; the caller's last pass multiplies by inv[i].  `row_max` (N floats), when given,
+// holds the rows' maxima (taken where the rows were computed) and the first pass is skipped.
+// The N rows go through each pass together, so that one row's horizontal max and sum overlap
+// the others' work instead of stalling on their latency.
 template <int N>
-static inline void softmax_exp_rows(float* s, int64_t lds, int64_t len, float scale,
-                                    __m512* inv) {
+static inline void softmax_exp_rows(float* s, int64_t lds, int64_t len, float scale, __m512* inv,
+                                    const float* row_max = nullptr) {
   // exp(scale (x - max)) = 2^(x c - max c), c = scale log2 e
   const float c = scale * 1.44269504088896341f;
   const __m512 sc = _mm512_set1_ps(c);
-  __m512 mx[N], sum[N], max[N];
-  for (int i = 0; i < N; ++i) {
-    mx[i] = _mm512_set1_ps(-__builtin_inff());
-    sum[i] = _mm512_setzero_ps();
+  __m512 sum[N], max[N];
+  for (int i = 0; i < N; ++i) sum[i] = _mm512_setzero_ps();
+  if (row_max) {
+    for (int i = 0; i < N; ++i) max[i] = _mm512_set1_ps(row_max[i] * c);
+  } else {
+    __m512 mx[N];
+    for (int i = 0; i < N; ++i) mx[i] = _mm512_set1_ps(-__builtin_inff());
+    for (int64_t j = 0; j < len; j += 16) {
+      const __mmask16 m = tail_mask(len - j);
+      for (int i = 0; i < N; ++i)
+        mx[i] = _mm512_max_ps(mx[i], _mm512_mask_loadu_ps(mx[i], m, s + i * lds + j));
+    }
+    for (int i = 0; i < N; ++i) max[i] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[i]) * c);
   }
-  for (int64_t j = 0; j < len; j += 16) {
-    const __mmask16 m = tail_mask(len - j);
-    for (int i = 0; i < N; ++i)
-      mx[i] = _mm512_max_ps(mx[i], _mm512_mask_loadu_ps(mx[i], m, s + i * lds + j));
-  }
-  for (int i = 0; i < N; ++i) max[i] = _mm512_set1_ps(_mm512_reduce_max_ps(mx[i]) * c);
   for (int64_t j = 0; j < len; j += 16) {
     const __mmask16 m = tail_mask(len - j);
     for (int i = 0; i < N; ++i) {
@@ -177,6 +182,25 @@ static inline void softmax_exp_rows(float* s, int64_t lds, int64_t len, float sc
     }
   }
   for (int i = 0; i < N; ++i) inv[i] = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[i]));
+}
+
+// Rows r[0..7] (8 floats each) -> columns: r[j] = (r_0[j], ..., r_7[j]) for j = 0..7.
+static inline void transpose8x8(__m256 (&r)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then rows 4-7
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
 }
 
 }  // namespace avx512
