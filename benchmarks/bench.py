@@ -100,8 +100,9 @@ def time_engines(fns, budget_s: float, rounds: int = ROUNDS, min_reps: int = ROU
     cache; measured here: pybert's MiniLM 1x16 2x and BERT-base 1x128 +30% right after an ORT
     call, ORT's 1x16 +27% right after a pybert call), which a process serving one engine never
     pays. A call longer than a turn's share of the budget gets one timed call a turn: its median
-    is over ``rounds`` calls, each from a different turn (with three rounds, BERT-base 8x128 and 32x128 had three
-    calls an engine, and their pybert / ORT ratio moved by +-8% between runs)."""
+    is over ``rounds`` calls, each from a different turn (with three rounds, BERT-base 8x128 and
+    32x128 had three calls an engine, and their pybert / ORT ratio moved by +-8% between
+    runs)."""
     times = {name: [] for name in fns}
     for r in range(rounds):
         for name, fn in fns.items():
@@ -285,7 +286,8 @@ def table(results, machine, peak, threads, command, extra_lines) -> str:
         "Written by `benchmarks/bench.py`; timings are medians in milliseconds per call, every "
         "engine in the same process and run, each with the same thread count; per shape the "
         f"engines take turns ({ROUNDS} rounds, at least one timed call each), so that a slow "
-        "stretch of the machine weighs on all of them. Shared machines are noisy (±20–30% run to run): compare the ratios within one run.",
+        "stretch of the machine weighs on all of them. Shared machines are noisy (±20–30% run to "
+        "run): compare the ratios within one run.",
         "",
         f"- Command: `{command}`",
         f"- Machine: {machine}",

@@ -1,8 +1,9 @@
 // How the GEMM kernels block their work, shared by every ISA's file.
 //
-// with_rows: run-time row count -> compile-time tile height.  A micro-kernel keeps a tile of R rows in registers, so R is a template argument; the last
-// tile of a block may hold fewer rows.  with_rows<R>(rows, fn) calls fn(Rows<r>{}) with
-// r == rows, for 1 <= rows <= R; fn reads r as decltype(arg)::value.
+// with_rows: run-time row count -> compile-time tile height.  A micro-kernel keeps a tile of R
+// rows in registers, so R is a template argument; the last tile of a block may hold fewer rows.
+// with_rows<R>(rows, fn) calls fn(Rows<r>{}) with r == rows, for 1 <= rows <= R; fn reads r as
+// decltype(arg)::value.
 //
 // DepthBlocks: K in near-equal depth blocks of at most a kernel's block depth.
 //

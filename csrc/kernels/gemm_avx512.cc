@@ -81,13 +81,9 @@ struct TileEpilogue {
 // rows 2-9% faster with it; 512-1024 rows (C still in cache) even; 128 rows, a column split, up
 // to 2% slower.  So gemm_packed asks for it under a row split only.
 struct NextTile {
-  const char* c = nullptr;  // its first row, or null
+  const char* c = nullptr;  // its first row (rows == 0: none)
   int64_t ld = 0;           // row stride, bytes
   int rows = 0, vectors = 0;
-  int64_t lines() const { return c ? int64_t(rows) * vectors : 0; }
-  void request(int64_t line) const {
-    _mm_prefetch(c + (line / vectors) * ld + 64 * (line % vectors), _MM_HINT_ET0);
-  }
 };
 
 // acc = act(acc + bias) + residual, in registers: the tile is stored once, finished.
@@ -116,8 +112,11 @@ template <int R>
 void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ldc,
                 const __mmask16* mask, bool accumulate, const char* ahead, int64_t ahead_lines,
                 bool early, const TileEpilogue* ep, const NextTile& next) {
-  const int64_t c_lines = next.lines();
-  int64_t c_line = 0;
+  int c_row = 0, c_vector = 0;  // the next tile's line to request next
+  auto request_next = [&] {
+    _mm_prefetch(next.c + c_row * next.ld + 64 * c_vector, _MM_HINT_ET0);
+    if (++c_vector == next.vectors) c_vector = 0, ++c_row;
+  };
   __m512 acc[R][kNV];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kNV; ++v)
@@ -138,7 +137,7 @@ void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ld
       _mm_prefetch(ahead + 64 * k, _MM_HINT_T1);
       if (k + kc < ahead_lines) _mm_prefetch(ahead + 64 * (k + kc), _MM_HINT_T1);
       if (k + 2 * kc < ahead_lines) _mm_prefetch(ahead + 64 * (k + 2 * kc), _MM_HINT_T1);
-      if ((k & 7) == 7 && c_line < c_lines) next.request(c_line++);
+      if ((k & 7) == 7 && c_row < next.rows) request_next();
       fma_step<R>(acc, A + k * kMR, B + k * kNR);
     }
   } else if (ahead_lines > 0) {
@@ -151,14 +150,14 @@ void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ld
         if (per == 2 && line < ahead_lines) _mm_prefetch(ahead + 64 * line++, _MM_HINT_T1);
         countdown = every;
       }
-      if ((k & 4) && c_line < c_lines) next.request(c_line++);
+      if ((k & 4) && c_row < next.rows) request_next();
       fma_step<R>(acc, A + k * kMR, B + k * kNR);
       fma_step<R>(acc, A + (k + 1) * kMR, B + (k + 1) * kNR);
       fma_step<R>(acc, A + (k + 2) * kMR, B + (k + 2) * kNR);
       fma_step<R>(acc, A + (k + 3) * kMR, B + (k + 3) * kNR);
     }
   }
-  while (c_line < c_lines) next.request(c_line++);  // the rest, if the loops above ended early
+  while (c_row < next.rows) request_next();  // the rest, if the loops above ended early
 #pragma GCC unroll 4
   for (; k < kc; ++k) fma_step<R>(acc, A + k * kMR, B + k * kNR);
   if (ep) finish_tile<R>(acc, mask, *ep);
@@ -271,18 +270,13 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
           const TileEpilogue tile_ep{ep.bias ? ep.bias + n : nullptr, ep.activation,
                                      ep.residual ? ep.residual + m * ep.ldr + n : nullptr, ep.ldr};
           // The next tile: the next strip of this panel, else the first of the next panel.
+          const int64_t m_next = m + kMR < me ? m + kMR : mc, n_next = m + kMR < me ? n : n + kNR;
           NextTile next_tile;
-          next_tile.ld = ldc * int64_t(sizeof(float));
-          if (!ctx.panels_shared) {
-            // rows split over threads only: see NextTile
-          } else if (m + kMR < me) {
-            next_tile.c = reinterpret_cast<const char*>(Ct + kMR * ldc);
-            next_tile.rows = int(me - m - kMR < kMR ? me - m - kMR : kMR);
-            next_tile.vectors = int((n1 - n < kNR ? n1 - n + 15 : kNR) / 16);
-          } else if (n + kNR < n1) {
-            next_tile.c = reinterpret_cast<const char*>(C + mc * ldc + n + kNR);
-            next_tile.rows = int(me - mc < kMR ? me - mc : kMR);
-            next_tile.vectors = int((n1 - n - kNR < kNR ? n1 - n - kNR + 15 : kNR) / 16);
+          if (ctx.panels_shared && n_next < n1) {  // rows split over threads only: see NextTile
+            next_tile.c = reinterpret_cast<const char*>(C + m_next * ldc + n_next);
+            next_tile.ld = ldc * int64_t(sizeof(float));
+            next_tile.rows = int(me - m_next < kMR ? me - m_next : kMR);
+            next_tile.vectors = int(((n1 - n_next < kNR ? n1 - n_next : kNR) + 15) / 16);
           }
           with_rows<kMR>(rows, [&](auto r) {
             micro_tile<decltype(r)::value>(a_block + (m - mc) * kc, B, kc, Ct, ldc, mask,

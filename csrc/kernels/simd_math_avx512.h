@@ -1,4 +1,5 @@
-// SIMD fp32 exp / erf-GELU / tanh-GELU / tanh for AVX-512 (16 lanes).
+// SIMD fp32 math for AVX-512 (16 lanes): exp / exp2, erf-GELU, tanh-GELU, tanh, softmax rows,
+// and the 8 x 8 transpose the packing routines share.
 //
 // Include ONLY from translation units compiled with -mavx512f (-mavx512dq ...).
 // Everything here is `static inline` over intrinsics (internal linkage), so the
@@ -127,7 +128,7 @@ static inline __m512 activate_ps(__m512 x, int activation) {
 
 // 2^t.  t = n + f, |f| <= 1/2; 2^f by a degree-6 polynomial (rel err ~1e-7); 2^n by vscalefps
 // (0 / denormals on underflow).  Softmax folds its scale and log2 e into t with one FMA.
-// vreduceps gives f = t - round(t) in one instruction (vroundscaleps is two); both are exact.
+// vreduceps gives f = t - round(t) in one instruction (vroundscaleps takes two uops); exact.
 static inline __m512 exp2_ps(__m512 t) {
   const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 n = _mm512_sub_ps(t, f);
