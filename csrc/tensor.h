@@ -47,4 +47,8 @@ class Buffer {
 // Owned, aligned fp32 storage for weights made at load (converted, fused or packed).
 std::shared_ptr<float> make_aligned_floats(int64_t n);
 
+// Storage of `bytes` (64-byte aligned) for a weight packed at load, which every forward call
+// streams in full: placed on 2 MB pages next to the other packed weights (see tensor.cc).
+std::shared_ptr<float> make_packed_weight_storage(size_t bytes);
+
 }  // namespace pybert

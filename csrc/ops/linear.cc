@@ -60,11 +60,6 @@ struct LowpWorkspace {
   }
 };
 
-// Owned, 64-byte aligned storage of `bytes` bytes for a packed weight.
-std::shared_ptr<float> packed_storage(size_t bytes) {
-  return make_aligned_floats(static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float)));
-}
-
 }  // namespace
 
 Precision precision_from_name(const std::string& name) {
@@ -95,19 +90,21 @@ Linear::Linear(Tensor weight, Tensor bias, Layout layout, Precision precision)
   if (precision == Precision::kInt8) {
     kernel_ = Kernel::kInt8;
     int8_isa_ = kernels::best_int8_isa();
-    std::shared_ptr<float> packed = packed_storage(kernels::packed_weight_int8_bytes(N, K));
+    std::shared_ptr<float> packed =
+        make_packed_weight_storage(kernels::packed_weight_int8_bytes(N, K));
     kernels::pack_weight_int8(weight_.data, N, K, packed.get());
     packed_ = packed;
   } else if (precision == Precision::kBf16 && kernels::bf16_amx_available()) {
     kernel_ = Kernel::kBf16Amx;
-    std::shared_ptr<float> packed = packed_storage(kernels::packed_weight_bf16_bytes(N, K));
+    std::shared_ptr<float> packed =
+        make_packed_weight_storage(kernels::packed_weight_bf16_bytes(N, K));
     kernels::pack_weight_bf16(weight_.data, N, K, packed.get());
     packed_ = packed;
   } else {  // fp32, and bf16 without AMX (AVX512-BF16 dot products lose to fp32 FMA)
     kernel_ = Kernel::kFp32;
     isa_ = kernels::detect_isa();
     std::shared_ptr<float> packed =
-        make_aligned_floats(static_cast<int64_t>(kernels::packed_weight_floats(N, K, isa_)));
+        make_packed_weight_storage(kernels::packed_weight_floats(N, K, isa_) * sizeof(float));
     kernels::pack_weight(weight_.data, N, K, packed.get(), isa_);
     packed_ = packed;
   }
