@@ -18,10 +18,23 @@ constexpr size_t kHugePage = size_t(2) << 20;
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 float* aligned_floats(int64_t n) {
-  const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + kAlign - 1) / kAlign) * kAlign;
+  const size_t bytes = round_up(static_cast<size_t>(n) * sizeof(float), kAlign);
   void* p = std::aligned_alloc(kAlign, bytes == 0 ? kAlign : bytes);
   if (!p) throw std::bad_alloc();
   return static_cast<float*>(p);
+}
+
+// `bytes` on a huge-page boundary, its whole huge pages offered to transparent huge pages (a
+// hint: nothing changes where THP is off); the tail past the last whole page stays on small
+// pages.  posix_memalign, not aligned_alloc: C11 wants the size a multiple of the alignment (ASan
+// enforces it).  Freed with std::free.
+void* huge_page_aligned(size_t bytes) {
+  void* p = nullptr;
+  if (posix_memalign(&p, kHugePage, bytes) != 0) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
+#endif
+  return p;
 }
 }  // namespace
 
@@ -51,21 +64,12 @@ float* Buffer::reserve(int64_t n) {
 std::shared_ptr<float> make_aligned_floats(int64_t n) {
   // Weights stream from memory on every call; on 4 KB pages a BERT-base forward walks ~85,000
   // page-table entries, and the TLB misses stall the weight prefetches (measured: the GEMMs of
-  // BERT-base at 128 tokens ~10% faster on 2 MB pages).  So a weight of at least one huge page is
-  // placed on a huge-page boundary and its whole huge pages are offered to transparent huge pages
-  // (a hint: nothing changes where THP is off).  The tail past the last whole page stays on small
-  // pages, so resident memory does not grow.
+  // BERT-base at 128 tokens ~10% faster on 2 MB pages).  So a weight of at least one huge page
+  // gets its whole huge pages; the tail stays on small pages, so resident memory does not grow.
+  // (Packed weights share slabs instead: make_packed_weight_storage.)
   const size_t bytes = static_cast<size_t>(n > 0 ? n : 0) * sizeof(float);
-  if (bytes < kHugePage)
-    return std::shared_ptr<float>(aligned_floats(n), [](float* p) { std::free(p); });
-  // posix_memalign, not aligned_alloc: C11 wants the size a multiple of the alignment (ASan
-  // enforces it).
-  void* p = nullptr;
-  if (posix_memalign(&p, kHugePage, bytes) != 0) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
-#endif
-  return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+  float* p = bytes < kHugePage ? aligned_floats(n) : static_cast<float*>(huge_page_aligned(bytes));
+  return std::shared_ptr<float>(p, [](float* q) { std::free(q); });
 }
 
 namespace {
@@ -116,13 +120,9 @@ class PackedWeightArena {
  private:
   static constexpr size_t kSlabBytes = 16 * kHugePage;
 
-  static std::shared_ptr<char> new_slab(size_t bytes) {
-    void* p = nullptr;
-    if (posix_memalign(&p, kHugePage, bytes) != 0) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    return std::shared_ptr<char>(static_cast<char*>(p), [](char* q) { std::free(q); });
+  static std::shared_ptr<char> new_slab(size_t bytes) {  // bytes: whole huge pages
+    return std::shared_ptr<char>(static_cast<char*>(huge_page_aligned(bytes)),
+                                 [](char* q) { std::free(q); });
   }
 
   std::mutex mutex_;

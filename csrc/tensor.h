@@ -44,7 +44,7 @@ class Buffer {
   int64_t capacity_ = 0;
 };
 
-// Owned, aligned fp32 storage for weights made at load (converted, fused or packed).
+// Owned, aligned fp32 storage for weights made at load (converted, fused or copied).
 std::shared_ptr<float> make_aligned_floats(int64_t n);
 
 // Storage of `bytes` (64-byte aligned) for a weight packed at load, which every forward call
