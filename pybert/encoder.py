@@ -225,8 +225,9 @@ class SentenceEncoder:
             # The pooled vector is a one-token sequence: "cls" pooling returns it, normalized
             # in the core when asked.
             pooled = out.pooler_output[:, None, :]
-            return pool(pooled, None, "cls", normalize=normalize)
-        return pool(out.last_hidden_state, batch["attention_mask"], modes, normalize=normalize)
+            return pool(pooled, None, "cls", normalize=normalize, num_threads=self.num_threads)
+        return pool(out.last_hidden_state, batch["attention_mask"], modes, normalize=normalize,
+                    num_threads=self.num_threads)
 
     def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                normalize: Optional[bool] = None, pooling: Union[str, Sequence[str], None] = None,

@@ -41,18 +41,20 @@ def _features(x: Any, name: str = "x") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-class LinearHead:
+class LinearHead(CoreHandle):
     """A Linear layer to labels, computed in C++: ``logits = x @ weight.T + bias``.
 
     ``weight`` is (out_features, in_features) as in ``nn.Linear``; ``x`` is (..., in_features),
     e.g. (n, in) or (batch, seq, in). Softmax and sigmoid run in the same core op as the product.
+    ``num_threads``: threads each call uses (None: ``pybert.set_num_threads``, else every usable
+    CPU), as for the models.
 
     >>> head = pybert.LinearHead(np.random.randn(14, 768), np.zeros(14))
     >>> head.softmax(np.random.randn(2, 768)).shape
     (2, 14)
     """
 
-    def __init__(self, weight: Any, bias: Any = None):
+    def __init__(self, weight: Any, bias: Any = None, *, num_threads: Optional[int] = None):
         w = _features(weight, "weight")
         if w.ndim != 2:
             raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {w.shape}")
@@ -62,7 +64,7 @@ class LinearHead:
             if b.shape != (w.shape[0],):
                 raise ValueError(f"bias must have shape ({w.shape[0]},) to match weight "
                                  f"{w.shape}, got {b.shape}")
-        self._core = _core.LinearHead(w, b)
+        self._core = _core.LinearHead(w, b, num_threads=_inputs.num_threads_arg(num_threads))
 
     @property
     def in_features(self) -> int:
@@ -253,7 +255,7 @@ class BertForSequenceClassification(_BertWithHead):
             chunk_pairs = None if pairs is None else pairs[start:start + batch_size]
             scores = self._scores(self._tokenize(chunk, chunk_pairs, max_length),
                                   self.scores_kind)
-            index, value = _core.top_k(scores, k)
+            index, value = _core.top_k(scores, k, num_threads=self._core.num_threads)
             results += [[{"label": self.label(i), "score": float(v)} for i, v in zip(ii, vv)]
                         for ii, vv in zip(index, value)]
         return results[0] if single else results
@@ -272,7 +274,8 @@ class BertForTokenClassification(_BertWithHead):
         single = isinstance(texts, str)
         texts = check_texts(texts)
         batch = self._tokenize(texts, max_length=max_length, offsets=True)
-        index, value = _core.top_k(self._scores(batch, self.scores_kind), 1)  # (batch, seq, 1)
+        index, value = _core.top_k(self._scores(batch, self.scores_kind), 1,
+                                    num_threads=self._core.num_threads)  # (batch, seq, 1)
         results = []
         for b, text in enumerate(texts):
             words: List[Dict[str, Any]] = []
@@ -330,7 +333,7 @@ class BertForMaskedLM(_BertWithHead):
         probs = self._core.forward_at(batch["input_ids"], batch["attention_mask"],
                                       batch["token_type_ids"], positions,
                                       scores=self.scores_kind)
-        index, value = _core.top_k(probs, k)
+        index, value = _core.top_k(probs, k, num_threads=self._core.num_threads)
         return [[{"token": self.tokenizer.id_to_token(i), "token_id": int(i), "score": float(v)}
                  for i, v in zip(ii, vv)] for ii, vv in zip(index, value)]
 

@@ -14,14 +14,16 @@ POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len")
 
 
 def pool(hidden_states: Any, attention_mask: Any = None,
-         mode: Union[str, Sequence[str]] = "mean", normalize: bool = False) -> np.ndarray:
+         mode: Union[str, Sequence[str]] = "mean", normalize: bool = False, *,
+         num_threads: Optional[int] = None) -> np.ndarray:
     """Pool (batch, seq, hidden) token vectors into (batch, hidden) sentence vectors.
 
     ``mode`` is ``"cls"`` (first real token), ``"mean"``, ``"max"`` or ``"mean_sqrt_len"``
     (sum / sqrt(length)), or a list of them, concatenated in that order as
     sentence-transformers does. Padded positions (mask 0) never contribute, whatever they hold;
     a row with no real token pools to zeros. ``normalize`` L2-normalizes each output row.
-    A 2-D (seq, hidden) input is one sequence and gives a 1-D result.
+    A 2-D (seq, hidden) input is one sequence and gives a 1-D result. ``num_threads``: threads
+    the call uses (None: ``pybert.set_num_threads``, else every usable CPU).
 
     >>> out = model(batch["input_ids"], batch["attention_mask"])
     >>> pybert.pool(out.last_hidden_state, batch["attention_mask"], "mean", normalize=True)
@@ -46,5 +48,6 @@ def pool(hidden_states: Any, attention_mask: Any = None,
                              + ", ".join(POOLING_MODES))
     if not modes:
         raise ValueError("mode must name at least one pooling mode")
-    out = _core.pool(x, mask, modes, normalize=bool(normalize))
+    out = _core.pool(x, mask, modes, normalize=bool(normalize),
+                     num_threads=_inputs.num_threads_arg(num_threads))
     return out[0] if single else out

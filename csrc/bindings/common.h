@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/bert.h"
+#include "parallel.h"
 
 namespace pybert::bindings {
 
@@ -19,6 +20,17 @@ namespace py = pybind11;
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+// The one door for compute: every binding that computes runs its work as compute(n, fn).
+// The GIL is released and a ThreadBudget of n threads (<= 0: the process default) is held for
+// the call, so the work runs on exactly that many threads, within the process's compute slots.
+// Inputs are checked and outputs allocated before, with the GIL held.
+template <typename Fn>
+decltype(auto) compute(int num_threads, Fn&& fn) {
+  py::gil_scoped_release release;
+  ThreadBudget budget(num_threads);
+  return fn();
+}
 
 // A core model plus the thread count its calls use. close() drops the model (and with it the
 // mapped weights); a call already running holds its own reference from live() and finishes first.

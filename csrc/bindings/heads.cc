@@ -86,11 +86,7 @@ py::class_<CoreTask<Model>> register_task(py::module_& m, const char* name, cons
             FloatArray out(out_shape(model, in.batch, in.seq));
             HiddenStates hidden(output_hidden_states, model.bert().config(), in.batch, in.seq);
             float* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              ThreadBudget budget(self.num_threads);
-              model.forward(in, o, kind, hidden.buffers);
-            }
+            compute(self.num_threads, [&] { model.forward(in, o, kind, hidden.buffers); });
             return py::make_tuple(out, hidden.arrays);
           },
           py::arg("input_ids"), py::arg("attention_mask") = py::none(),
@@ -104,60 +100,66 @@ py::class_<CoreTask<Model>> register_task(py::module_& m, const char* name, cons
 }  // namespace
 
 void register_heads(py::module_& m) {
-  py::class_<layers::LinearHead>(m, "LinearHead",
+  using CoreHead = Held<layers::LinearHead>;
+  py::class_<CoreHead>(m, "LinearHead",
                                  "y = x W^T + b over the last axis, with the softmax or sigmoid "
                                  "of each row computed in the same op.\n\n"
                                  ">>> head = pybert._core.LinearHead(w, b)  # w (out, in)")
-      .def(py::init([](FloatArray weight, std::optional<FloatArray> bias) {
+      .def(py::init([](FloatArray weight, std::optional<FloatArray> bias, int num_threads) {
              require_ndim(weight, 2, "weight");
              if (bias) require_ndim(*bias, 1, "bias");
-             return layers::LinearHead{ops::Linear(owned_copy(weight),
-                                                   bias ? owned_copy(*bias) : Tensor{})};
+             return CoreHead{std::make_shared<layers::LinearHead>(layers::LinearHead{ops::Linear(
+                                 owned_copy(weight), bias ? owned_copy(*bias) : Tensor{})}),
+                             num_threads};
            }),
-           py::arg("weight"), py::arg("bias") = py::none(),
+           py::arg("weight"), py::arg("bias") = py::none(), py::kw_only(),
+           py::arg("num_threads") = 0,
            "weight (out_features, in_features) as in nn.Linear; bias (out_features) or None. "
-           "Both are copied.")
+           "Both are copied. num_threads: threads a call runs with (0: the process default).")
+      .def_readwrite("num_threads", &CoreHead::num_threads)
+      .def("close", [](CoreHead& s) { s.model.reset(); }, "Drop the weights.")
+      .def_property_readonly("closed", [](const CoreHead& s) { return !s.model; })
       .def_property_readonly("in_features",
-                             [](const layers::LinearHead& h) { return h.linear.in_features(); })
+                             [](const CoreHead& h) { return h.live()->linear.in_features(); })
       .def_property_readonly("out_features",
-                             [](const layers::LinearHead& h) { return h.linear.out_features(); })
+                             [](const CoreHead& h) { return h.live()->linear.out_features(); })
       .def(
           "forward",
-          [](const layers::LinearHead& head, FloatArray x, const std::string& scores) {
+          [](const CoreHead& self, FloatArray x, const std::string& scores) {
+            const std::shared_ptr<const layers::LinearHead> held = self.live();
+            const layers::LinearHead& head = *held;
             const ops::Scores kind = ops::scores_from_name(scores);
             py::ssize_t rows = 0;
             auto lead = leading_shape(x, head.linear.in_features(), "x", "in_features", &rows);
             FloatArray y(with_last(lead, head.linear.out_features()));
             float* out = y.mutable_data();
-            {
-              py::gil_scoped_release release;
-              head.forward(x.data(), rows, out, kind);
-            }
+            compute(self.num_threads, [&] { head.forward(x.data(), rows, out, kind); });
             return y;
           },
           py::arg("x"), py::kw_only(), py::arg("scores") = "logits",
           "x (..., in_features) -> (..., out_features) logits, 'softmax' or 'sigmoid'.")
       .def(
           "predict",
-          [](const layers::LinearHead& head, FloatArray x) {
+          [](const CoreHead& self, FloatArray x) {
+            const std::shared_ptr<const layers::LinearHead> held = self.live();
+            const layers::LinearHead& head = *held;
             py::ssize_t rows = 0;
             auto lead = leading_shape(x, head.linear.in_features(), "x", "in_features", &rows);
             const int64_t cols = head.linear.out_features();
             py::array_t<int64_t> index(lead);
             int64_t* idx = index.mutable_data();
-            {
-              py::gil_scoped_release release;
+            compute(self.num_threads, [&] {
               std::vector<float> logits(rows * cols);  // (rows, out_features)
               head.forward(x.data(), rows, logits.data(), ops::Scores::kLogits);
               ops::argmax_rows(logits.data(), rows, cols, idx);
-            }
+            });
             return index;
           },
           py::arg("x"), "x (..., in_features) -> (...) int64: the index of the largest logit.");
 
   m.def(
       "top_k",
-      [](FloatArray scores, int64_t k) {
+      [](FloatArray scores, int64_t k, int num_threads) {
         if (scores.ndim() < 1) throw py::value_error("scores must have at least 1 dimension");
         const py::ssize_t cols = scores.shape(scores.ndim() - 1);
         py::ssize_t rows = 0;
@@ -169,13 +171,10 @@ void register_heads(py::module_& m) {
                                 "), got " + std::to_string(k));
         int64_t* idx = index.mutable_data();
         float* val = value.mutable_data();
-        {
-          py::gil_scoped_release release;
-          ops::top_k_rows(scores.data(), rows, cols, k, idx, val);
-        }
+        compute(num_threads, [&] { ops::top_k_rows(scores.data(), rows, cols, k, idx, val); });
         return py::make_tuple(index, value);
       },
-      py::arg("scores"), py::arg("k"),
+      py::arg("scores"), py::arg("k"), py::kw_only(), py::arg("num_threads") = 0,
       "scores (..., n) -> (indices (..., k) int64, values (..., k)): the k largest along the "
       "last axis, descending.");
 
@@ -220,11 +219,8 @@ void register_heads(py::module_& m) {
             FloatArray out({positions.shape(0),
                             static_cast<py::ssize_t>(model.bert().config().vocab_size)});
             float* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              ThreadBudget budget(self.num_threads);
-              model.forward_at(in, positions.data(), positions.shape(0), o, kind);
-            }
+            compute(self.num_threads,
+                    [&] { model.forward_at(in, positions.data(), positions.shape(0), o, kind); });
             return out;
           },
           py::arg("input_ids"), py::arg("attention_mask"), py::arg("token_type_ids"),

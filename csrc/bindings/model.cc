@@ -127,11 +127,7 @@ void register_model(py::module_& m) {
             }
             HiddenStates hidden(output_hidden_states, model.config(), b, s);
             out.hidden_states = hidden.buffers;
-            {
-              py::gil_scoped_release release;
-              ThreadBudget budget(self.num_threads);
-              model.forward(in, out);
-            }
+            compute(self.num_threads, [&] { model.forward(in, out); });
             return py::make_tuple(last, pooled, hidden.arrays);
           },
           py::arg("input_ids"), py::arg("attention_mask") = py::none(),
@@ -149,11 +145,9 @@ void register_model(py::module_& m) {
             FloatArray out =
                 new_hidden(ids.shape(0), ids.shape(1), model.config().embedding_dim());
             float* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              ThreadBudget budget(self.num_threads);
+            compute(self.num_threads, [&] {
               model.embed(ids.data(), types ? types->data() : nullptr, ids.shape(0), ids.shape(1), o);
-            }
+            });
             return out;
           },
           py::arg("input_ids"), py::arg("token_type_ids") = py::none(),
@@ -173,12 +167,10 @@ void register_model(py::module_& m) {
               throw py::value_error("attention_mask must have shape (batch, seq) of hidden_states");
             FloatArray out = new_hidden(hidden.shape(0), hidden.shape(1), hidden.shape(2));
             float* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              ThreadBudget budget(self.num_threads);
+            compute(self.num_threads, [&] {
               model.encode(hidden.data(), mask ? mask->data() : nullptr, hidden.shape(0),
                            hidden.shape(1), o);
-            }
+            });
             return out;
           },
           py::arg("hidden_states"), py::arg("attention_mask") = py::none(),

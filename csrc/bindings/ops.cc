@@ -28,7 +28,7 @@ void register_ops(py::module_& m) {
   ops.def(
       "linear",
       [](FloatArray x, FloatArray weight, std::optional<FloatArray> bias,
-         const std::string& activation, const std::string& precision) {
+         const std::string& activation, const std::string& precision, int num_threads) {
         require_ndim(x, 2, "x");
         require_ndim(weight, 2, "weight");
         if (bias) require_ndim(*bias, 1, "bias");
@@ -42,32 +42,34 @@ void register_ops(py::module_& m) {
                                 std::to_string(linear.in_features()));
         FloatArray y({x.shape(0), static_cast<py::ssize_t>(linear.out_features())});
         float* out = y.mutable_data();
-        {
-          py::gil_scoped_release release;
-          linear(x.data(), x.shape(0), out, act);
-        }
+        compute(num_threads, [&] { linear(x.data(), x.shape(0), out, act); });
         return y;
       },
       py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), py::kw_only(),
-      py::arg("activation") = "none", py::arg("precision") = "fp32",
+      py::arg("activation") = "none", py::arg("precision") = "fp32", py::arg("num_threads") = 0,
       "x (n, in) @ weight^T (in, out) + bias -> activation -> (n, out); precision 'fp32', "
       "'bf16' or 'int8'.\n\n"
       ">>> pybert._core.ops.linear(x, w, b, activation='gelu', precision='int8')");
 
   ops.def(
       "activation",
-      [](FloatArray x, const std::string& name) {
+      [](FloatArray x, const std::string& name, int num_threads) {
+        const kernels::Activation act = kernels::activation_from_name(name);
         FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-        std::copy(x.data(), x.data() + x.size(), y.mutable_data());
-        kernels::activate(y.mutable_data(), y.size(), kernels::activation_from_name(name));
+        float* out = y.mutable_data();
+        compute(num_threads, [&] {
+          std::copy(x.data(), x.data() + x.size(), out);
+          kernels::activate(out, y.size(), act);
+        });
         return y;
       },
-      py::arg("x"), py::arg("name"), "Element-wise HF activation by its config name.");
+      py::arg("x"), py::arg("name"), py::kw_only(), py::arg("num_threads") = 0,
+      "Element-wise HF activation by its config name.");
 
   ops.def(
       "layer_norm",
       [](FloatArray x, FloatArray gamma, FloatArray beta, float eps,
-         std::optional<FloatArray> residual) {
+         std::optional<FloatArray> residual, int num_threads) {
         require_ndim(x, 2, "x");
         ops::LayerNorm norm(view(gamma), view(beta), eps);
         if (x.shape(1) != norm.hidden())
@@ -77,28 +79,38 @@ void register_ops(py::module_& m) {
                          residual->shape(1) != x.shape(1)))
           throw py::value_error("residual must have the shape of x");
         FloatArray y({x.shape(0), x.shape(1)});
-        norm(x.data(), residual ? residual->data() : nullptr, y.mutable_data(), x.shape(0));
+        float* out = y.mutable_data();
+        compute(num_threads,
+                [&] { norm(x.data(), residual ? residual->data() : nullptr, out, x.shape(0)); });
         return y;
       },
       py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::kw_only(),
-      py::arg("residual") = py::none(), "LayerNorm(x [+ residual]) over the last dimension.");
+      py::arg("residual") = py::none(), py::arg("num_threads") = 0, "LayerNorm(x [+ residual]) over the last dimension.");
 
   ops.def(
       "softmax",
-      [](FloatArray x, float scale) {
+      [](FloatArray x, float scale, int num_threads) {
         require_ndim(x, 2, "x");
         if (!(scale > 0)) throw py::value_error("scale must be > 0");
+        const int64_t rows = x.shape(0), cols = x.shape(1);
         FloatArray y({x.shape(0), x.shape(1)});
-        std::copy(x.data(), x.data() + x.size(), y.mutable_data());
-        for (py::ssize_t r = 0; r < x.shape(0); ++r)
-          kernels::softmax(y.mutable_data() + r * x.shape(1), x.shape(1), scale);
+        float* out = y.mutable_data();
+        compute(num_threads, [&] {
+          std::copy(x.data(), x.data() + x.size(), out);
+          constexpr int64_t kRowGrain = 16;
+          parallel_for(0, rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) kernels::softmax(out + r * cols, cols, scale);
+          });
+        });
         return y;
       },
-      py::arg("x"), py::kw_only(), py::arg("scale") = 1.0f, "Row-wise softmax(scale * x).");
+      py::arg("x"), py::kw_only(), py::arg("scale") = 1.0f, py::arg("num_threads") = 0,
+      "Row-wise softmax(scale * x).");
 
   ops.def(
       "self_attention",
-      [](FloatArray qkv, IdArray offsets, int64_t num_heads, const std::string& precision) {
+      [](FloatArray qkv, IdArray offsets, int64_t num_heads, const std::string& precision,
+         int num_threads) {
         require_ndim(qkv, 2, "qkv");
         require_ndim(offsets, 1, "offsets");
         if (qkv.shape(1) % 3 != 0) throw py::value_error("qkv must have 3 * hidden columns");
@@ -113,15 +125,14 @@ void register_ops(py::module_& m) {
           throw py::value_error("self_attention computes in fp32 or bf16, not int8");
         FloatArray ctx({qkv.shape(0), static_cast<py::ssize_t>(hidden)});
         float* out = ctx.mutable_data();
-        {
-          py::gil_scoped_release release;
+        compute(num_threads, [&] {
           ops::self_attention(qkv.data(), ops::SequenceLayout{off, batch}, hidden, num_heads, out,
                               p);
-        }
+        });
         return ctx;
       },
       py::arg("qkv"), py::arg("offsets"), py::arg("num_heads"), py::kw_only(),
-      py::arg("precision") = "fp32",
+      py::arg("precision") = "fp32", py::arg("num_threads") = 0,
       "Multi-head attention over packed sequences: qkv (tokens, 3*hidden), offsets (batch+1) "
       "-> context (tokens, hidden). precision 'bf16' rounds the products' inputs to bf16 "
       "(AMX; fp32 without it).");

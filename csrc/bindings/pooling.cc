@@ -11,7 +11,7 @@ void register_pooling(py::module_& m) {
   m.def(
       "pool",
       [](FloatArray hidden_states, IdArray attention_mask, const std::vector<std::string>& modes,
-         bool normalize) {
+         bool normalize, int num_threads) {
         require_ndim(hidden_states, 3, "hidden_states");
         require_ndim(attention_mask, 2, "attention_mask");
         const py::ssize_t batch = hidden_states.shape(0), seq = hidden_states.shape(1),
@@ -24,18 +24,17 @@ void register_pooling(py::module_& m) {
         if (parsed.empty()) throw py::value_error("pool needs at least one mode");
         FloatArray out({batch, static_cast<py::ssize_t>(parsed.size()) * hidden});
         float* y = out.mutable_data();
-        {
-          py::gil_scoped_release release;
+        compute(num_threads, [&] {
           ops::pool(hidden_states.data(), attention_mask.data(), batch, seq, hidden, parsed,
                     normalize, y);
-        }
+        });
         return out;
       },
       py::arg("hidden_states"), py::arg("attention_mask"), py::arg("modes"), py::kw_only(),
-      py::arg("normalize") = false,
+      py::arg("normalize") = false, py::arg("num_threads") = 0,
       "hidden_states (batch, seq, hidden), attention_mask (batch, seq) -> (batch, len(modes) * "
       "hidden): the modes' vectors side by side, L2-normalized when asked. Padded positions "
-      "never contribute.\n\n>>> pybert._core.pool(h, mask, ['mean'], normalize=True)");
+      "never contribute. num_threads: 0 for the process default.\n\n>>> pybert._core.pool(h, mask, ['mean'], normalize=True)");
 }
 
 }  // namespace pybert::bindings
