@@ -141,10 +141,10 @@ void BertForSequenceClassification::forward(const BertInputs& in, float* scores,
                                             const std::vector<float*>& hidden_states) const {
   const int64_t h = bert_.config().hidden_size;
   HeadWorkspace& ws = HeadWorkspace::for_this_thread();
+  // The body's packed rows are read in place: no padded (batch, seq, hidden) copy is made.
   BertOutputs out;
-  out.last_hidden_state = ws.last_hidden.reserve(in.batch * in.seq * h);  // (batch, seq, hidden)
   out.hidden_states = hidden_states;
-  float* pooled = ws.pooled.reserve(in.batch * h);                        // (batch, hidden)
+  float* pooled = ws.pooled.reserve(in.batch * h);  // (batch, hidden)
   if (dense_)
     out.first_token = ws.rows.reserve(in.batch * h);  // (batch, hidden), for the head's dense
   else
