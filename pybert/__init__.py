@@ -11,6 +11,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
 # ruff: noqa: E402  (the imports below must follow the environment set above)
 from . import _core
 from .config import BertConfig
+from .cross_encoder import CrossEncoder
 from .encoder import SentenceEncoder
 from .heads import (AlbertForSequenceClassification, AlbertForTokenClassification, AutoModel,
                     BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
@@ -24,12 +25,13 @@ from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, Elec
                        MegatronBertModel, RobertaModel, XLMRobertaModel)
 from ._inputs import PrecisionWarning
 from .pooling import pool
+from .quantize import quantize_embeddings
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "AlbertModel",
-           "AutoModel", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification",
+           "AutoModel", "BertConfig", "CrossEncoder", "BertForMaskedLM", "BertForSequenceClassification",
            "BertForTokenClassification", "BertModel", "BertOutput",
            "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
            "DistilBertModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",
@@ -38,7 +40,7 @@ __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "A
            "RobertaForSequenceClassification", "RobertaForTokenClassification", "RobertaModel",
            "SentenceEncoder", "Tokenizer", "XLMRobertaForSequenceClassification",
            "XLMRobertaForTokenClassification", "XLMRobertaModel", "cpu_info", "get_num_threads",
-           "pool", "set_num_threads"]
+           "pool", "quantize_embeddings", "set_num_threads"]
 
 
 def set_num_threads(n: int) -> None:
