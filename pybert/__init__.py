@@ -31,8 +31,8 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 
 __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "AlbertModel",
-           "AutoModel", "BertConfig", "CrossEncoder", "BertForMaskedLM", "BertForSequenceClassification",
-           "BertForTokenClassification", "BertModel", "BertOutput",
+           "AutoModel", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification",
+           "BertForTokenClassification", "BertModel", "BertOutput", "CrossEncoder",
            "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
            "DistilBertModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",
            "ElectraModel", "HeadOutput", "LinearHead", "MegatronBertForSequenceClassification",

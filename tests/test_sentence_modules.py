@@ -217,3 +217,24 @@ def test_unsupported_modules_are_named(request, tmp_path):
 @pytest.fixture(scope="module")
 def encoder_minilm(minilm_path):
     return pybert.SentenceEncoder(minilm_path)
+
+
+@pytest.mark.parametrize("modes", [["mean"], ["cls", "max", "mean", "mean_sqrt_len",
+                                              "weightedmean", "lasttoken"]])
+def test_one_core_call_equals_the_model_then_pool(encoder_minilm, minilm_path, modes):
+    """encode_tokens pools the encoder's packed rows in the same call; the result equals running
+    the model to a padded (batch, seq, hidden) array and pooling that, on masks with holes and
+    an empty row too."""
+    from conftest import padded_batch
+
+    ids, mask, types = padded_batch(30522, [9, 1, 14, 0, 5], 14, seed=4)
+    ids[:, 0] = 101
+    mask[2, 3:6] = 0  # holes inside a sequence
+    batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    body = pybert.BertModel.from_pretrained(minilm_path)
+    hidden = body(ids, mask, types).last_hidden_state
+    for normalize in (False, True):
+        ours = encoder_minilm.encode_tokens(batch, normalize=normalize, pooling=modes)
+        ref = pybert.pool(hidden, mask, modes, normalize=normalize)
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
+    assert not ours[3].any()  # the empty row pools to zeros
