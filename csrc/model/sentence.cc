@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "ops/pooling.h"
 
@@ -10,8 +11,7 @@ namespace {
 
 // Sentence vectors between steps, reused by the next call on the same thread.
 struct SentenceWorkspace {
-  Buffer pooled;  // (batch, width)  pooling's output, then every other step's
-  Buffer step;    // (batch, width)  a step's output before it becomes `pooled`
+  Buffer vectors[2];  // (batch, width) pooling's output, then each Dense's: the two take turns
   Buffer first;   // (batch, hidden) first tokens, for the pooler
 
   static SentenceWorkspace& for_this_thread() {
@@ -107,7 +107,8 @@ void SentenceEncoder::forward(const BertInputs& in, const SentenceOptions& optio
   if (options.prompt_length < 0) throw std::invalid_argument("prompt_length must be >= 0");
   SentenceWorkspace& ws = SentenceWorkspace::for_this_thread();
   int64_t width = pooled_width(options);
-  float* x = ws.pooled.reserve(batch * width);  // (batch, width)
+  int current = 0;                                          // vectors[current] holds x
+  float* x = ws.vectors[current].reserve(batch * width);  // (batch, width)
   bert_.forward_packed(in, {}, [&](const PackedRows& rows) {
     if (options.pooler) {
       float* first = ws.first.reserve(batch * h);  // (batch, hidden)
@@ -128,7 +129,7 @@ void SentenceEncoder::forward(const BertInputs& in, const SentenceOptions& optio
         break;
       case SentenceStep::Kind::kDense: {
         // y (batch, out) = act(x W^T + b) [+ x (same width), or + x R^T]
-        float* y = ws.step.reserve(batch * step.out_width);
+        float* y = ws.vectors[1 - current].reserve(batch * step.out_width);
         const float* residual = step.residual ? x : nullptr;
         std::vector<float> projected;  // (batch, out) x R^T
         if (step.residual_projection) {
@@ -137,9 +138,8 @@ void SentenceEncoder::forward(const BertInputs& in, const SentenceOptions& optio
           residual = projected.data();
         }
         (*step.linear)(x, batch, y, step.activation, residual);
-        // y becomes the current vectors: swap the two buffers' roles by copying into `pooled`.
-        x = ws.pooled.reserve(batch * step.out_width);
-        std::memcpy(x, y, batch * step.out_width * sizeof(float));
+        current = 1 - current;
+        x = y;
         width = step.out_width;
         break;
       }
