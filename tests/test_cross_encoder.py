@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -109,7 +110,10 @@ def test_legacy_activation_in_config_json(request, tmp_path):
 
 def test_empty_and_bad_input(request, tmp_path):
     _, path = saved_cross_encoder(request, tmp_path)
-    ce = pybert.CrossEncoder(path)
+    ce = pybert.CrossEncoder(path, num_threads=1)
+    ce.num_threads = 2
+    again = pickle.loads(pickle.dumps(ce))  # a recipe: path and options
+    assert again.num_threads == 2 and again.predict(("a", "b")) == ce.predict(("a", "b"))
     assert ce.predict([]).shape == (0,)
     assert ce.rank(QUERY, []) == []
     with pytest.raises(TypeError, match=r"inputs\[1\] must be a pair of two strings"):
