@@ -36,6 +36,12 @@ void activate(float* x, int64_t n, Activation act) {
     case Activation::kTanh:
       a = a.tanh();
       break;
+    case Activation::kLog1pRelu:
+      a = a.max(0.0f).log1p();
+      break;
+    case Activation::kLog1pLog1pRelu:
+      a = a.max(0.0f).log1p().log1p();
+      break;
   }
 }
 

@@ -269,7 +269,8 @@ void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
   encoder_.forward(x, layout, ws, [&](int64_t i, const float* y) {
     if (!out.hidden_states.empty()) packed.scatter(y, h, padded_rows, out.hidden_states[i + 1]);
   });
-  packed.scatter(x, h, padded_rows, out.last_hidden_state);
+  if (out.last_hidden_state) packed.scatter(x, h, padded_rows, out.last_hidden_state);
+  if (out.packed_last_hidden) out.packed_last_hidden(x, layout);
 
   const bool pool = pooler_ && out.pooler_output;
   if (pool || out.first_token) {

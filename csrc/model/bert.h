@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,11 +32,15 @@ struct BertInputs {
 
 // Where forward writes. Padded positions of the (batch, seq, hidden) outputs are zeros.
 struct BertOutputs {
-  float* last_hidden_state = nullptr;  // (batch, seq, hidden)
+  float* last_hidden_state = nullptr;  // (batch, seq, hidden), or null to skip it
   float* pooler_output = nullptr;      // (batch, hidden), or null to skip the pooler
   float* first_token = nullptr;        // (batch, hidden) each sequence's first real token (zeros
                                        // for an empty one), what the pooler reads; or null
   std::vector<float*> hidden_states;   // num_hidden_layers + 1 of (batch, seq, hidden), or none
+  // Called with the last hidden state as the encoder left it: the real tokens only, rows
+  // (tokens, hidden), sequence b in rows [offsets[b], offsets[b + 1]) of the layout; valid during
+  // the call. Heads that read every token take it from here instead of a padded copy.
+  std::function<void(const float* rows, const ops::SequenceLayout& layout)> packed_last_hidden;
 };
 
 class BertModel {
