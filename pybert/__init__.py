@@ -23,7 +23,9 @@ from .heads import (AlbertForSequenceClassification, AlbertForTokenClassificatio
 from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, ElectraModel,
                        MegatronBertModel, RobertaModel, XLMRobertaModel)
 from ._inputs import PrecisionWarning
+from .multivector import MultiVectorEncoder, maxsim
 from .pooling import pool
+from .sparse import SparseEmbeddings, SparseEncoder
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
@@ -34,11 +36,12 @@ __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "A
            "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
            "DistilBertModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",
            "ElectraModel", "HeadOutput", "LinearHead", "MegatronBertForSequenceClassification",
-           "MegatronBertForTokenClassification", "MegatronBertModel", "PrecisionWarning",
+           "MegatronBertForTokenClassification", "MegatronBertModel", "MultiVectorEncoder",
+           "PrecisionWarning",
            "RobertaForSequenceClassification", "RobertaForTokenClassification", "RobertaModel",
-           "SentenceEncoder", "Tokenizer", "XLMRobertaForSequenceClassification",
+           "SentenceEncoder", "SparseEmbeddings", "SparseEncoder", "Tokenizer", "XLMRobertaForSequenceClassification",
            "XLMRobertaForTokenClassification", "XLMRobertaModel", "cpu_info", "get_num_threads",
-           "pool", "set_num_threads"]
+           "maxsim", "pool", "set_num_threads"]
 
 
 def set_num_threads(n: int) -> None:
