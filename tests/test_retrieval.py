@@ -365,3 +365,64 @@ def test_maxsim_matches_reference():
         pybert.maxsim(q[0], docs)
     with pytest.raises(TypeError, match="sequence"):
         pybert.maxsim(q, docs[1])
+
+
+# ---- command line -------------------------------------------------------------------------------
+
+CLI_TEXTS = ["Hello world!", "", "北京 😀 café, again."]
+
+
+def test_cli_embed_sparse(splade, tmp_path, capsys):
+    from pybert import cli
+    import scipy.sparse
+
+    st, _, path = splade
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(CLI_TEXTS) + "\n", encoding="utf-8")
+    ref = st_dense(st, "encode_query", CLI_TEXTS)
+    assert cli.main(["embed", "--sparse", "--model", path, "--task", "query",
+                     "--output", str(tmp_path / "s.npz"), str(src)]) == 0
+    got = scipy.sparse.load_npz(tmp_path / "s.npz").toarray()
+    assert got.shape == ref.shape
+    assert (np.abs(got - ref) / np.maximum(1.0, np.abs(ref))).max() <= ATOL
+    assert cli.main(["embed", "--sparse", "--model", path, "--task", "query", str(src)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == CLI_TEXTS
+    for r, ref_row in zip(rows, ref):
+        dense = np.zeros(ref.shape[1], np.float32)
+        dense[[int(i) for i in r["embedding"]]] = list(r["embedding"].values())
+        assert (np.abs(dense - ref_row) / np.maximum(1.0, np.abs(ref_row))).max() <= ATOL
+
+
+def test_cli_embed_multi_vector(multivector, tmp_path, capsys):
+    from pybert import cli
+
+    st, _, path = multivector
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(CLI_TEXTS) + "\n", encoding="utf-8")
+    ref = st.encode_document(CLI_TEXTS, convert_to_numpy=True)
+    assert cli.main(["embed", "--multi-vector", "--model", path, "--task", "document",
+                     "--output", str(tmp_path / "m.npz"), str(src)]) == 0
+    saved = np.load(tmp_path / "m.npz")
+    offsets, vectors = saved["offsets"], saved["vectors"]
+    assert len(offsets) == len(CLI_TEXTS) + 1
+    for i, r in enumerate(ref):
+        assert np.abs(vectors[offsets[i]:offsets[i + 1]] - r).max() <= ATOL
+    assert cli.main(["embed", "--multi-vector", "--model", path, "--task", "document",
+                     str(src)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for row, r in zip(rows, ref):
+        assert np.abs(np.array(row["embedding"], np.float32).reshape(r.shape) - r).max() <= ATOL
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["embed", "--sparse"], "--sparse needs --model"),
+    (["embed", "--multi-vector", "--model", "M", "--pooling", "cls"], "do not apply"),
+    (["embed", "--sparse", "--model", "M", "--output", "x.npy"], ".npz or .jsonl"),
+    (["embed", "--task", "query"], "--task applies to --sparse and --multi-vector"),
+])
+def test_cli_retrieval_errors(capsys, argv, message):
+    from pybert import cli
+
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
