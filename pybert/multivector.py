@@ -54,7 +54,9 @@ def _dense(module: "_st.Module") -> Dict[str, Any]:
 @pickles_as_recipe("__init__")
 class MultiVectorEncoder(CoreHandle):
     """Multi-vector checkpoints saved by sentence-transformers' ``MultiVectorEncoder``:
-    ``Transformer`` (with its ``query_length``, ``document_length`` and ``query_expansion``),
+    ``Transformer`` (with its ``query_length``, ``document_length`` and ``query_expansion``:
+    with ``attend`` false, as classic ColBERT, the expansion tokens attend to the query while
+    no token attends to them),
     ``Dense`` on the token embeddings, ``MultiVectorMask`` (skiplist), ``Normalize``.
     ``encode*`` return one float32 (tokens, dim) array per text, as sentence-transformers' with
     ``convert_to_numpy=True``.
@@ -118,10 +120,6 @@ class MultiVectorEncoder(CoreHandle):
         if strategy not in ("fixed", "min") or not _inputs.is_positive_int(length):
             raise ValueError(f"query_expansion {expansion!r} is not supported (supported: "
                              "strategy 'fixed' or 'min' with a positive 'length')")
-        if not expansion.get("attend", False):
-            raise ValueError("query_expansion with attend=False (expansion tokens that only "
-                             "attend, as classic ColBERT) is not supported by pybert, which "
-                             "computes real tokens only; supported: attend=True")
         token = expansion.get("token")
         self._expansion_id = self.tokenizer.token_to_id(token if token is not None else "[MASK]")
         if self._expansion_id is None:
@@ -184,7 +182,10 @@ class MultiVectorEncoder(CoreHandle):
             positions = (batch["attention_mask"] == 0) & \
                 (np.arange(batch["input_ids"].shape[1]) < floor)
             batch["input_ids"][positions] = self._expansion_id
-            batch["attention_mask"][positions] = 1  # attend=True
+            if expansion.get("attend", False):
+                batch["attention_mask"][positions] = 1
+            else:  # classic ColBERT: they attend to the query, nothing attends to them
+                batch["query_only"] = positions.astype(np.int64)
             keep[positions] = 1
         if self._has_mask and (task or "document") in self.skiplist_tasks and self._skip_ids.size:
             keep &= ~np.isin(batch["input_ids"], self._skip_ids)
@@ -205,7 +206,8 @@ class MultiVectorEncoder(CoreHandle):
                              show_progress):
             batch = self._tokenize([texts[i] for i in idx], task)
             vectors = self._core.encode(batch["input_ids"], batch["attention_mask"],
-                                        batch["token_type_ids"], batch["keep"])
+                                        batch["token_type_ids"], batch["keep"],
+                                        batch.get("query_only"))
             counts = batch["keep"].sum(axis=1)
             for i, rows in zip(idx, np.split(vectors, np.cumsum(counts)[:-1])):
                 out[i] = rows

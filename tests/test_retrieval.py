@@ -246,10 +246,19 @@ MV_VARIANTS = {
                     dense=dict(out_features=24, bias=False, activation=torch.nn.Identity()),
                     mask=dict(skiplist_words=list(string.punctuation)),
                     prompts={"query": "[unused0] ", "document": "[unused1] "}),
+    # Classic ColBERT expansion: [MASK]s that attend to the query, unattended (attend=False).
+    "colbert_unattended": dict(size="small",
+                               transformer=dict(query_length=16, document_length=40,
+                                                query_expansion={"strategy": "fixed",
+                                                                 "attend": False, "length": 16}),
+                               dense=dict(out_features=24, bias=False,
+                                          activation=torch.nn.Identity()),
+                               mask=dict(skiplist_words=list(string.punctuation)),
+                               prompts={"query": "[unused0] ", "document": "[unused1] "}),
     # Dense with bias and tanh, skiplist on both sides, "min" expansion, no prompts.
     "tanh_min": dict(size="larger", transformer=dict(query_length=24,
                                                       query_expansion={"strategy": "min",
-                                                                       "attend": True,
+                                                                       "attend": False,
                                                                        "length": 12}),
                      dense=dict(out_features=40, bias=True, activation=torch.nn.Tanh()),
                      mask=dict(skiplist_words=[",", ".", "!"],
@@ -303,18 +312,18 @@ def test_multivector_empty_and_errors(multivector, tmp_path):
     assert ours.encode([]) == [] and ours.encode_query([]) == []
     with pytest.raises(ValueError, match="task"):
         ours.encode(["a"], task="passage")
-    # Classic ColBERT expansion (tokens that attend but are not attended) is refused by name.
-    bad = str(tmp_path / "attend")
+    # An expansion the encoder does not know is refused by name.
+    bad = str(tmp_path / "expansion")
     os.makedirs(bad)
     for name in os.listdir(path):
         if name != "sentence_bert_config.json":
             os.symlink(os.path.join(path, name), os.path.join(bad, name))
     with open(os.path.join(path, "sentence_bert_config.json")) as f:
         cfg = json.load(f)
-    cfg["query_expansion"] = {"strategy": "fixed", "attend": False, "length": 8}
+    cfg["query_expansion"] = {"strategy": "longest", "attend": False, "length": 8}
     with open(os.path.join(bad, "sentence_bert_config.json"), "w") as f:
         json.dump(cfg, f)
-    with pytest.raises(ValueError, match="attend=False"):
+    with pytest.raises(ValueError, match="query_expansion.*not supported"):
         pybert.MultiVectorEncoder(bad)
     # A module the encoder does not know is named with what is supported.
     other = str(tmp_path / "modules")

@@ -152,9 +152,13 @@ void register_retrieval(py::module_& m) {
       .def(
           "encode",
           [](const CoreMultiVector& self, IdArray ids, std::optional<IdArray> mask,
-             std::optional<IdArray> types, IdArray keep) {
-            const model::BertInputs in = bert_inputs(ids, mask, types);
+             std::optional<IdArray> types, IdArray keep, std::optional<IdArray> query_only) {
+            model::BertInputs in = bert_inputs(ids, mask, types);
             check_same_shape(keep, ids, "keep");
+            if (query_only) {
+              check_same_shape(*query_only, ids, "query_only");
+              in.query_only = query_only->data();
+            }
             const int64_t* k = keep.data();
             py::ssize_t kept = 0;
             for (py::ssize_t i = 0; i < keep.size(); ++i) kept += k[i] != 0;
@@ -165,9 +169,11 @@ void register_retrieval(py::module_& m) {
             return out;
           },
           py::arg("input_ids"), py::arg("attention_mask"), py::arg("token_type_ids"),
-          py::arg("keep"),
+          py::arg("keep"), py::arg("query_only") = py::none(),
           "input_ids, keep (batch, seq) -> (kept, dim): the vectors of the kept tokens (keep "
-          "nonzero; real tokens only) in (sequence, position) order.");
+          "nonzero; real or query-only tokens) in (sequence, position) order. query_only "
+          "(batch, seq): tokens with mask 0 that attend to their row's real tokens, unattended, "
+          "after every real token of the row (ColBERT's query expansion).");
 
   m.def(
       "maxsim",

@@ -235,16 +235,18 @@ BertMultiVector::BertMultiVector(const BertConfig& config, const WeightStore& st
 
 void BertMultiVector::forward(const BertInputs& in, const int64_t* keep, float* out) const {
   const int64_t h = bert_.config().hidden_size, dim = dense_.out_features();
-  // Packed row of each kept token: real tokens are packed in (sequence, position) order.
+  // Packed row of each kept token: computed tokens (real, then query-only) are packed in
+  // (sequence, position) order.
   std::vector<int64_t> kept_rows;
   int64_t row = 0;
   for (int64_t i = 0; i < in.batch * in.seq; ++i) {
-    const bool real = !in.attention_mask || in.attention_mask[i] != 0;
-    if (keep[i] != 0 && !real)
+    const bool computed = !in.attention_mask || in.attention_mask[i] != 0 ||
+                          (in.query_only && in.query_only[i] != 0);
+    if (keep[i] != 0 && !computed)
       throw std::invalid_argument("keep marks a padded position (flat index " +
-                                  std::to_string(i) + "); only real tokens can be kept");
+                                  std::to_string(i) + "); only computed tokens can be kept");
     if (keep[i] != 0) kept_rows.push_back(row);
-    row += real;
+    row += computed;
   }
   const int64_t m = static_cast<int64_t>(kept_rows.size());
   HeadWorkspace& ws = HeadWorkspace::for_this_thread();

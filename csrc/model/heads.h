@@ -110,8 +110,8 @@ class BertMultiVector {
                   Tensor dense_weight, Tensor dense_bias, ops::Activation dense_activation,
                   bool normalize, ops::Precision precision = ops::Precision::kFp32);
 
-  // in, keep (batch, seq; nonzero: output this token, which must be a real token) ->
-  // out (kept, dim): the kept tokens' vectors in (sequence, position) order.
+  // in, keep (batch, seq; nonzero: output this token, which must be a real or query-only
+  // token) -> out (kept, dim): the kept tokens' vectors in (sequence, position) order.
   void forward(const BertInputs& in, const int64_t* keep, float* out) const;
 
   const BertModel& bert() const { return bert_; }
