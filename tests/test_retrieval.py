@@ -436,3 +436,23 @@ def test_cli_retrieval_errors(capsys, argv, message):
 
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("splade", ["max_relu"], indirect=True)
+@pytest.mark.parametrize("multivector", ["colbert"], indirect=True)
+def test_encoders_pickle_as_recipes_and_close(splade, multivector):
+    import pickle
+
+    for _, ours, _ in (splade, multivector):
+        clone = pickle.loads(pickle.dumps(ours))
+        assert type(clone) is type(ours) and clone.path == ours.path
+    sparse, vectors = splade[1], multivector[1]
+    assert np.array_equal(pickle.loads(pickle.dumps(sparse)).encode(["a b c"]).toarray(),
+                          sparse.encode(["a b c"]).toarray())
+    with pybert.SparseEncoder(splade[2], max_length=8) as short:
+        assert short.max_seq_length == 8
+        assert np.diff(short.encode(["word " * 50]).indptr)[0] > 0
+    with pytest.raises(ValueError, match="closed"):
+        short.encode(["a"])
+    assert pybert.MultiVectorEncoder(multivector[2], max_length=6).encode("word " * 50).shape[0] <= 6
+    assert vectors.get_embedding_dimension() == vectors.encode("a").shape[1]
