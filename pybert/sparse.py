@@ -114,7 +114,11 @@ class SparseEncoder(CoreHandle):
                  prompts: Optional[Dict[str, str]] = None,
                  default_prompt_name: Optional[str] = None):
         self.path = _st.check_dir(path)
-        modules = _st.read_modules(self.path, "SparseEncoder", _SUPPORTED)
+        if os.path.isfile(os.path.join(self.path, "modules.json")):
+            modules = _st.read_modules(self.path, "SparseEncoder", _SUPPORTED)
+        else:  # a plain masked-LM directory: sentence-transformers' default, max pooling
+            modules = [_st.Module("Transformer", "", self.path, {}),
+                       _st.Module("SpladePooling", "", "", {})]
         kinds = [m.kind for m in modules]
         if len(modules) != 2 or kinds[0] not in _TRANSFORMERS or kinds[1] != "SpladePooling":
             raise ValueError(f"{self.path}: SparseEncoder needs a Transformer (fill-mask) then a "

@@ -125,6 +125,13 @@ def test_max_active_dims_and_decode_match(splade, k):
     assert "max_active_dims" not in cfg or cfg["max_active_dims"] is None
 
 
+def test_plain_masked_lm_directory_is_max_splade(tmp_path_factory, minilm_path):
+    path = hf_dir(tmp_path_factory, minilm_path, "plain_mlm", transformers.BertForMaskedLM,
+                  "small", 4)
+    ref = SparseEncoder(path, device="cpu").encode(VARIED_TEXTS[:5], convert_to_sparse_tensor=False)
+    assert_sparse_equal(pybert.SparseEncoder(path).encode(VARIED_TEXTS[:5]), ref.numpy())
+
+
 def test_splade_empty_and_bad_input(splade):
     _, ours, _ = splade
     empty = ours.encode([])
