@@ -29,3 +29,8 @@ python -m pytest -q -p no:cacheprovider \
   "$repo/tests/test_pooling.py" \
   -k "not test_memory_after_load and not test_minilm_checkpoint and not test_gil_is_released \
       and not test_close_during_a_call"
+# The pooled decoder GEMM (SPLADE's epilogue), log1p, maxsim, and one model run each of SPLADE
+# and of multi-vector with query-only tokens.
+python -m pytest -q -p no:cacheprovider "$repo/tests/test_retrieval.py" \
+  -k "pooled_linear or log1p_activation or maxsim_matches \
+      or (splade_matches and encode_query) or (multivector_matches and colbert_unattended)"

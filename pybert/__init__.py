@@ -15,8 +15,10 @@ from .heads import (AlbertForSequenceClassification, AlbertForTokenClassificatio
 from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, ElectraModel,
                        MegatronBertModel, RobertaModel, XLMRobertaModel)
 from ._inputs import PrecisionWarning
+from .multivector import MultiVectorEncoder, maxsim
 from .pooling import pool
 from .quantize import quantize_embeddings
+from .sparse import SparseEmbeddings, SparseEncoder
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
@@ -27,11 +29,12 @@ __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "A
            "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
            "DistilBertModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",
            "ElectraModel", "HeadOutput", "LinearHead", "MegatronBertForSequenceClassification",
-           "MegatronBertForTokenClassification", "MegatronBertModel", "PrecisionWarning",
-           "RobertaForSequenceClassification", "RobertaForTokenClassification", "RobertaModel",
-           "SentenceEncoder", "Tokenizer", "XLMRobertaForSequenceClassification",
+           "MegatronBertForTokenClassification", "MegatronBertModel", "MultiVectorEncoder",
+           "PrecisionWarning", "RobertaForSequenceClassification",
+           "RobertaForTokenClassification", "RobertaModel", "SentenceEncoder", "SparseEmbeddings",
+           "SparseEncoder", "Tokenizer", "XLMRobertaForSequenceClassification",
            "XLMRobertaForTokenClassification", "XLMRobertaModel", "cpu_info", "get_num_threads",
-           "pool", "quantize_embeddings", "set_num_threads"]
+           "maxsim", "pool", "quantize_embeddings", "set_num_threads"]
 
 
 def set_num_threads(n: int) -> None:

@@ -45,7 +45,69 @@ def _encoder(args: argparse.Namespace):
     return SentenceEncoder(args.model, num_threads=args.threads, precision=args.precision)
 
 
+def _write_jsonl(output: Optional[str], rows) -> None:
+    """(text, embedding) rows as JSON lines, to ``output`` or stdout."""
+    out = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        for text, embedding in rows:
+            out.write(json.dumps({"text": text, "embedding": embedding}, ensure_ascii=False)
+                      + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+def _embed_retrieval(args: argparse.Namespace) -> int:
+    """embed --sparse (SparseEncoder) or --multi-vector (MultiVectorEncoder)."""
+    kind = "--sparse" if args.sparse else "--multi-vector"
+    if not args.model:
+        raise ValueError(f"{kind} needs --model DIR, a sentence-transformers "
+                         f"{'SparseEncoder' if args.sparse else 'MultiVectorEncoder'} directory")
+    if args.pooling is not None or args.normalize is not None:
+        raise ValueError(f"--pooling and --normalize do not apply to {kind}")
+    if args.output and not args.output.endswith((".npz", ".jsonl")):
+        raise ValueError(f"--output {args.output!r}: {kind} writes a .npz or .jsonl file")
+    sentences = _read_lines(args.input, keep_blank=True)
+    if args.sparse:
+        from .sparse import SparseEncoder
+
+        encoder = SparseEncoder(args.model, num_threads=args.threads, precision=args.precision)
+    else:
+        from .multivector import MultiVectorEncoder
+
+        encoder = MultiVectorEncoder(args.model, num_threads=args.threads,
+                                     precision=args.precision)
+    encode = {None: encoder.encode, "query": encoder.encode_query,
+              "document": encoder.encode_document}[args.task]
+    result = encode(sentences, batch_size=args.batch_size)
+    npz = bool(args.output) and args.output.endswith(".npz")
+    if args.sparse:
+        if npz:  # the CSR arrays, as scipy.sparse.load_npz reads them
+            np.savez(args.output, indptr=result.indptr, indices=result.indices,
+                     data=result.data, shape=np.array(result.shape), format="csr")
+        else:
+            _write_jsonl(args.output, ((text, {str(int(i)): float(v)
+                                               for i, v in zip(*result.row(r))})
+                                       for r, text in enumerate(sentences)))
+        summary = f"{len(sentences)} sparse embeddings ({result.nnz} nonzeros)"
+    else:
+        if npz:  # all token vectors stacked; text i in rows offsets[i]:offsets[i + 1]
+            offsets = np.zeros(len(result) + 1, dtype=np.int64)
+            np.cumsum([len(v) for v in result], out=offsets[1:])
+            np.savez(args.output, vectors=np.concatenate(result), offsets=offsets)
+        else:
+            _write_jsonl(args.output, ((text, v.tolist()) for text, v in zip(sentences, result)))
+        summary = f"{sum(len(v) for v in result)} token vectors of {len(sentences)} texts"
+    if args.output:
+        print(f"wrote {summary} to {args.output}", file=sys.stderr)
+    return 0
+
+
 def _embed(args: argparse.Namespace) -> int:
+    if args.sparse or args.multi_vector:
+        return _embed_retrieval(args)
+    if args.task is not None:
+        raise ValueError("--task applies to --sparse and --multi-vector only")
     if args.output and not args.output.endswith((".npy", ".jsonl")):
         raise ValueError(f"--output {args.output!r}: expected a .npy or .jsonl file name")
     sentences = _read_lines(args.input, keep_blank=True)
@@ -190,7 +252,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     embed.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                        help="L2-normalize (default: the model's config)")
     embed.add_argument("--batch-size", type=int, default=32)
-    embed.add_argument("--output", help="FILE.npy or FILE.jsonl (default: JSON lines on stdout)")
+    kind = embed.add_mutually_exclusive_group()
+    kind.add_argument("--sparse", action="store_true",
+                      help="SPLADE vectors of a SparseEncoder --model: JSON lines of "
+                           "{token id: weight}, or the CSR arrays in FILE.npz")
+    kind.add_argument("--multi-vector", action="store_true",
+                      help="token vectors of a MultiVectorEncoder --model: JSON lines of "
+                           "[[...], ...], or FILE.npz (vectors, offsets)")
+    embed.add_argument("--task", choices=("query", "document"), default=None,
+                       help="with --sparse / --multi-vector: encode as queries or documents")
+    embed.add_argument("--output", help="FILE.npy or FILE.jsonl (default: JSON lines on stdout); "
+                       "FILE.npz or FILE.jsonl with --sparse / --multi-vector")
     embed.add_argument("input", nargs="?", help="text file, one sentence per line (default: stdin)")
     embed.set_defaults(func=_embed)
 

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,14 @@ void register_heads(py::module_& m);
 void register_runtime(py::module_& m);
 void register_pooling(py::module_& m);
 void register_sentence(py::module_& m);
+void register_retrieval(py::module_& m);
+
+// An owned, aligned copy of a float array, as a weight Tensor.
+inline Tensor owned_copy(const FloatArray& a) {
+  std::shared_ptr<float> data = make_aligned_floats(a.size());
+  std::memcpy(data.get(), a.data(), a.size() * sizeof(float));
+  return Tensor{data.get(), Shape(a.shape(), a.shape() + a.ndim()), data};
+}
 
 // Throws ValueError unless `a` has exactly `ndim` dimensions.
 inline void require_ndim(const py::array& a, py::ssize_t ndim, const char* what) {

@@ -15,13 +15,6 @@ namespace {
 using model::BertConfig;
 using model::WeightStore;
 
-// An owned, aligned copy of a float array, as a weight Tensor.
-Tensor owned_copy(const FloatArray& a) {
-  std::shared_ptr<float> data = make_aligned_floats(a.size());
-  std::memcpy(data.get(), a.data(), a.size() * sizeof(float));
-  return Tensor{data.get(), Shape(a.shape(), a.shape() + a.ndim()), data};
-}
-
 // x (..., cols) -> the leading shape (...) and the number of rows prod(...).
 std::vector<py::ssize_t> leading_shape(const py::array& x, py::ssize_t cols, const char* what,
                                        const char* cols_name, py::ssize_t* rows) {

@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   pybert::bindings::register_pooling(m);
   pybert::bindings::register_heads(m);
   pybert::bindings::register_sentence(m);
+  pybert::bindings::register_retrieval(m);
 }

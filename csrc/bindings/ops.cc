@@ -1,4 +1,5 @@
 // The ops one by one, for tests and for users composing their own layers.
+#include <map>
 #include <vector>
 
 #include "bindings/common.h"
@@ -50,6 +51,46 @@ void register_ops(py::module_& m) {
       "x (n, in) @ weight^T (in, out) + bias -> activation -> (n, out); precision 'fp32', "
       "'bf16' or 'int8'.\n\n"
       ">>> pybert._core.ops.linear(x, w, b, activation='gelu', precision='int8')");
+
+  ops.def(
+      "linear_pooled",
+      [](FloatArray x, FloatArray weight, std::optional<FloatArray> bias,
+         py::array_t<int32_t, py::array::c_style | py::array::forcecast> segment,
+         int64_t segments, const std::string& activation, const std::string& pool,
+         int num_threads) {
+        require_ndim(x, 2, "x");
+        require_ndim(weight, 2, "weight");
+        require_ndim(segment, 1, "segment");
+        if (bias) require_ndim(*bias, 1, "bias");
+        const std::map<std::string, kernels::Activation> activations = {
+            {"none", kernels::Activation::kNone},
+            {"log1p_relu", kernels::Activation::kLog1pRelu},
+            {"log1p_log1p_relu", kernels::Activation::kLog1pLog1pRelu}};
+        if (!activations.count(activation))
+          throw py::value_error("activation must be none, log1p_relu or log1p_log1p_relu");
+        if (pool != "max" && pool != "sum") throw py::value_error("pool must be max or sum");
+        ops::Linear linear(view(weight), bias ? view(*bias) : Tensor{});
+        if (x.shape(1) != linear.in_features() || segment.shape(0) != x.shape(0))
+          throw py::value_error("x must be (n, in_features) and segment (n)");
+        for (py::ssize_t i = 0; i < segment.shape(0); ++i)
+          if (segment.data()[i] < 0 || segment.data()[i] >= segments)
+            throw py::value_error("segment values must lie in [0, segments)");
+        FloatArray y({static_cast<py::ssize_t>(segments),
+                      static_cast<py::ssize_t>(linear.out_features())});
+        float* out = y.mutable_data();
+        compute(num_threads, [&] {
+          linear.pooled(x.data(), x.shape(0), segment.data(), segments, out,
+                        activations.at(activation),
+                        pool == "max" ? ops::RowPool::kMax : ops::RowPool::kSum);
+        });
+        return y;
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("segment"), py::arg("segments"),
+      py::kw_only(), py::arg("activation") = "log1p_relu", py::arg("pool") = "max",
+      py::arg("num_threads") = 0,
+      "x (n, in) @ weight^T + bias -> activation -> folded (max or sum) over the rows of each "
+      "segment -> (segments, out); segment (n) int32 in [0, segments). The (n, out) product is "
+      "never stored (the GEMM's epilogue pools).");
 
   ops.def(
       "activation",

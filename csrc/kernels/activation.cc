@@ -29,6 +29,12 @@ void activate_block(Block& a, Activation act) {
     case Activation::kTanh:
       a = a.tanh();
       break;
+    case Activation::kLog1pRelu:
+      a = a.max(0.0f).log1p();
+      break;
+    case Activation::kLog1pLog1pRelu:
+      a = a.max(0.0f).log1p().log1p();
+      break;
   }
 }
 

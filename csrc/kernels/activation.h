@@ -12,6 +12,8 @@ enum class Activation {
   kGeluTanh,  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))    HF "gelu_new", "gelu_pytorch_tanh"
   kRelu,
   kTanh,
+  kLog1pRelu,       // log(1 + max(x, 0))                                  SPLADE's activation
+  kLog1pLog1pRelu,  // log(1 + log(1 + max(x, 0)))                          SPLADE "log1p_relu"
 };
 
 // HF config `hidden_act` -> Activation; throws std::invalid_argument naming the supported ones.

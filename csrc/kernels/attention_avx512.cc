@@ -197,7 +197,7 @@ bool own_kernels(int64_t d_head) { return d_head % 16 == 0 && d_head >= 16 && d_
 int64_t attention_scratch_floats(int64_t len, int64_t d_head) {
   const int64_t nr = panel_width(), lp = round_up(len, 16);
   return round_up(len, nr) * d_head + round_up(d_head, nr) * len + kBlock * lp +
-         int64_t(gemm_workspace_floats(kBlock, len > d_head ? len : d_head));
+         int64_t(gemm_workspace_floats(kBlock, len > d_head ? len : d_head, false));
 }
 
 void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,

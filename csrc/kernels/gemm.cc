@@ -18,9 +18,9 @@ int64_t tile_rows(Isa isa) {
   return isa == Isa::Avx512 ? avx512::tile_rows() : avx2::tile_rows();
 }
 
-size_t gemm_workspace_floats(int64_t rows, int64_t K, Isa isa) {
-  return isa == Isa::Avx512 ? avx512::gemm_workspace_floats(rows, K)
-                            : avx2::gemm_workspace_floats(rows, K);
+size_t gemm_workspace_floats(int64_t rows, int64_t K, Isa isa, bool pooled) {
+  return isa == Isa::Avx512 ? avx512::gemm_workspace_floats(rows, K, pooled)
+                            : avx2::gemm_workspace_floats(rows, K, pooled);
 }
 
 size_t packed_weight_floats(int64_t N, int64_t K, Isa isa) {

@@ -35,18 +35,33 @@ void pack_weight(const float* W, int64_t N, int64_t K, float* packed, Isa isa);
 
 // Applied to each output tile while it is hot in L1, in this order:
 //   y = act(acc + bias[n]) + residual[m, n]
+// and then y is stored in C, or with `pool` set, folded over rows instead of stored:
+//   pooled[segment[m], n] = max(pooled[segment[m], n], y[m, n])    pool 1
+//   pooled[segment[m], n] += y[m, n]                                pool 2
+// C is then neither read nor written (may be null): a GEMM whose rows are the tokens of several
+// sequences reduces each sequence's rows to one row of `pooled` without its (M, N) output ever
+// existing.  The caller fills `pooled` with the fold's start (0 for sums; for max, anything no
+// larger than every y).  Blocks that run at the same time must not share columns (they would
+// fold into the same pooled entries); a pooled call runs K in one depth block (see
+// gemm_workspace_floats) and takes no residual and no BlockContext::rows.
 struct Epilogue {
   const float* bias = nullptr;      // (N) or null
   int activation = 0;               // 0 none, 1 gelu (erf, exact), 2 gelu (tanh approx,
-                                    // torch approximate='tanh'), 3 relu, 4 tanh
+                                    // torch approximate='tanh'), 3 relu, 4 tanh,
+                                    // 5 log(1 + relu), 6 log(1 + log(1 + relu))
   const float* residual = nullptr;  // (M, N) with row stride ldr, or null; must not overlap C
   int64_t ldr = 0;
+  int pool = 0;                       // 0: store C; 1 max, 2 sum over rows into `pooled`
+  const int32_t* segment = nullptr;   // (M) the pooled row each row of A folds into
+  float* pooled = nullptr;            // (segments, N) with row stride ldp
+  int64_t ldp = 0;
 };
 
 // Floats of workspace (the packed block of A) a gemm_packed call of at most `rows` rows
-// (m1 - m0) and depth K needs (0 where the ISA's kernel reads A in place).  A thread may reuse
-// one workspace for all its calls.
-size_t gemm_workspace_floats(int64_t rows, int64_t K, Isa isa);
+// (m1 - m0) and depth K needs (0 where the ISA's kernel reads A in place); `pooled` for a call
+// whose epilogue pools (one depth block of all K).  A thread may reuse one workspace for all
+// its calls.
+size_t gemm_workspace_floats(int64_t rows, int64_t K, Isa isa, bool pooled = false);
 
 // Memory for a gemm_packed call to request into L2 while its last panel is computed: the first
 // panel of the GEMM this thread runs next (see first_panel), which would otherwise start cold.

@@ -98,6 +98,21 @@ void epilogue_tile(float* C, int64_t ldc, int rows, int64_t m, int64_t n,
   }
 }
 
+// The finished tile (rows, kNR; row stride kNR) folded into the pooled rows of its rows, over the
+// columns of `mask` (see Epilogue::pool): rows m .. m + rows - 1 of A, columns from n.
+void pool_tile(const float* tile, int rows, const ColumnMasks& mask, int64_t m, int64_t n,
+               const Epilogue& ep) {
+  for (int i = 0; i < rows; ++i) {
+    float* p = ep.pooled + ep.segment[m + i] * ep.ldp + n;
+    for (int v = 0; v < kNV; ++v) {
+      if (!mask.any[v]) continue;
+      const __m256 y = load_cols(tile + i * kNR + 8 * v, mask, v);
+      const __m256 q = load_cols(p + 8 * v, mask, v);
+      store_cols(p + 8 * v, ep.pool == 1 ? _mm256_max_ps(q, y) : _mm256_add_ps(q, y), mask, v);
+    }
+  }
+}
+
 }  // namespace
 
 int64_t panel_width() { return kNR; }
@@ -105,9 +120,10 @@ int64_t tile_rows() { return kMR; }
 // A is read in place: the 6 row pointers of a tile fit the registers next to the loop state
 // (packed strips, as in gemm_avx512.cc, measured 5-10% slower here: the packing costs more
 // than it saves).
-size_t gemm_workspace_floats(int64_t rows, int64_t K) {
+size_t gemm_workspace_floats(int64_t rows, int64_t K, bool pooled) {
   (void)rows;
   (void)K;
+  (void)pooled;
   return 0;
 }
 
@@ -132,7 +148,10 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
   (void)N;
   (void)workspace;
   (void)ctx;  // the AVX2 kernel reads A in place and requests only its own next panel
-  const DepthBlocks depth(K, kKC);
+  const bool pooled = ep.pool != 0;
+  // Pooling folds finished tiles: all of K in one depth block, no partial C to keep.
+  const DepthBlocks depth(K, pooled ? (K > kKC ? K : kKC) : kKC);
+  alignas(32) float tile[kMR * kNR];  // a pooled call's finished tile, before it is folded
   const int64_t nkb = depth.count, kcb = depth.size;
   for (int64_t mc = m0; mc < m1; mc += kMC) {
     const int64_t me = mc + kMC < m1 ? mc + kMC : m1;
@@ -150,15 +169,17 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
         const int64_t share = (next_lines + strips - 1) / strips;
         for (int64_t m = mc; m < me; m += kMR) {
           const int rows = int(me - m < kMR ? me - m : kMR);
-          float* Ct = C + m * ldc + n;
+          float* Ct = pooled ? tile : C + m * ldc + n;
+          const int64_t ldt = pooled ? kNR : ldc;
           const int64_t lines = next_lines < share ? next_lines : share;
           with_rows<kMR>(rows, [&](auto r) {
-            micro_tile<decltype(r)::value>(A + m * lda + k0, lda, B, kc, Ct, ldc, mask, kb > 0,
+            micro_tile<decltype(r)::value>(A + m * lda + k0, lda, B, kc, Ct, ldt, mask, kb > 0,
                                            next, lines);
           });
           next += 64 * lines;
           next_lines -= lines;
-          if (last) epilogue_tile(Ct, ldc, rows, m, n, mask, ep);
+          if (last) epilogue_tile(Ct, ldt, rows, m, n, mask, ep);
+          if (pooled) pool_tile(tile, rows, mask, m, n, ep);
         }
       }
     }

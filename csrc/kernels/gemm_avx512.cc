@@ -165,6 +165,21 @@ void micro_tile(const float* A, const float* B, int64_t kc, float* C, int64_t ld
     for (int v = 0; v < kNV; ++v) _mm512_mask_storeu_ps(C + i * ldc + 16 * v, mask[v], acc[i][v]);
 }
 
+// The finished tile (rows, kNR; row stride kNR) folded into the pooled rows of its rows, over the
+// columns of `mask` (see Epilogue::pool): rows m .. m + rows - 1 of A, columns from n.
+void pool_tile(const float* tile, int rows, const __mmask16* mask, int64_t m, int64_t n,
+               const Epilogue& ep) {
+  for (int i = 0; i < rows; ++i) {
+    float* p = ep.pooled + ep.segment[m + i] * ep.ldp + n;
+    for (int v = 0; v < kNV; ++v) {
+      const __m512 y = _mm512_maskz_loadu_ps(mask[v], tile + i * kNR + 16 * v);
+      const __m512 q = _mm512_maskz_loadu_ps(mask[v], p + 16 * v);
+      _mm512_mask_storeu_ps(p + 16 * v, mask[v],
+                            ep.pool == 1 ? _mm512_max_ps(q, y) : _mm512_add_ps(q, y));
+    }
+  }
+}
+
 // A (rows, kc; row stride lda) -> strips of kMR rows: dst[(s * kc + k) * kMR + i] =
 // A[s * kMR + i][k], rows past `rows` zero.  Full strips go 8 x 8 blocks at a time.
 void pack_a(const float* A, int64_t lda, int64_t rows, int64_t kc, float* dst) {
@@ -190,8 +205,8 @@ void pack_a(const float* A, int64_t lda, int64_t rows, int64_t kc, float* dst) {
 
 int64_t panel_width() { return kNR; }
 int64_t tile_rows() { return kMR; }
-size_t gemm_workspace_floats(int64_t rows, int64_t K) {
-  const int64_t mc = rows < kMC ? rows : kMC, kc = K < kKC ? K : kKC;
+size_t gemm_workspace_floats(int64_t rows, int64_t K, bool pooled) {
+  const int64_t mc = rows < kMC ? rows : kMC, kc = K < kKC || pooled ? K : kKC;
   return size_t(padded_rows(mc)) * size_t(kc > 0 ? kc : 0);
 }
 
@@ -220,9 +235,12 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
                  float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                  const Epilogue& ep, float* workspace, const BlockContext& ctx) {
   (void)N;
-  const PackedRows& shared = ctx.rows;  // A packed once for all blocks, or empty
+  const bool pooled = ep.pool != 0;
+  const PackedRows& shared = pooled ? PackedRows{} : ctx.rows;  // A packed once, or empty
   const Prefetch& then = ctx.then;
-  const DepthBlocks depth(K, kKC);
+  // Pooling folds finished tiles: all of K in one depth block, no partial C to keep.
+  const DepthBlocks depth(K, pooled ? (K > kKC ? K : kKC) : kKC);
+  alignas(64) float tile[kMR * kNR];  // a pooled call's finished tile, before it is folded
   const int64_t nkb = depth.count, kcb = depth.size;
   const int64_t shared_padded = padded_rows(shared.rows);
   const float* first = packed + (n0 / kNR) * K * kNR;  // the block's first panel
@@ -265,24 +283,26 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
         const int64_t share = (next_lines + strips - 1) / strips;
         for (int64_t m = mc; m < me; m += kMR) {
           const int rows = int(me - m < kMR ? me - m : kMR);
-          float* Ct = C + m * ldc + n;
+          float* Ct = pooled ? tile : C + m * ldc + n;
+          const int64_t ldt = pooled ? kNR : ldc;
           const int64_t lines = next_lines < share ? next_lines : share;
           const TileEpilogue tile_ep{ep.bias ? ep.bias + n : nullptr, ep.activation,
                                      ep.residual ? ep.residual + m * ep.ldr + n : nullptr, ep.ldr};
           // The next tile: the next strip of this panel, else the first of the next panel.
           const int64_t m_next = m + kMR < me ? m + kMR : mc, n_next = m + kMR < me ? n : n + kNR;
           NextTile next_tile;
-          if (ctx.panels_shared && n_next < n1) {  // rows split over threads only: see NextTile
+          if (ctx.panels_shared && n_next < n1 && !pooled) {  // rows split only: see NextTile
             next_tile.c = reinterpret_cast<const char*>(C + m_next * ldc + n_next);
             next_tile.ld = ldc * int64_t(sizeof(float));
             next_tile.rows = int(me - m_next < kMR ? me - m_next : kMR);
             next_tile.vectors = int(((n1 - n_next < kNR ? n1 - n_next : kNR) + 15) / 16);
           }
           with_rows<kMR>(rows, [&](auto r) {
-            micro_tile<decltype(r)::value>(a_block + (m - mc) * kc, B, kc, Ct, ldc, mask,
+            micro_tile<decltype(r)::value>(a_block + (m - mc) * kc, B, kc, Ct, ldt, mask,
                                            kb > 0, next, lines, ctx.panels_shared,
                                            finish ? &tile_ep : nullptr, next_tile);
           });
+          if (pooled) pool_tile(tile, rows, mask, m, n, ep);
           next += 64 * lines;
           next_lines -= lines;
         }

@@ -9,7 +9,7 @@ namespace kernels {
 #define PYBERT_GEMM_ISA_DECLS                                                              \
   int64_t panel_width();                                                                   \
   int64_t tile_rows();                                                                     \
-  size_t gemm_workspace_floats(int64_t rows, int64_t K);                                   \
+  size_t gemm_workspace_floats(int64_t rows, int64_t K, bool pooled);                      \
   size_t packed_weight_floats(int64_t N, int64_t K);                                       \
   void pack_weight(const float* W, int64_t N, int64_t K, float* packed);                   \
   void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K, \

@@ -1,4 +1,4 @@
-// SIMD fp32 exp / erf-GELU / tanh-GELU / tanh for AVX2 + FMA (8 lanes).
+// SIMD fp32 exp / erf-GELU / tanh-GELU / tanh / log1p for AVX2 + FMA (8 lanes).
 //
 // Same algorithms and coefficients as simd_math_avx512.h (see there and
 // tools/fit_math.py); include ONLY from translation units compiled with -mavx2 -mfma.
@@ -99,13 +99,47 @@ static inline __m256 tanh_ps(__m256 x) {
   return _mm256_blendv_ps(big, small, _mm256_cmp_ps(t, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
 }
 
-// The Epilogue activations (gemm.h codes): 0 none, 1 gelu erf, 2 gelu tanh, 3 relu, 4 tanh.
+// log(u) for finite u >= 1; see simd_math_avx512.h. m in [0.75, 1.5) from the exponent bits:
+// the [1, 2) mantissa, halved (and e + 1) from 1.5 up.
+static inline __m256 log_ge1_ps(__m256 u) {
+  const __m256i bits = _mm256_castps_si256(u);
+  const __m256i exponent = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
+  __m256 m = _mm256_castsi256_ps(_mm256_or_si256(
+      _mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)), _mm256_set1_epi32(0x3F800000)));
+  const __m256 high = _mm256_cmp_ps(m, _mm256_set1_ps(1.5f), _CMP_GE_OQ);
+  m = _mm256_blendv_ps(m, _mm256_mul_ps(m, _mm256_set1_ps(0.5f)), high);
+  const __m256 e = _mm256_add_ps(_mm256_cvtepi32_ps(exponent),
+                                 _mm256_and_ps(high, _mm256_set1_ps(1.0f)));
+  const __m256 s = _mm256_div_ps(_mm256_sub_ps(m, _mm256_set1_ps(1.0f)),
+                                 _mm256_add_ps(m, _mm256_set1_ps(1.0f)));
+  const __m256 s2 = _mm256_mul_ps(s, s);
+  __m256 p = _mm256_set1_ps(2.0f / 9.0f);
+  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(2.0f / 7.0f));
+  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(2.0f / 5.0f));
+  p = _mm256_fmadd_ps(p, s2, _mm256_set1_ps(2.0f / 3.0f));
+  const __m256 log_m = _mm256_fmadd_ps(_mm256_mul_ps(p, s2), s, _mm256_add_ps(s, s));
+  return _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f),
+                         _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), log_m));
+}
+
+// log(1 + x) for x >= 0; see simd_math_avx512.h.
+static inline __m256 log1p_nonneg_ps(__m256 x) {
+  const __m256 u = _mm256_add_ps(_mm256_set1_ps(1.0f), x);
+  const __m256 d = _mm256_sub_ps(u, _mm256_set1_ps(1.0f));
+  const __m256 r = _mm256_mul_ps(log_ge1_ps(u), _mm256_div_ps(x, d));
+  return _mm256_blendv_ps(r, x, _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ));
+}
+
+// The Epilogue activations (gemm.h codes): 0 none, 1 gelu erf, 2 gelu tanh, 3 relu, 4 tanh,
+// 5 log(1 + relu), 6 log(1 + log(1 + relu)).
 static inline __m256 activate_ps(__m256 x, int activation) {
   switch (activation) {
     case 1: return gelu_erf_ps(x);
     case 2: return gelu_tanh_ps(x);
     case 3: return _mm256_max_ps(_mm256_setzero_ps(), x);  // NaN-propagating order
     case 4: return tanh_ps(x);
+    case 5: return log1p_nonneg_ps(_mm256_max_ps(_mm256_setzero_ps(), x));
+    case 6: return log1p_nonneg_ps(log1p_nonneg_ps(_mm256_max_ps(_mm256_setzero_ps(), x)));
     default: return x;
   }
 }

@@ -1,4 +1,4 @@
-// SIMD fp32 math for AVX-512 (16 lanes): exp / exp2, erf-GELU, tanh-GELU, tanh, softmax rows,
+// SIMD fp32 math for AVX-512 (16 lanes): exp / exp2, erf-GELU, tanh-GELU, tanh, log1p, softmax rows,
 // and the 8 x 8 transpose the packing routines share.
 //
 // Include ONLY from translation units compiled with -mavx512f (-mavx512dq ...).
@@ -115,13 +115,46 @@ static inline __m512 tanh_ps(__m512 x) {
                               small);
 }
 
-// The Epilogue activations (gemm.h codes): 0 none, 1 gelu erf, 2 gelu tanh, 3 relu, 4 tanh.
+// log(u) for finite u >= 1: u = 2^e m with m in [0.75, 1.5) (vgetmantps; vgetexpps gives e for
+// m in [1, 2), one more where m < 1); log m = 2 atanh(s), s = (m - 1) / (m + 1) in [-1/7, 1/5],
+// by its series to s^9 (the first term left out, 2 s^11 / 11, is below 4e-9 of log m); then
+// + e ln 2 with ln 2 split hi + lo (hi exact in 16 bits, so e * hi is exact).
+static inline __m512 log_ge1_ps(__m512 u) {
+  const __m512 m = _mm512_getmant_ps(u, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
+  __m512 e = _mm512_getexp_ps(u);
+  e = _mm512_mask_add_ps(e, _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.0f), _CMP_LT_OQ), e,
+                         _mm512_set1_ps(1.0f));
+  const __m512 s = _mm512_div_ps(_mm512_sub_ps(m, _mm512_set1_ps(1.0f)),
+                                 _mm512_add_ps(m, _mm512_set1_ps(1.0f)));
+  const __m512 s2 = _mm512_mul_ps(s, s);
+  __m512 p = _mm512_set1_ps(2.0f / 9.0f);
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(2.0f / 7.0f));
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(2.0f / 5.0f));
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(2.0f / 3.0f));
+  const __m512 log_m = _mm512_fmadd_ps(_mm512_mul_ps(p, s2), s, _mm512_add_ps(s, s));
+  return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693359375f),
+                         _mm512_fmadd_ps(e, _mm512_set1_ps(-2.12194440e-4f), log_m));
+}
+
+// log(1 + x) for x >= 0, accurate for tiny x too: with u = 1 + x rounded, log(u) * x / (u - 1)
+// cancels the rounding of u; u == 1 (x < 2^-24) gives x.
+static inline __m512 log1p_nonneg_ps(__m512 x) {
+  const __m512 u = _mm512_add_ps(_mm512_set1_ps(1.0f), x);
+  const __m512 d = _mm512_sub_ps(u, _mm512_set1_ps(1.0f));
+  const __m512 r = _mm512_mul_ps(log_ge1_ps(u), _mm512_div_ps(x, d));
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_EQ_OQ), r, x);
+}
+
+// The Epilogue activations (gemm.h codes): 0 none, 1 gelu erf, 2 gelu tanh, 3 relu, 4 tanh,
+// 5 log(1 + relu), 6 log(1 + log(1 + relu)).
 static inline __m512 activate_ps(__m512 x, int activation) {
   switch (activation) {
     case 1: return gelu_erf_ps(x);
     case 2: return gelu_tanh_ps(x);
     case 3: return _mm512_max_ps(_mm512_setzero_ps(), x);  // NaN-propagating order
     case 4: return tanh_ps(x);
+    case 5: return log1p_nonneg_ps(_mm512_max_ps(_mm512_setzero_ps(), x));
+    case 6: return log1p_nonneg_ps(log1p_nonneg_ps(_mm512_max_ps(_mm512_setzero_ps(), x)));
     default: return x;
   }
 }

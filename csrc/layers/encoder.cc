@@ -33,7 +33,8 @@ void SelfAttention::forward(const float* x, const ops::SequenceLayout& layout, f
                             const ops::Linear* then) const {
   const int64_t n = layout.tokens(), hidden = output.out_features();
   qkv(x, n, qkv_buf, ops::Activation::kNone, nullptr, &output);
-  if (qkv.precision() == ops::Precision::kBf16 && output.precision() == ops::Precision::kBf16) {
+  if (qkv.precision() == ops::Precision::kBf16 && output.precision() == ops::Precision::kBf16 &&
+      !layout.keys) {  // query-only rows are attended in fp32
     // bf16 on AMX: the heads write the output projection's bf16 input rows directly.
     auto* ctx_rows = reinterpret_cast<uint16_t*>(ctx);
     ops::self_attention_to_bf16(qkv_buf, layout, hidden, num_heads, ctx_rows);

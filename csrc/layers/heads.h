@@ -31,6 +31,16 @@ struct MaskedLMHead {
     transform_norm(scratch, nullptr, scratch, n);
     decoder.forward(scratch, n, y, scores);
   }
+
+  // x (n, hidden) -> scratch (n, hidden) transformed -> pooled (segments, vocab): act of the
+  // logits folded over the rows of each segment (segment (n) in [0, segments)) in the decoder
+  // GEMM's epilogue, no (n, vocab) logits stored. The decoder must be an fp32 packed Linear.
+  void pooled(const float* x, int64_t n, float* scratch, const int32_t* segment,
+              int64_t segments, float* pooled, ops::Activation act, ops::RowPool pool) const {
+    transform(x, n, scratch, activation);
+    transform_norm(scratch, nullptr, scratch, n);
+    decoder.linear.pooled(scratch, n, segment, segments, pooled, act, pool);
+  }
 };
 
 }  // namespace pybert::layers

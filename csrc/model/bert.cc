@@ -83,20 +83,24 @@ class Loader {
 // The real tokens of a batch, packed back to back; reused per calling thread.
 struct PackedBatch {
   std::vector<int64_t> offsets;    // (batch + 1)
+  std::vector<int64_t> keys;       // (batch) real tokens of each sequence, when some are
+                                   // query-only (BertInputs::query_only); else empty
   std::vector<int64_t> source;     // (tokens) flat index b * seq + s in the padded batch
   std::vector<int64_t> positions;  // (tokens) s
   std::vector<int64_t> ids;        // (tokens)
   std::vector<int64_t> types;      // (tokens)
 
   ops::SequenceLayout layout() const {
-    return ops::SequenceLayout{offsets.data(), static_cast<int64_t>(offsets.size()) - 1};
+    return ops::SequenceLayout{offsets.data(), static_cast<int64_t>(offsets.size()) - 1,
+                               keys.empty() ? nullptr : keys.data()};
   }
   int64_t tokens() const { return offsets.back(); }
 
   // Packs positions whose mask is 1 (validates the mask first) with their position ids, made
   // from the whole padded row of `ids` as the family does (names.h PositionIds).
+  // Query-only positions (query_only nonzero, mask 0) are packed after their row's real tokens.
   void pack(const int64_t* ids, const int64_t* mask, int64_t batch, int64_t seq,
-            PositionIds scheme, int64_t pad_token_id) {
+            PositionIds scheme, int64_t pad_token_id, const int64_t* query_only = nullptr) {
     if (mask) {
       for (int64_t i = 0; i < batch * seq; ++i)
         if (mask[i] != 0 && mask[i] != 1)
@@ -104,14 +108,29 @@ struct PackedBatch {
                                       std::to_string(mask[i]));
     }
     offsets.assign(1, 0);
+    keys.clear();
     source.clear();
     positions.clear();
     for (int64_t b = 0; b < batch; ++b) {
       int64_t non_pad = 0;  // non-pad ids in row b up to s, masked ones included
+      int64_t real = 0;     // real tokens of row b packed so far
+      bool after_query_only = false;
       for (int64_t s = 0; s < seq; ++s) {
-        const bool is_pad = ids && ids[b * seq + s] == pad_token_id;
+        const int64_t i = b * seq + s;
+        const bool is_pad = ids && ids[i] == pad_token_id;
         non_pad += is_pad ? 0 : 1;
-        if (mask && mask[b * seq + s] == 0) continue;
+        const bool is_real = !mask || mask[i] != 0;
+        const bool is_query_only = query_only && query_only[i] != 0;
+        if (is_real && is_query_only)
+          throw std::invalid_argument("query_only marks a real token (attention_mask 1) at row " +
+                                      std::to_string(b) + ", position " + std::to_string(s));
+        if (is_real && after_query_only)
+          throw std::invalid_argument("query-only tokens must follow every real token of their "
+                                      "row; row " + std::to_string(b) + " has a real token at " +
+                                      std::to_string(s) + " after one");
+        if (!is_real && !is_query_only) continue;
+        real += is_real;
+        after_query_only = after_query_only || is_query_only;
         source.push_back(b * seq + s);
         if (scheme == PositionIds::kFromZero)
           positions.push_back(s);
@@ -119,6 +138,7 @@ struct PackedBatch {
           positions.push_back(is_pad ? pad_token_id : pad_token_id + non_pad);
       }
       offsets.push_back(static_cast<int64_t>(source.size()));
+      if (query_only) keys.push_back(real);
     }
   }
   void gather(const int64_t* padded, std::vector<int64_t>& packed) const {
@@ -262,7 +282,7 @@ void BertModel::forward_packed(const BertInputs& in, const std::vector<float*>& 
 
   PackedBatch& packed = PackedBatch::for_this_thread();
   packed.pack(in.input_ids, in.attention_mask, in.batch, in.seq, names_->positions,
-              config_.pad_token_id);
+              config_.pad_token_id, in.query_only);
   packed.gather(in.input_ids, packed.ids);
   if (in.token_type_ids) packed.gather(in.token_type_ids, packed.types);
   const int64_t n = packed.tokens();

@@ -28,6 +28,10 @@ struct BertInputs {
   const int64_t* token_type_ids = nullptr;
   int64_t batch = 0;
   int64_t seq = 0;
+  // (batch, seq) or null: nonzero marks a query-only token, computed although its mask is 0: it
+  // attends to its sequence's real tokens and none attends to it (ColBERT's query expansion with
+  // attention_mask 0). Query-only tokens must follow every real token of their row.
+  const int64_t* query_only = nullptr;
 };
 
 // Where forward writes. Padded positions of the (batch, seq, hidden) outputs are zeros.

@@ -1,8 +1,10 @@
 #include "model/heads.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/pooling.h"
 #include "parallel.h"
 
 namespace pybert::model {
@@ -176,7 +178,7 @@ void BertForTokenClassification::forward(const BertInputs& in, float* scores, op
 
 BertForMaskedLM::BertForMaskedLM(const BertConfig& config, const WeightStore& store,
                                  const std::string& prefix, bool tie_word_embeddings,
-                                 ops::Precision precision)
+                                 ops::Precision precision, bool packed_decoder)
     : bert_(config, store, prefix, precision) {
   const int64_t h = config.hidden_size, vocab = config.vocab_size;
   const HeadLoader load(store, "BertForMaskedLM");
@@ -197,7 +199,70 @@ BertForMaskedLM::BertForMaskedLM(const BertConfig& config, const WeightStore& st
   Tensor bias = load.first_of({"cls.predictions.decoder.bias", "cls.predictions.bias"}, {vocab});
   // Used in place (not repacked): tied, it must stay the embeddings' memory; either way a
   // vocab-sized copy would double the largest tensor for a product run on [MASK] rows only.
-  head_.decoder.linear = ops::Linear(std::move(weight), std::move(bias), ops::Linear::Layout::kShared);
+  // SPLADE runs it on every token: there the packed kernel (and its pooling epilogue) pays.
+  head_.decoder.linear = ops::Linear(
+      std::move(weight), std::move(bias),
+      packed_decoder ? ops::Linear::Layout::kPacked : ops::Linear::Layout::kShared);
+}
+
+void BertForMaskedLM::forward_pooled(const BertInputs& in, float* pooled, ops::Activation act,
+                                     ops::RowPool pool) const {
+  const int64_t h = bert_.config().hidden_size;
+  HeadWorkspace& ws = HeadWorkspace::for_this_thread();
+  std::vector<int32_t> segment;  // (tokens) the sequence of each packed row
+  bert_.forward_packed(in, {}, [&](const PackedRows& rows) {
+    const ops::SequenceLayout& layout = rows.layout;
+    const int64_t n = layout.tokens();
+    segment.resize(n);
+    for (int64_t b = 0; b < layout.batch; ++b)
+      std::fill(segment.begin() + layout.offsets[b], segment.begin() + layout.offsets[b + 1],
+                static_cast<int32_t>(b));
+    float* scratch = ws.transformed.reserve(n * h);  // (tokens, hidden)
+    head_.pooled(rows.x, n, scratch, segment.data(), in.batch, pooled, act, pool);
+  });
+}
+
+BertMultiVector::BertMultiVector(const BertConfig& config, const WeightStore& store,
+                                 const std::string& prefix, Tensor dense_weight,
+                                 Tensor dense_bias, ops::Activation dense_activation,
+                                 bool normalize, ops::Precision precision)
+    : bert_(config, store, prefix, precision),
+      dense_(std::move(dense_weight), std::move(dense_bias)),  // fp32, as the heads
+      activation_(dense_activation),
+      normalize_(normalize) {
+  if (dense_.in_features() != config.hidden_size)
+    throw std::invalid_argument("Dense in_features (" + std::to_string(dense_.in_features()) +
+                                ") must equal the model's hidden_size (" +
+                                std::to_string(config.hidden_size) + ")");
+}
+
+void BertMultiVector::forward(const BertInputs& in, const int64_t* keep, float* out) const {
+  const int64_t h = bert_.config().hidden_size, dim = dense_.out_features();
+  // Packed row of each kept token: computed tokens (real, then query-only) are packed in
+  // (sequence, position) order.
+  std::vector<int64_t> kept_rows;
+  int64_t row = 0;
+  for (int64_t i = 0; i < in.batch * in.seq; ++i) {
+    const bool computed = !in.attention_mask || in.attention_mask[i] != 0 ||
+                          (in.query_only && in.query_only[i] != 0);
+    if (keep[i] != 0 && !computed)
+      throw std::invalid_argument("keep marks a padded position (flat index " +
+                                  std::to_string(i) + "); only computed tokens can be kept");
+    if (keep[i] != 0) kept_rows.push_back(row);
+    row += computed;
+  }
+  const int64_t m = static_cast<int64_t>(kept_rows.size());
+  HeadWorkspace& ws = HeadWorkspace::for_this_thread();
+  bert_.forward_packed(in, {}, [&](const PackedRows& rows) {
+    float* gathered = ws.rows.reserve(m * h);  // (kept, hidden)
+    for (int64_t t = 0; t < m; ++t)
+      std::memcpy(gathered + t * h, rows.x + kept_rows[t] * h, h * sizeof(float));
+    dense_(gathered, m, out, activation_);  // (kept, dim)
+    if (normalize_)
+      parallel_for(0, m, 64, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) kernels::l2_normalize(out + r * dim, dim, 1e-12f);
+      });
+  });
 }
 
 void BertForMaskedLM::run_head(const float* rows, int64_t m, float* y, ops::Scores kind) const {

@@ -67,8 +67,11 @@ class BertForTokenClassification : public BertWithClassifier {
 // computes at `precision`, the head in fp32 (the tied decoder must stay the embeddings' memory).
 class BertForMaskedLM {
  public:
+  // packed_decoder: the decoder weight repacked for the GEMM kernel (a copy of vocab x hidden
+  // floats), as forward_pooled needs; otherwise it is used in place.
   BertForMaskedLM(const BertConfig& config, const WeightStore& store, const std::string& prefix,
-                  bool tie_word_embeddings, ops::Precision precision = ops::Precision::kFp32);
+                  bool tie_word_embeddings, ops::Precision precision = ops::Precision::kFp32,
+                  bool packed_decoder = false);
 
   // in -> scores (batch, seq, vocab_size); padded positions are zeros.
   void forward(const BertInputs& in, float* scores, ops::Scores kind,
@@ -79,6 +82,13 @@ class BertForMaskedLM {
   void forward_at(const BertInputs& in, const int64_t* positions, int64_t m, float* scores,
                   ops::Scores kind) const;
 
+  // SPLADE (sentence-transformers' SpladePooling): in -> pooled (batch, vocab_size), each
+  // sequence's real tokens' logits through `act` and folded by `pool` (max or sum) in the decoder
+  // GEMM's epilogue, on the packed rows of the real tokens: no (tokens, vocab) logits exist. A
+  // sequence without real tokens gets zeros. Needs packed_decoder.
+  void forward_pooled(const BertInputs& in, float* pooled, ops::Activation act,
+                      ops::RowPool pool) const;
+
   const BertModel& bert() const { return bert_; }
   const Tensor& decoder_weight() const { return head_.decoder.linear.weight(); }
 
@@ -88,6 +98,30 @@ class BertForMaskedLM {
 
   BertModel bert_;
   layers::MaskedLMHead head_;
+};
+
+// sentence-transformers' multi-vector (ColBERT-style) encoder: the body, then per kept token a
+// Dense projection (hidden -> dim, optional bias, activation) and an L2 normalization, on the
+// packed rows of the real tokens.
+class BertMultiVector {
+ public:
+  // dense_weight (dim, hidden), dense_bias (dim) or empty.
+  BertMultiVector(const BertConfig& config, const WeightStore& store, const std::string& prefix,
+                  Tensor dense_weight, Tensor dense_bias, ops::Activation dense_activation,
+                  bool normalize, ops::Precision precision = ops::Precision::kFp32);
+
+  // in, keep (batch, seq; nonzero: output this token, which must be a real or query-only
+  // token) -> out (kept, dim): the kept tokens' vectors in (sequence, position) order.
+  void forward(const BertInputs& in, const int64_t* keep, float* out) const;
+
+  const BertModel& bert() const { return bert_; }
+  int64_t dim() const { return dense_.out_features(); }
+
+ private:
+  BertModel bert_;
+  ops::Linear dense_;
+  ops::Activation activation_;
+  bool normalize_;
 };
 
 }  // namespace pybert::model

@@ -6,6 +6,8 @@
 
 #include "kernels/attention.h"
 #include "kernels/gemm_lowp.h"
+#include "kernels/matmul.h"
+#include "kernels/softmax.h"
 #include "parallel.h"
 #include "tensor.h"
 
@@ -19,7 +21,23 @@ int64_t SequenceLayout::max_length() const {
 
 namespace {
 
+// The query-only rows of one (sequence, head): q (m, d_head) against the sequence's first
+// `keys` rows k, v (keys, d_head), all with row stride ld -> out (m, d_head), row stride ld_out:
+// softmax(q k^T * scale) v, in fp32. No keys: zeros. scratch: m * keys floats.
+void attend_query_only(const float* q, const float* k, const float* v, int64_t ld, int64_t m,
+                       int64_t keys, int64_t d_head, float scale, float* out, int64_t ld_out,
+                       float* scratch) {
+  if (keys == 0) {
+    for (int64_t i = 0; i < m; ++i) std::fill(out + i * ld_out, out + i * ld_out + d_head, 0.0f);
+    return;
+  }
+  kernels::matmul_nt(q, ld, k, ld, m, keys, d_head, scratch, keys);  // (m, keys)
+  for (int64_t i = 0; i < m; ++i) kernels::softmax(scratch + i * keys, keys, scale);
+  kernels::matmul_nn(scratch, keys, v, ld, m, d_head, keys, out, ld_out);
+}
+
 // Shared body: ctx fp32 (ld hidden) or, with ctx_bf16, bf16 staged rows (ld bf16_padded_k).
+// Query-only rows (layout.keys) need ctx in fp32.
 void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int64_t num_heads,
             float* ctx, uint16_t* ctx_bf16, bool bf16) {
   if (num_heads <= 0 || hidden % num_heads != 0)
@@ -32,18 +50,25 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
   const float scale = 1.0f / std::sqrt(static_cast<float>(d_head));
   const int64_t max_len = layout.max_length();
   const kernels::Isa isa = kernels::detect_isa();
-  const int64_t scratch_floats =
+  if (layout.keys && ctx_bf16)
+    throw std::logic_error("query-only rows need the attention output in fp32");
+  const int64_t scratch_floats = std::max(
       bf16 ? (kernels::attention_bf16_scratch_bytes(max_len, d_head) + 3) / 4
-           : kernels::attention_scratch_floats(max_len, d_head, isa);
+           : kernels::attention_scratch_floats(max_len, d_head, isa),
+      layout.keys ? max_len * max_len : int64_t{0});
   parallel_for(0, layout.batch * num_heads, 1, [&](int64_t w0, int64_t w1) {
     thread_local Buffer scores;  // the kernel's scratch, reused across calls
     float* scratch = scores.reserve(scratch_floats);
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t b = w / num_heads, h = w % num_heads;
-      const int64_t start = layout.offsets[b], len = layout.offsets[b + 1] - start;
-      if (len == 0) continue;
+      const int64_t start = layout.offsets[b], rows = layout.offsets[b + 1] - start;
+      const int64_t len = layout.keys ? layout.keys[b] : rows;  // the attended rows
       const float* q = qkv + start * ld + h * d_head;
       const int64_t out_at = start * ld_out + h * d_head;
+      if (rows > len)
+        attend_query_only(q + len * ld, q + hidden, q + 2 * hidden, ld, rows - len, len, d_head,
+                          scale, ctx + out_at + len * ld_out, ld_out, scratch);
+      if (len == 0) continue;
       if (bf16)
         kernels::attention_head_bf16(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale,
                                      ctx ? ctx + out_at : nullptr,

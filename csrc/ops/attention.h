@@ -8,9 +8,13 @@
 namespace pybert::ops {
 
 // Tokens of a batch packed back to back: sequence b owns rows offsets[b] .. offsets[b+1].
+// With `keys`, only the first keys[b] rows of sequence b are attended to; its rows after them are
+// query-only tokens: they attend to those keys, nothing attends to them (ColBERT's query
+// expansion [MASK]s with attention_mask 0).
 struct SequenceLayout {
   const int64_t* offsets = nullptr;  // (batch + 1)
   int64_t batch = 0;
+  const int64_t* keys = nullptr;     // (batch) or null: every row is a key
   int64_t tokens() const { return offsets[batch]; }
   int64_t max_length() const;
 };

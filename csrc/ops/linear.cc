@@ -1,5 +1,6 @@
 #include "ops/linear.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "kernels/cpu_features.h"
@@ -218,6 +219,36 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
     ctx.panels_shared = rows_split;
     float* ws = rows.data ? nullptr : a_blocks.reserve(ws_floats);
     kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep, ws, isa_, ctx);
+  });
+}
+
+void Linear::pooled(const float* x, int64_t n, const int32_t* segment, int64_t segments,
+                    float* pooled, Activation act, RowPool pool) const {
+  if (kernel_ != Kernel::kFp32)
+    throw std::logic_error("Linear::pooled needs an fp32 Linear packed at load");
+  const int64_t in = in_features_, out = out_features_;
+  constexpr int64_t kRowGrain = 4;
+  parallel_for(0, segments, kRowGrain, [&](int64_t s0, int64_t s1) {  // the fold's start
+    std::fill(pooled + s0 * out, pooled + s1 * out, 0.0f);
+  });
+  if (n <= 0) return;
+  kernels::Epilogue ep = epilogue(act, nullptr);
+  ep.pool = static_cast<int>(pool);
+  ep.segment = segment;
+  ep.pooled = pooled;
+  ep.ldp = out;
+  // Columns split over threads, every thread on all rows: a pooled entry has one writer.
+  const int threads = gemm_threads(n, out, in, kMinFlopsPerThread, thread_budget());
+  const int64_t nr = kernels::panel_width(isa_), panels = (out + nr - 1) / nr;
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, panels));
+  const BlockGrid grid(n, out, kernels::GemmBlocks{n, (panels + parts - 1) / parts * nr});
+  const auto* packed = static_cast<const float*>(packed_.get());
+  const auto ws_floats =
+      static_cast<int64_t>(kernels::gemm_workspace_floats(n, in, isa_, /*pooled=*/true));
+  for_each_block(grid, [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1, bool) {
+    thread_local Buffer a_blocks;  // the kernel's packed rows of x, reused across calls
+    kernels::gemm_packed(x, in, packed, out, in, nullptr, out, m0, m1, c0, c1, ep,
+                         a_blocks.reserve(ws_floats), isa_);
   });
 }
 

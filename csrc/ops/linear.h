@@ -23,6 +23,9 @@ enum class Precision {
           // accumulation
 };
 
+// How Linear::pooled folds the rows of a segment.
+enum class RowPool { kMax = 1, kSum = 2 };  // the kernels' Epilogue::pool codes
+
 // "fp32" | "bf16" | "int8" -> Precision; throws std::invalid_argument naming the choices.
 Precision precision_from_name(const std::string& name);
 
@@ -49,6 +52,14 @@ class Linear {
   // will read there (fp32 only; a hint, no effect on the result).
   void operator()(const float* x, int64_t n, float* y, Activation act = Activation::kNone,
                   const float* residual = nullptr, const Linear* then = nullptr) const;
+
+  // pooled (segments, out_features): each segment's rows of act(x (n, in_features) @ W^T + b)
+  // folded by max or sum, in the GEMM's epilogue: the (n, out_features) product is never stored.
+  // segment (n): the pooled row of each row of x, in [0, segments); pooled is overwritten, a
+  // segment without rows gets zeros (the fold starts at 0: for max, act must be >= 0, as
+  // log(1 + relu) is).  An fp32 Layout::kPacked Linear only (std::logic_error otherwise).
+  void pooled(const float* x, int64_t n, const int32_t* segment, int64_t segments, float* pooled,
+              Activation act, RowPool pool) const;
 
   // bf16 Linears on AMX (precision() == kBf16) that feed another one: the result written as that
   // Linear's staged bf16 input rows, and the input taken already staged, skipping a round trip of

@@ -1,0 +1,209 @@
+// Retrieval models: SPLADE (sparse vectors over the vocabulary), multi-vector (a vector per
+// token), and MaxSim scoring of multi-vector embeddings.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bindings/common.h"
+#include "model/heads.h"
+#include "ops/maxsim.h"
+#include "ops/sparse.h"
+
+namespace pybert::bindings {
+namespace {
+
+using model::BertConfig;
+using model::WeightStore;
+
+// sentence-transformers' SpladePooling activation_function -> the activation of the logits:
+// "relu" means log(1 + relu(x)), "log1p_relu" one more log1p.
+ops::Activation splade_activation(const std::string& name) {
+  if (name == "relu") return ops::Activation::kLog1pRelu;
+  if (name == "log1p_relu") return ops::Activation::kLog1pLog1pRelu;
+  throw py::value_error("unknown SPLADE activation_function '" + name +
+                        "'; expected one of: relu, log1p_relu");
+}
+
+ops::RowPool splade_pooling(const std::string& name) {
+  if (name == "max") return ops::RowPool::kMax;
+  if (name == "sum") return ops::RowPool::kSum;
+  throw py::value_error("unknown SPLADE pooling_strategy '" + name +
+                        "'; expected one of: max, sum");
+}
+
+// Dense activations sentence-transformers' multi-vector checkpoints use, by torch class name.
+ops::Activation dense_activation(const std::string& name) {
+  if (name == "Identity") return ops::Activation::kNone;
+  if (name == "Tanh") return ops::Activation::kTanh;
+  if (name == "ReLU") return ops::Activation::kRelu;
+  if (name == "GELU") return ops::Activation::kGeluErf;
+  throw py::value_error("unsupported Dense activation_function '" + name +
+                        "'; expected one of: Identity, Tanh, ReLU, GELU");
+}
+
+std::string prefix_or_detected(const std::optional<std::string>& prefix, const BertConfig& config,
+                               const WeightStore& store) {
+  return prefix ? *prefix : model::BertModel::detect_prefix(config, store);
+}
+
+// A masked-LM with its decoder packed for pooling: its own Python type, apart from
+// BertForMaskedLM's (the same held model type).
+struct CoreSplade : Held<model::BertForMaskedLM> {};
+
+}  // namespace
+
+void register_retrieval(py::module_& m) {
+  using model::BertForMaskedLM;
+  py::class_<CoreSplade>(m, "SpladeModel",
+                         "BertForMaskedLM whose logits are pooled into one sparse vector per "
+                         "sequence in the decoder's epilogue (SPLADE).")
+      .def(py::init([](const BertConfig& config, const WeightStore& store,
+                       bool tie_word_embeddings, std::optional<std::string> prefix,
+                       int num_threads, const std::string& precision) {
+             const ops::Precision p = ops::precision_from_name(precision);
+             CoreSplade core{{std::make_shared<BertForMaskedLM>(
+                                  config, store, prefix_or_detected(prefix, config, store),
+                                  tie_word_embeddings, p, /*packed_decoder=*/true),
+                              num_threads}};
+             store.drop_resident_pages();
+             return core;
+           }),
+           py::arg("config"), py::arg("store"), py::kw_only(),
+           py::arg("tie_word_embeddings") = true, py::arg("prefix") = py::none(),
+           py::arg("num_threads") = 0, py::arg("precision") = "fp32")
+      .def_readwrite("num_threads", &CoreSplade::num_threads)
+      .def("close", [](CoreSplade& s) { s.model.reset(); }, "Drop the model and its weights.")
+      .def_property_readonly("closed", [](const CoreSplade& s) { return !s.model; })
+      .def(
+          "encode",
+          [](const CoreSplade& self, IdArray ids, std::optional<IdArray> mask,
+             std::optional<IdArray> types, const std::string& pooling_strategy,
+             const std::string& activation_function, int64_t max_active_dims) {
+            const model::BertInputs in = bert_inputs(ids, mask, types);
+            const ops::Activation act = splade_activation(activation_function);
+            const ops::RowPool pool = splade_pooling(pooling_strategy);
+            if (max_active_dims < 0)
+              throw py::value_error("max_active_dims must be positive (or 0 for no limit), got " +
+                                    std::to_string(max_active_dims));
+            const std::shared_ptr<const BertForMaskedLM> held = self.live();
+            const int64_t vocab = held->bert().config().vocab_size;
+            std::vector<float> pooled(in.batch * vocab);  // (batch, vocab)
+            py::array_t<int64_t> indptr(in.batch + 1);
+            int64_t* ptr = indptr.mutable_data();
+            compute(self.num_threads, [&] {
+              held->forward_pooled(in, pooled.data(), act, pool);
+              ptr[0] = 0;
+              ops::sparse_counts(pooled.data(), in.batch, vocab, max_active_dims, ptr + 1);
+              for (int64_t r = 0; r < in.batch; ++r) ptr[r + 1] += ptr[r];
+            });
+            py::array_t<int32_t> indices(ptr[in.batch]);
+            FloatArray values(ptr[in.batch]);
+            int32_t* idx = indices.mutable_data();
+            float* val = values.mutable_data();
+            compute(self.num_threads, [&] {
+              ops::sparse_fill(pooled.data(), in.batch, vocab, max_active_dims, ptr, idx, val);
+            });
+            return py::make_tuple(indptr, indices, values);
+          },
+          py::arg("input_ids"), py::arg("attention_mask") = py::none(),
+          py::arg("token_type_ids") = py::none(), py::kw_only(),
+          py::arg("pooling_strategy") = "max", py::arg("activation_function") = "relu",
+          py::arg("max_active_dims") = 0,
+          "input_ids (batch, seq) -> CSR (indptr (batch + 1) int64, indices int32, values "
+          "float32) of the (batch, vocab_size) SPLADE vectors: log(1 + relu(logits)) (one more "
+          "log1p for 'log1p_relu'), max or sum over each sequence's real tokens; with "
+          "max_active_dims > 0 only that many largest entries a row.");
+
+  using model::BertMultiVector;
+  using CoreMultiVector = Held<BertMultiVector>;
+  py::class_<CoreMultiVector>(m, "MultiVectorModel",
+                              "BERT + a Dense projection and L2 normalization of every kept "
+                              "token (multi-vector / ColBERT-style).")
+      .def(py::init([](const BertConfig& config, const WeightStore& store, FloatArray dense_weight,
+                       std::optional<FloatArray> dense_bias, const std::string& activation,
+                       bool normalize, std::optional<std::string> prefix, int num_threads,
+                       const std::string& precision) {
+             require_ndim(dense_weight, 2, "dense_weight");
+             if (dense_bias) {
+               require_ndim(*dense_bias, 1, "dense_bias");
+               if (dense_bias->shape(0) != dense_weight.shape(0))
+                 throw py::value_error("dense_bias must have dense_weight's out_features (" +
+                                       std::to_string(dense_weight.shape(0)) + ") entries");
+             }
+             const ops::Precision p = ops::precision_from_name(precision);
+             CoreMultiVector core{
+                 std::make_shared<BertMultiVector>(
+                     config, store, prefix_or_detected(prefix, config, store),
+                     owned_copy(dense_weight), dense_bias ? owned_copy(*dense_bias) : Tensor{},
+                     dense_activation(activation), normalize, p),
+                 num_threads};
+             store.drop_resident_pages();
+             return core;
+           }),
+           py::arg("config"), py::arg("store"), py::arg("dense_weight"),
+           py::arg("dense_bias") = py::none(), py::kw_only(), py::arg("activation") = "Identity",
+           py::arg("normalize") = true, py::arg("prefix") = py::none(), py::arg("num_threads") = 0,
+           py::arg("precision") = "fp32")
+      .def_readwrite("num_threads", &CoreMultiVector::num_threads)
+      .def("close", [](CoreMultiVector& s) { s.model.reset(); }, "Drop the model and its weights.")
+      .def_property_readonly("closed", [](const CoreMultiVector& s) { return !s.model; })
+      .def_property_readonly("dim", [](const CoreMultiVector& s) { return s.live()->dim(); })
+      .def(
+          "encode",
+          [](const CoreMultiVector& self, IdArray ids, std::optional<IdArray> mask,
+             std::optional<IdArray> types, IdArray keep, std::optional<IdArray> query_only) {
+            model::BertInputs in = bert_inputs(ids, mask, types);
+            check_same_shape(keep, ids, "keep");
+            if (query_only) {
+              check_same_shape(*query_only, ids, "query_only");
+              in.query_only = query_only->data();
+            }
+            const int64_t* k = keep.data();
+            py::ssize_t kept = 0;
+            for (py::ssize_t i = 0; i < keep.size(); ++i) kept += k[i] != 0;
+            const std::shared_ptr<const BertMultiVector> held = self.live();
+            FloatArray out({kept, static_cast<py::ssize_t>(held->dim())});
+            float* o = out.mutable_data();
+            compute(self.num_threads, [&] { held->forward(in, k, o); });
+            return out;
+          },
+          py::arg("input_ids"), py::arg("attention_mask"), py::arg("token_type_ids"),
+          py::arg("keep"), py::arg("query_only") = py::none(),
+          "input_ids, keep (batch, seq) -> (kept, dim): the vectors of the kept tokens (keep "
+          "nonzero; real or query-only tokens) in (sequence, position) order. query_only "
+          "(batch, seq): tokens with mask 0 that attend to their row's real tokens, unattended, "
+          "after every real token of the row (ColBERT's query expansion).");
+
+  m.def(
+      "maxsim",
+      [](FloatArray query, FloatArray documents, IdArray offsets, int num_threads) {
+        require_ndim(query, 2, "query");
+        require_ndim(documents, 2, "documents");
+        require_ndim(offsets, 1, "offsets");
+        const py::ssize_t dim = query.shape(1);
+        if (documents.shape(1) != dim)
+          throw py::value_error("documents have " + std::to_string(documents.shape(1)) +
+                                " features, the query " + std::to_string(dim));
+        if (offsets.shape(0) < 1) throw py::value_error("offsets needs at least one entry (0)");
+        const int64_t* off = offsets.data();
+        const py::ssize_t n_docs = offsets.shape(0) - 1;
+        if (off[0] != 0 || off[n_docs] != documents.shape(0))
+          throw py::value_error("offsets must run from 0 to the number of document rows");
+        for (py::ssize_t d = 0; d < n_docs; ++d)
+          if (off[d + 1] < off[d]) throw py::value_error("offsets must not decrease");
+        FloatArray scores(n_docs);
+        float* s = scores.mutable_data();
+        compute(num_threads, [&] {
+          ops::maxsim(query.data(), query.shape(0), documents.data(), off, n_docs, dim, s);
+        });
+        return scores;
+      },
+      py::arg("query"), py::arg("documents"), py::arg("offsets"), py::kw_only(),
+      py::arg("num_threads") = 0,
+      "query (q, dim), documents (rows, dim) with document d in rows [offsets[d], "
+      "offsets[d + 1]) -> scores (n_docs,): sum over query tokens of the largest dot product "
+      "with the document's tokens (-1e9 for a document without tokens).");
+}
+
+}  // namespace pybert::bindings

@@ -1,0 +1,121 @@
+"""What the retrieval encoders share in reading a sentence-transformers directory: its module
+list, the module configs, prompts and the tokenizer's length."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+from .encoder import _read_json
+from .tokenizer import Tokenizer, has_tokenizer_files
+
+
+@dataclasses.dataclass
+class Module:
+    """One entry of modules.json: its class name (the last part of ``type``), its directory and
+    its config.json (empty when it has none)."""
+
+    kind: str
+    type: str
+    path: str
+    config: Dict[str, Any]
+
+
+def read_modules(path: str, encoder: str, supported: Sequence[str]) -> List[Module]:
+    """The modules of a sentence-transformers directory, in order; a module whose class is not
+    in ``supported`` is an error naming it and what ``encoder`` supports."""
+    modules_file = os.path.join(path, "modules.json")
+    if not os.path.isfile(modules_file):
+        raise ValueError(f"{path!r} has no modules.json: {encoder} reads sentence-transformers "
+                         f"directories ({', '.join(supported)})")
+    modules = []
+    for entry in _read_json(modules_file):
+        kind = str(entry.get("type", "")).rsplit(".", 1)[-1]
+        if kind not in supported:
+            raise ValueError(f"{modules_file}: module {entry.get('name')!r} of type "
+                             f"{entry.get('type')!r} is not supported by pybert's {encoder} "
+                             f"(supported: {', '.join(supported)})")
+        module_path = os.path.join(path, entry.get("path", ""))
+        config_file = os.path.join(module_path, "config.json")
+        config = _read_json(config_file) if entry.get("path") and os.path.isfile(config_file) \
+            else {}
+        modules.append(Module(kind, str(entry.get("type")), module_path, config))
+    return modules
+
+
+def model_config(path: str) -> Dict[str, Any]:
+    """config_sentence_transformers.json (prompts, default_prompt_name, ...), or {}."""
+    file = os.path.join(path, "config_sentence_transformers.json")
+    return _read_json(file) if os.path.isfile(file) else {}
+
+
+def transformer_config(transformer_path: str) -> Dict[str, Any]:
+    """sentence_bert_config.json of the Transformer module, or {}."""
+    file = os.path.join(transformer_path, "sentence_bert_config.json")
+    return _read_json(file) if os.path.isfile(file) else {}
+
+
+def load_tokenizer(transformer_path: str, st_config: Dict[str, Any]) -> Tokenizer:
+    if not has_tokenizer_files(transformer_path):
+        raise FileNotFoundError(f"no tokenizer in {transformer_path!r}: looked for "
+                                "tokenizer.json and vocab.txt")
+    tokenizer = Tokenizer.from_pretrained(transformer_path)
+    return tokenizer.lowercased() if st_config.get("do_lower_case") else tokenizer
+
+
+def max_seq_length(st_config: Dict[str, Any], tokenizer: Tokenizer, model: Any) -> int:
+    """sentence_bert_config.json's max_seq_length, else the tokenizer's limit capped by the
+    position table (as SentenceEncoder)."""
+    length = st_config.get("max_seq_length")
+    if length is None:
+        length = model.config.max_position_embeddings
+        if tokenizer.model_max_length is not None:
+            length = min(length, tokenizer.model_max_length)
+    return int(length)
+
+
+class Prompts:
+    """sentence-transformers' prompts: ``prompts`` and ``default_prompt_name`` from
+    config_sentence_transformers.json (or the constructor), resolved as its encode methods do."""
+
+    def __init__(self, saved: Dict[str, Any], prompts: Optional[Dict[str, str]],
+                 default_prompt_name: Optional[str]):
+        self.prompts: Dict[str, str] = dict(saved.get("prompts") or {})
+        if prompts is not None:
+            self.prompts.update(prompts)
+        self.default_prompt_name = default_prompt_name if default_prompt_name is not None \
+            else saved.get("default_prompt_name")
+
+    def resolve(self, prompt: Optional[str], prompt_name: Optional[str]) -> str:
+        if prompt is not None:
+            return prompt
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None:
+            return ""
+        if name not in self.prompts:
+            raise ValueError(f"prompt_name {name!r} not found; the model has prompts "
+                             f"{sorted(self.prompts)}")
+        return self.prompts[name] or ""
+
+    def for_query(self, prompt: Optional[str], prompt_name: Optional[str]) -> str:
+        if prompt is None and prompt_name is None and "query" in self.prompts:
+            prompt_name = "query"
+        return self.resolve(prompt, prompt_name)
+
+    def for_document(self, prompt: Optional[str], prompt_name: Optional[str]) -> str:
+        if prompt is None and prompt_name is None:
+            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts),
+                               None)
+        return self.resolve(prompt, prompt_name)
+
+
+def check_dir(path: Any) -> str:
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"model directory {path!r} does not exist")
+    return path
+
+
+__all__ = ["Module", "read_modules", "model_config", "transformer_config", "load_tokenizer",
+           "max_seq_length", "Prompts", "check_dir"]

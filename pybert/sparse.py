@@ -1,0 +1,246 @@
+"""SparseEncoder: SPLADE vectors over the vocabulary, as sentence-transformers' SparseEncoder.
+
+The masked-LM logits of every real token go through log(1 + relu(.)) and are pooled (max or
+sum) over the sequence in the decoder GEMM's epilogue in the C++ core: no (tokens, vocab_size)
+logits are ever stored. Results are CSR rows (``SparseEmbeddings``), numpy only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core, _inputs, _st
+from ._handle import CoreHandle
+from .config import BertConfig
+from .encoder import _progress
+from .modeling import load_weights
+from .recipe import pickles_as_recipe
+from .tokenizer import check_texts
+
+__all__ = ["SparseEncoder", "SparseEmbeddings"]
+
+_TRANSFORMERS = ("Transformer", "MLMTransformer")
+_SUPPORTED = _TRANSFORMERS + ("SpladePooling",)
+
+
+class SparseEmbeddings:
+    """Sparse vectors as compressed sparse rows: row r holds ``indices[indptr[r]:indptr[r+1]]``
+    (int32 columns, ascending) with ``data`` (float32) at the same places; ``shape`` is
+    (rows, vocab_size), or (vocab_size,) for the vector of one text."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                 shape: Tuple[int, ...]):
+        self.indptr = indptr
+        self.indices = indices
+        self.data = data
+        self.shape = tuple(shape)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        return self.shape[0] if len(self.shape) == 2 else 1
+
+    def _rows(self) -> int:
+        return len(self.indptr) - 1
+
+    def toarray(self) -> np.ndarray:
+        """The dense float32 array of ``shape``."""
+        dense = np.zeros((self._rows(), self.shape[-1]), dtype=np.float32)
+        rows = np.repeat(np.arange(self._rows()), np.diff(self.indptr))
+        dense[rows, self.indices] = self.data
+        return dense.reshape(self.shape)
+
+    def to_scipy(self):
+        """A ``scipy.sparse.csr_matrix`` of (rows, vocab_size) (needs scipy)."""
+        try:
+            import scipy.sparse
+        except ImportError:
+            raise ImportError("to_scipy needs scipy: pip install scipy") from None
+        return scipy.sparse.csr_matrix((self.data, self.indices, self.indptr),
+                                       shape=(self._rows(), self.shape[-1]))
+
+    def row(self, i: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(indices, values) of row i."""
+        lo, hi = self.indptr[i], self.indptr[i + 1]
+        return self.indices[lo:hi], self.data[lo:hi]
+
+    def __repr__(self) -> str:
+        return f"SparseEmbeddings(shape={self.shape}, nnz={self.nnz})"
+
+
+def _concat(parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]], order: np.ndarray
+            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR batches (in ``order`` of the texts they hold) -> one CSR in text order."""
+    counts, indices, data = [], [], []
+    for indptr, idx, val in parts:
+        counts.append(np.diff(indptr))
+        indices.extend(np.split(idx, indptr[1:-1]))
+        data.extend(np.split(val, indptr[1:-1]))
+    n = len(order)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)  # rank[i]: where text i's row sits in batch order
+    counts_all = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts_all[rank], out=indptr[1:])
+    out_idx = np.concatenate([indices[r] for r in rank]) if n else np.zeros(0, np.int32)
+    out_val = np.concatenate([data[r] for r in rank]) if n else np.zeros(0, np.float32)
+    return indptr, out_idx.astype(np.int32, copy=False), out_val.astype(np.float32, copy=False)
+
+
+@pickles_as_recipe("__init__")
+class SparseEncoder(CoreHandle):
+    """SPLADE checkpoints saved by sentence-transformers (``Transformer`` with
+    ``transformer_task="fill-mask"`` or the older ``MLMTransformer``, then ``SpladePooling``):
+    ``encode`` returns one sparse vector over the vocabulary per text, equal to
+    sentence-transformers' ``SparseEncoder.encode``.
+
+    >>> enc = pybert.SparseEncoder("path/to/splade")
+    >>> emb = enc.encode(["what is splade?"])      # SparseEmbeddings (1, 30522)
+    >>> enc.decode(emb, top_k=3)
+    [[('spl', 2.1), ('##ade', 1.9), ('what', 0.4)]]
+
+    The decoder (the tied word embeddings) is packed for the GEMM kernel at load: one more copy
+    of vocab_size x hidden floats. ``precision`` is the body's (the head runs in fp32).
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], max_length: Optional[int] = None,
+                 num_threads: Optional[int] = None, precision: str = "fp32", *,
+                 max_active_dims: Optional[int] = None,
+                 prompts: Optional[Dict[str, str]] = None,
+                 default_prompt_name: Optional[str] = None):
+        self.path = _st.check_dir(path)
+        if os.path.isfile(os.path.join(self.path, "modules.json")):
+            modules = _st.read_modules(self.path, "SparseEncoder", _SUPPORTED)
+        else:  # a plain masked-LM directory: sentence-transformers' default, max pooling
+            modules = [_st.Module("Transformer", "", self.path, {}),
+                       _st.Module("SpladePooling", "", "", {})]
+        kinds = [m.kind for m in modules]
+        if len(modules) != 2 or kinds[0] not in _TRANSFORMERS or kinds[1] != "SpladePooling":
+            raise ValueError(f"{self.path}: SparseEncoder needs a Transformer (fill-mask) then a "
+                             f"SpladePooling module, got {kinds}")
+        transformer, pooling = modules
+        self.pooling_strategy = str(pooling.config.get("pooling_strategy", "max"))
+        self.activation_function = str(pooling.config.get("activation_function", "relu"))
+        if self.pooling_strategy not in ("max", "sum"):
+            raise ValueError(f"SpladePooling pooling_strategy {self.pooling_strategy!r} is not "
+                             "supported (supported: max, sum)")
+        if self.activation_function not in ("relu", "log1p_relu"):
+            raise ValueError(f"SpladePooling activation_function {self.activation_function!r} "
+                             "is not supported (supported: relu, log1p_relu)")
+        self.config = BertConfig.from_pretrained(transformer.path)
+        architectures = self.config.architectures or []
+        if architectures[:1] != ["BertForMaskedLM"]:
+            raise ValueError(f"{transformer.path}: SparseEncoder runs BertForMaskedLM checkpoints, "
+                             f"config.json names {architectures or 'no architecture'}")
+        st_config = _st.transformer_config(transformer.path)
+        self.tokenizer = _st.load_tokenizer(transformer.path, st_config)
+        self.precision = _inputs.precision_arg(precision)
+        self._core = _core.SpladeModel(
+            self.config.to_core(), load_weights(transformer.path),
+            tie_word_embeddings=bool(self.config.extra.get("tie_word_embeddings", True)),
+            num_threads=_inputs.num_threads_arg(num_threads), precision=self.precision)
+        _inputs.warn_precision_fallback(self.precision)
+        self.max_seq_length = max_length if max_length is not None \
+            else _st.max_seq_length(st_config, self.tokenizer, self)
+        saved = _st.model_config(self.path)
+        self.max_active_dims = _max_active_arg(
+            max_active_dims if max_active_dims is not None else saved.get("max_active_dims"))
+        self._prompts = _st.Prompts(saved, prompts, default_prompt_name)
+
+    @property
+    def prompts(self) -> Dict[str, str]:
+        return dict(self._prompts.prompts)
+
+    def get_embedding_dimension(self) -> int:
+        return self.config.vocab_size
+
+    def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
+               max_active_dims: Optional[int] = None, prompt_name: Optional[str] = None,
+               prompt: Optional[str] = None, show_progress: Optional[bool] = None
+               ) -> SparseEmbeddings:
+        """SparseEmbeddings of shape (n, vocab_size) for a list of texts, (vocab_size,) for one
+        string. ``max_active_dims`` (default: the model's) keeps each vector's largest entries
+        only, as sentence-transformers does."""
+        return self._encode(sentences, batch_size, max_active_dims,
+                            self._prompts.resolve(prompt, prompt_name), show_progress)
+
+    def encode_query(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
+                     max_active_dims: Optional[int] = None, prompt_name: Optional[str] = None,
+                     prompt: Optional[str] = None, show_progress: Optional[bool] = None
+                     ) -> SparseEmbeddings:
+        """``encode`` with the model's "query" prompt, if it has one."""
+        return self._encode(sentences, batch_size, max_active_dims,
+                            self._prompts.for_query(prompt, prompt_name), show_progress)
+
+    def encode_document(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
+                        max_active_dims: Optional[int] = None, prompt_name: Optional[str] = None,
+                        prompt: Optional[str] = None, show_progress: Optional[bool] = None
+                        ) -> SparseEmbeddings:
+        """``encode`` with the model's "document" (else "passage", "corpus") prompt, if any."""
+        return self._encode(sentences, batch_size, max_active_dims,
+                            self._prompts.for_document(prompt, prompt_name), show_progress)
+
+    def _encode(self, sentences: Union[str, Sequence[str]], batch_size: int,
+                max_active_dims: Optional[int], prompt: str, show_progress: Optional[bool]
+                ) -> SparseEmbeddings:
+        single = isinstance(sentences, str)
+        texts = [prompt + t for t in check_texts(sentences, "sentences")]
+        batch_size = _inputs.batch_size_arg(batch_size)
+        limit = _max_active_arg(max_active_dims) if max_active_dims is not None \
+            else self.max_active_dims
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        batches = [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+        parts = []
+        for idx in _progress(batches, show_progress):
+            batch = self.tokenizer([texts[i] for i in idx], max_length=self.max_seq_length)
+            parts.append(self._core.encode(
+                batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                pooling_strategy=self.pooling_strategy,
+                activation_function=self.activation_function, max_active_dims=limit or 0))
+        indptr, indices, data = _concat(parts, order)
+        vocab = self.config.vocab_size
+        return SparseEmbeddings(indptr, indices, data, (vocab,) if single else (len(texts), vocab))
+
+    def decode(self, embeddings: Union[SparseEmbeddings, np.ndarray], top_k: Optional[int] = None
+               ) -> Union[List[Tuple[str, float]], List[List[Tuple[str, float]]]]:
+        """(token, weight) pairs of each vector's nonzero entries, largest weight first (at most
+        ``top_k``); one list for a 1-D input, a list per row otherwise."""
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
+                                  or top_k <= 0):
+            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+        if isinstance(embeddings, SparseEmbeddings):
+            sparse, one = embeddings, len(embeddings.shape) == 1
+        else:
+            dense = np.asarray(embeddings, dtype=np.float32)
+            if dense.ndim not in (1, 2):
+                raise ValueError(f"embeddings must be 1-D or 2-D, got {dense.ndim}-D")
+            one = dense.ndim == 1
+            rows = np.atleast_2d(dense)
+            nz = rows != 0
+            sparse = SparseEmbeddings(np.concatenate([[0], np.cumsum(nz.sum(1))]),
+                                      np.nonzero(nz)[1].astype(np.int32), rows[nz], rows.shape)
+        results = []
+        for r in range(len(sparse.indptr) - 1):
+            idx, val = sparse.row(r)
+            best = np.argsort(-val, kind="stable")[:top_k]
+            results.append([(self.tokenizer.id_to_token(int(idx[i])), float(val[i]))
+                            for i in best])
+        return results[0] if one else results
+
+    def __repr__(self) -> str:
+        return (f"SparseEncoder(path={self.path!r}, pooling_strategy={self.pooling_strategy!r}, "
+                f"activation_function={self.activation_function!r}, "
+                f"max_seq_length={self.max_seq_length}, max_active_dims={self.max_active_dims})")
+
+
+def _max_active_arg(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if not _inputs.is_positive_int(value):
+        raise ValueError(f"max_active_dims must be a positive integer or None, got {value!r}")
+    return int(value)
