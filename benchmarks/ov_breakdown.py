@@ -44,11 +44,11 @@ OV_CATEGORIES = {"FullyConnected": GEMM, "FullyConnectedQuantizedLegacy": GEMM,
 
 # pybert function (demangled symbol, or shared object) -> kind of op; the first match wins.
 PYBERT_CATEGORIES = [
-    (r"quantiz|stage_lowp|convert_rows|row_scale", "Linear: activations quantized / staged"),
-    (r"gemm|Linear::|micro_kernel|tile", GEMM),
-    (r"attention|scores|softmax", ATTENTION),
-    (r"layer_norm", "LayerNorm"),
-    (r"activat|gelu|erf", ELEMENTWISE),
+    (r"attention|attend|pv_rows|pv_block|softmax|scores|matmul_n", ATTENTION),
+    (r"quantiz|stage_lowp|convert_rows", "Linear: activations quantized / staged"),
+    (r"gemm|micro_tile|tile_block|pack_a|pack_rows|Linear::|bias_activate", GEMM),
+    (r"layer_norm|LayerNorm", "LayerNorm"),
+    (r"activat|gelu|erf|add_residual", ELEMENTWISE),
     (r"embed|gather", "embeddings"),
     (r"fmaxf|fminf|libm", "libm scalar calls (fmaxf / fminf)"),
     (r"libgomp|parallel", "threads: wait / spin / fork-join"),
