@@ -8,12 +8,15 @@ pybert's breakdown needs `perf` on PATH and a _core with symbols: a Release buil
 so build one with them (same code, same flags) and point --core-dir at its folder:
 
     cmake -S . -B build/perf -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \\
-        -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" && ninja -C build/perf
+        -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" \\
+        -DCMAKE_PREFIX_PATH="$(python -m cmeel cmake 2>/dev/null)" && ninja -C build/perf
+    python benchmarks/ov_breakdown.py --threads 1 --core-dir build/perf --top 20
 
-Columns: OpenVINO ms is the sum of its layers' real time of the category (median call);
-pybert ms is the category's share of the process's CPU samples over the calls times the
-median call's wall time, so waiting threads (the OpenMP spin at a barrier) show as their own
-category instead of inflating the kernels. Not a test: a loaded machine moves every figure.
+Columns: CPU ms of a call (the process's CPU time, all threads, median call) split by kind of
+op: for OpenVINO by its layers' share of the profiled real time, for pybert by the share of its
+CPU samples, so waiting threads (the OpenMP spin at a barrier) show as their own kind instead of
+inflating the kernels. CPU time, unlike wall time, leaves out a preempted thread's wait: with
+--threads 1 the split is readable on a loaded machine. Not a test: timings are noisy.
 """
 
 from __future__ import annotations
@@ -70,33 +73,35 @@ def pybert_category(dso: str, symbol: str) -> str:
     return "Python, numpy, libc"
 
 
-def time_calls(fn, calls: int) -> float:
-    """Median wall ms of ``calls`` calls after one untimed call."""
+def time_calls(fn, calls: int) -> tuple:
+    """(median wall ms, median process CPU ms) of ``calls`` calls after one untimed call. On a
+    loaded machine the CPU time is the steadier: a preempted thread's wait is not in it."""
     fn()
-    times = []
+    walls, cpus = [], []
     for _ in range(calls):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3
 
 
 def ov_breakdown(model, precision, threads, feed, calls):
-    """(median wall ms, {category: ms of the median call}) of OpenVINO."""
+    """(median wall ms, median CPU ms, {category: CPU ms}) of OpenVINO: each category's share of
+    the sum of its layers' real time (median over the calls) times the CPU time of a call."""
     compiled = openvino_models.compile_model(model, precision, threads, profiling=True)
     request = compiled.create_infer_request()
-    request.infer(feed)
-    per_call, walls = [], []
+    wall, cpu = time_calls(lambda: request.infer(feed), calls)
+    per_call = []
     for _ in range(calls):
-        t0 = time.perf_counter()
         request.infer(feed)
-        walls.append((time.perf_counter() - t0) * 1e3)
         cats = collections.Counter()
         for (node_type, _kernel), (us, _n) in openvino_models.profile(request).items():
-            cats[ov_category(node_type)] += us / 1e3
+            cats[ov_category(node_type)] += us
         per_call.append(cats)
-    names = set().union(*per_call)
-    return statistics.median(walls), {c: statistics.median(p[c] for p in per_call) for c in names}
+    share = {c: statistics.median(p[c] / sum(p.values()) for p in per_call)
+             for c in set().union(*per_call)}
+    return wall, cpu, {c: cpu * f for c, f in share.items()}
 
 
 def perf_samples(fn, calls: int, workdir: str) -> collections.Counter:
@@ -121,16 +126,17 @@ def perf_samples(fn, calls: int, workdir: str) -> collections.Counter:
 
 
 def pybert_breakdown(model, batch, calls, workdir, use_perf):
-    """(median wall ms, {category: ms}) of pybert; the categories empty without perf."""
-    wall = time_calls(lambda: model(*batch), calls)
+    """(median wall ms, median CPU ms, {category: CPU ms}) of pybert: each category's share of
+    the process's CPU samples times the CPU time of a call; no categories without perf."""
+    wall, cpu = time_calls(lambda: model(*batch), calls)
     if not use_perf:
-        return wall, {}
+        return wall, cpu, {}
     samples = perf_samples(lambda: model(*batch), calls, workdir)
     total = sum(samples.values()) or 1
     cats = collections.Counter()
     for (dso, symbol), n in samples.items():
-        cats[pybert_category(dso, symbol)] += wall * n / total
-    return wall, dict(cats)
+        cats[pybert_category(dso, symbol)] += cpu * n / total
+    return wall, cpu, dict(cats)
 
 
 def main() -> int:
@@ -178,17 +184,18 @@ def main() -> int:
             for shape in args.shapes.split(","):
                 ids, mask, types = make_batch(shape, 30522)
                 feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-                ov_wall, ov_cats = ov_breakdown(ov_ir["int8" if precision == "int8" else "fp32"],
-                                                precision, args.threads, feed, args.calls)
-                wall, cats = pybert_breakdown(ours, (ids, mask, types), args.calls, tmp,
-                                              use_perf)
-                print(f"\n{precision} {shape}: pybert {wall:.2f} ms, OpenVINO {ov_wall:.2f} ms "
-                      f"(sum of its layers {sum(ov_cats.values()):.2f}), pybert / OV "
-                      f"{wall / ov_wall:.2f}")
-                print(f"  {'kind of op':45s} {'pybert ms':>10s} {'OV ms':>8s}")
+                ov_wall, ov_cpu, ov_cats = ov_breakdown(
+                    ov_ir["int8" if precision == "int8" else "fp32"], precision, args.threads,
+                    feed, args.calls)
+                wall, cpu, cats = pybert_breakdown(ours, (ids, mask, types), args.calls, tmp,
+                                                   use_perf)
+                print(f"\n{precision} {shape}: wall ms pybert {wall:.2f}, OpenVINO {ov_wall:.2f} "
+                      f"(pybert / OV {wall / ov_wall:.2f}); CPU ms pybert {cpu:.2f}, OpenVINO "
+                      f"{ov_cpu:.2f} (pybert / OV {cpu / ov_cpu:.2f})")
+                print(f"  {'kind of op: CPU ms of a call':45s} {'pybert':>8s} {'OV':>8s}")
                 for c in sorted(set(cats) | set(ov_cats),
                                 key=lambda c: -max(cats.get(c, 0), ov_cats.get(c, 0))):
-                    print(f"  {c:45s} {cats.get(c, 0):10.2f} {ov_cats.get(c, 0):8.2f}")
+                    print(f"  {c:45s} {cats.get(c, 0):8.2f} {ov_cats.get(c, 0):8.2f}")
                 if args.top and use_perf:
                     samples = perf_samples(lambda: ours(ids, mask, types), args.calls, tmp)
                     total = sum(samples.values())
