@@ -333,7 +333,8 @@ def table(results, machine, peak, threads, command, extra_lines) -> str:
         "(it drifts with the VM; the BERT-base 1x128 line under the table divides by the peak "
         "measured in turns with that cell)",
         "- Engines: pybert fp32; PyTorch (transformers BertModel, sdpa attention, inference_mode); "
-        "ONNX Runtime CPU (TorchScript export, `onnxruntime.transformers.optimizer` BERT fusions).",
+        "ONNX Runtime CPU (TorchScript export, `onnxruntime.transformers.optimizer` BERT fusions). "
+        "OpenVINO takes its turns in the same rounds; its columns are in the OpenVINO table.",
         "- `var32`: 32 sentences with lengths spread 8..256, padded to 256.",
         "",
         "| model | batch x seq | real tokens | pybert ms | PyTorch ms | ORT ms | pybert / ORT | "

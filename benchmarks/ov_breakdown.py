@@ -87,21 +87,25 @@ def time_calls(fn, calls: int) -> tuple:
 
 
 def ov_breakdown(model, precision, threads, feed, calls):
-    """(median wall ms, median CPU ms, {category: CPU ms}) of OpenVINO: each category's share of
-    the sum of its layers' real time (median over the calls) times the CPU time of a call."""
+    """(median wall ms, median CPU ms, {category: CPU ms}, {(layer type, kernel): share}) of
+    OpenVINO: each category's share of the sum of its layers' real time (median over the calls)
+    times the CPU time of a call; the shares of the layer kinds over all calls."""
     compiled = openvino_models.compile_model(model, precision, threads, profiling=True)
     request = compiled.create_infer_request()
     wall, cpu = time_calls(lambda: request.infer(feed), calls)
-    per_call = []
+    per_call, layers = [], collections.Counter()
     for _ in range(calls):
         request.infer(feed)
         cats = collections.Counter()
-        for (node_type, _kernel), (us, _n) in openvino_models.profile(request).items():
+        for (node_type, kernel), (us, _n) in openvino_models.profile(request).items():
             cats[ov_category(node_type)] += us
+            layers[(node_type, kernel)] += us
         per_call.append(cats)
     share = {c: statistics.median(p[c] / sum(p.values()) for p in per_call)
              for c in set().union(*per_call)}
-    return wall, cpu, {c: cpu * f for c, f in share.items()}
+    total = sum(layers.values())
+    return (wall, cpu, {c: cpu * f for c, f in share.items()},
+            {k: us / total for k, us in layers.items()})
 
 
 def perf_samples(fn, calls: int, workdir: str) -> collections.Counter:
@@ -149,7 +153,8 @@ def main() -> int:
     parser.add_argument("--core-dir", help="folder of a _core*.so with symbols, used instead of "
                         "pybert's own (a copy of the pybert package is made around it)")
     parser.add_argument("--top", type=int, default=0,
-                        help="also print pybert's N hottest functions per cell")
+                        help="also print OpenVINO's N costliest layer kinds and pybert's N "
+                        "hottest functions per cell")
     parser.add_argument("--ov-cache", default=openvino_models.default_cache_dir())
     args = parser.parse_args()
 
@@ -184,7 +189,7 @@ def main() -> int:
             for shape in args.shapes.split(","):
                 ids, mask, types = make_batch(shape, 30522)
                 feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-                ov_wall, ov_cpu, ov_cats = ov_breakdown(
+                ov_wall, ov_cpu, ov_cats, ov_layers = ov_breakdown(
                     ov_ir["int8" if precision == "int8" else "fp32"], precision, args.threads,
                     feed, args.calls)
                 wall, cpu, cats = pybert_breakdown(ours, (ids, mask, types), args.calls, tmp,
@@ -196,7 +201,13 @@ def main() -> int:
                 for c in sorted(set(cats) | set(ov_cats),
                                 key=lambda c: -max(cats.get(c, 0), ov_cats.get(c, 0))):
                     print(f"  {c:45s} {cats.get(c, 0):8.2f} {ov_cats.get(c, 0):8.2f}")
+                if args.top:
+                    print("  OpenVINO's layer kinds, share of its profiled time:")
+                    for (node_type, kernel), f in sorted(ov_layers.items(),
+                                                         key=lambda kv: -kv[1])[:args.top]:
+                        print(f"    {100 * f:5.1f}%  {node_type} {kernel}")
                 if args.top and use_perf:
+                    print("  pybert's functions, share of its CPU samples:")
                     samples = perf_samples(lambda: ours(ids, mask, types), args.calls, tmp)
                     total = sum(samples.values())
                     for (dso, sym), n in samples.most_common(args.top):
