@@ -112,10 +112,10 @@ def time_engines(fns, budget_s: float, rounds: int = ROUNDS, min_reps: int = ROU
     engine). The untimed call: the first call after another engine's pays for what that one
     left behind (its own weights evicted from the shared cache; measured here: pybert's MiniLM
     1x16 2x and BERT-base 1x128 +30% right after an ORT call, ORT's 1x16 +27% right after a
-    pybert call), which a process serving one engine never pays. A call longer than a turn's share of the budget gets one timed call a turn: its median
-    is over ``rounds`` calls, each from a different turn (with three rounds, BERT-base 8x128 and
-    32x128 had three calls an engine, and their pybert / ORT ratio moved by +-8% between
-    runs)."""
+    pybert call), which a process serving one engine never pays. A call longer than a turn's
+    share of the budget gets one timed call a turn: its median is over ``rounds`` calls, each
+    from a different turn (with three rounds, BERT-base 8x128 and 32x128 had three calls an
+    engine, and their pybert / ORT ratio moved by +-8% between runs)."""
     times = {name: [] for name in fns}
     for r in range(rounds):
         for name, fn in fns.items():
@@ -465,8 +465,8 @@ def accuracy_table(rows, threads) -> str:
         "the fp32 embeddings. ORT int8 and OpenVINO int8 / bf16: the models of the tables above "
         "(last_hidden_state pooled the same way). OpenVINO int8's activation ranges were "
         "calibrated on the sample corpus, which is part of these texts: `varied texts` is the "
-        f"minimum over the other {len(EXTRA_TEXTS)} alone (1-3 token strings, accents, CJK, "
-        "emoji, a long paragraph), text it was not calibrated on.",
+        f"minimum over the other {len(EXTRA_TEXTS)} alone (empty and 1-character strings, "
+        "accents, CJK, emoji, a long paragraph), text it was not calibrated on.",
         "",
         "| engine | texts | min cosine | min cosine, varied texts | mean cosine | "
         "argmax agreement |",
@@ -474,8 +474,7 @@ def accuracy_table(rows, threads) -> str:
     ]
     for r in rows:
         lines.append(f"| {r['engine']} | {r['n']} | {r['min']:.5f} | {r['varied']:.5f} | "
-                     f"{r['mean']:.5f} | "
-                     f"{r['agree']:.3f} |")
+                     f"{r['mean']:.5f} | {r['agree']:.3f} |")
     return "\n".join(lines)
 
 
