@@ -65,6 +65,12 @@ double cgroup_cpu_limit() {
 struct WaitPolicy {
   bool never_park = false;
   std::chrono::microseconds grace{50};
+  // Within a call: a worker waiting for the caller's next step, and the caller waiting for
+  // chunks still running, spin this long before they sleep. Longer than the serial stretches
+  // of a forward on a quiet host; short enough that, with more runnable threads than CPUs, a
+  // waiting thread soon leaves its CPU to the thread it waits for.
+  std::chrono::microseconds step_spin{1000};
+  std::chrono::microseconds chunk_spin{100};
 
   static const WaitPolicy& get() {
     static const WaitPolicy policy = [] {
@@ -128,6 +134,35 @@ class Team {
     for (int c = 0; c < size; ++c) claimed[c].store(0, std::memory_order_relaxed);
   }
 
+  // Waits until ready(): spins, letting another runnable thread on this CPU go first now and
+  // then (std::this_thread::yield), and after `spin` sleeps until a wake() finds it ready. Never
+  // sleeps under the active wait policy.
+  template <typename Ready>
+  void wait_until(const Ready& ready, std::chrono::microseconds spin) {
+    const WaitPolicy& policy = WaitPolicy::get();
+    const auto until = std::chrono::steady_clock::now() + spin;
+    for (uint32_t i = 1; !ready(); ++i) {
+      cpu_relax();
+      if (i % 1024 != 0) continue;
+      std::this_thread::yield();
+      if (policy.never_park || std::chrono::steady_clock::now() < until) continue;
+      std::unique_lock<std::mutex> lock(sleep_mutex_);
+      sleepers_.fetch_add(1, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with wake()'s fence
+      sleep_.wait(lock, ready);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+
+  // After a change a sleeper may wait for (a step published, a chunk done, the team closed).
+  void wake() {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // the change, then the sleepers count
+    if (sleepers_.load(std::memory_order_relaxed) == 0) return;
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+    sleep_.notify_all();
+  }
+
   // The calling thread (member 0): runs fn's n_chunks (<= size) chunks on the team.
   void run_step(detail::ChunkFn call_, const void* fn_, int64_t begin_, int64_t end_,
                 int64_t chunk_, int64_t n_chunks_) {
@@ -138,31 +173,37 @@ class Team {
     done.store(0, std::memory_order_relaxed);
     for (int64_t c = n_chunks; c < size; ++c) claimed[c].store(gen, std::memory_order_relaxed);
     generation.store(gen, std::memory_order_release);
+    wake();
     claim_and_run(0, gen);
-    // The chunks still running are short; a member that was preempted in one may need this CPU.
-    for (uint32_t i = 1; done.load(std::memory_order_acquire) < n_chunks; ++i)
-      if (i % (1u << 16) == 0) std::this_thread::yield(); else cpu_relax();
+    // What is left are chunks other members hold: if one was preempted in its chunk, it may
+    // need this CPU.
+    wait_until([&] { return done.load(std::memory_order_acquire) >= n_chunks; },
+               WaitPolicy::get().chunk_spin);
     if (failed.load(std::memory_order_relaxed)) std::rethrow_exception(error);
   }
 
   // A leased worker: serves the team's steps, spinning between them, until the call closes it.
   void serve(int member) {
-    uint64_t seen = 0;
-    for (;;) {
+    const auto step_spin = WaitPolicy::get().step_spin;
+    for (uint64_t seen = 0;;) {
+      wait_until([&] {
+        return generation.load(std::memory_order_acquire) != seen ||
+               !open.load(std::memory_order_acquire);
+      }, step_spin);
       const uint64_t gen = generation.load(std::memory_order_acquire);
-      if (gen != seen) {
-        seen = gen;
-        claim_and_run(member, gen);
-      } else if (!open.load(std::memory_order_acquire)) {
-        return;
-      } else {
-        cpu_relax();
-      }
+      if (gen == seen) return;  // closed
+      seen = gen;
+      claim_and_run(member, gen);
     }
   }
 
+  // The caller's budget is over: members leave once the current step's chunks are done.
+  void close() {
+    open.store(false, std::memory_order_release);
+    wake();
+  }
+
   const int size;
-  std::atomic<bool> open{true};
   std::vector<Worker*> workers;  // members 1..size-1
 
  private:
@@ -189,9 +230,11 @@ class Team {
     t_in_parallel = false;
     t_chunk = 0;
     done.fetch_add(1, std::memory_order_release);
+    wake();
   }
 
   std::unique_ptr<std::atomic<uint64_t>[]> claimed;  // (size)
+  std::atomic<bool> open{true};
   std::atomic<uint64_t> generation{0};
   std::atomic<int64_t> done{0};
   std::atomic<bool> failed{false};
@@ -200,6 +243,10 @@ class Team {
   detail::ChunkFn call = nullptr;
   const void* fn = nullptr;
   int64_t begin = 0, end = 0, chunk = 0, n_chunks = 0;
+  // Where members that waited longer than their spin sleep (wait_until / wake).
+  std::mutex sleep_mutex_;
+  std::condition_variable sleep_;
+  std::atomic<int> sleepers_{0};
 };
 
 namespace {
@@ -295,7 +342,7 @@ class WorkerPool {
   }
 
   void give_back(Team& team) {
-    team.open.store(false, std::memory_order_release);
+    team.close();
     std::lock_guard<std::mutex> lock(mutex_);
     idle_.insert(idle_.end(), team.workers.begin(), team.workers.end());
   }
