@@ -1,0 +1,294 @@
+"""What a served model does: each task turns one request's inputs into token ids (``prepare``,
+off the batcher) and runs the prepared inputs of several requests in one model call (``run``, in
+the batcher's worker thread), returning one result per request.
+
+Tasks: ``embed`` (SentenceEncoder: dense vectors), ``classify`` (a *ForSequenceClassification:
+labels), ``rerank`` (CrossEncoder: a relevance score per query-document pair), ``sparse``
+(SparseEncoder, SPLADE: sparse vectors over the vocabulary)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .config import DEFAULT_MODEL_NAME, TASKS
+from .validation import RequestError
+
+Tokens = Dict[str, np.ndarray]  # input_ids, attention_mask, token_type_ids: int64 (n, seq)
+
+
+def _lengths(batch: Tokens) -> List[int]:
+    return batch["attention_mask"].sum(axis=1).tolist()
+
+
+def _truncated(tokenizer: Any, texts: List[str], max_length: int, truncate: bool,
+               direction: str, pairs: Optional[List[str]] = None) -> Tokens:
+    """Token ids of ``texts`` cut at ``max_length`` tokens; with ``truncate`` False, an input
+    longer than that is a 413 instead (TEI's ``truncate: false``)."""
+    limit = max_length if truncate else max_length + 1  # one more token shows it is too long
+    batch = tokenizer(texts, pairs, max_length=limit, direction=direction)
+    if not truncate:
+        over = np.flatnonzero(batch["attention_mask"].sum(axis=1) > max_length)
+        if over.size:
+            raise RequestError(413, f"inputs[{over[0]}] has more than {max_length} tokens, the "
+                                    "model's limit; shorten it or send \"truncate\": true",
+                               param="inputs")
+    return batch
+
+
+@dataclasses.dataclass
+class EmbedInputs:
+    texts: List[str]
+    prompt: str = ""            # prepended to every text (sentence-transformers' prompts)
+    truncate: bool = True       # False: inputs over max_seq_length are refused
+    direction: str = "right"    # which end truncation cuts
+
+
+class EmbedTask:
+    """Sentence embeddings with a SentenceEncoder. A batch joins its requests' token rows and
+    runs the model once; the vectors come back unnormalized, so that each request can ask for
+    its own normalization and size (``finish``)."""
+
+    name = "embed"
+
+    def __init__(self, encoder: Any):
+        self.encoder = encoder
+        self.dimension = encoder.get_sentence_embedding_dimension()
+        self.max_length = encoder.max_seq_length
+
+    @property
+    def prompts(self) -> Dict[str, str]:
+        """sentence-transformers' named prompts of the model ({} when it has none)."""
+        return dict(getattr(self.encoder, "prompts", None) or {})
+
+    def prepare(self, inputs: Any) -> Tuple[Tokens, List[int]]:
+        """Token ids of one request, and the token count of each input."""
+        if not isinstance(inputs, EmbedInputs):
+            inputs = EmbedInputs(list(inputs))
+        texts = [inputs.prompt + t for t in inputs.texts] if inputs.prompt else inputs.texts
+        batch = _truncated(self.encoder.tokenizer, texts, self.max_length, inputs.truncate,
+                           inputs.direction)
+        return batch, _lengths(batch)
+
+    def run(self, batches: List[Tokens]) -> List[np.ndarray]:
+        """(n_i, dim) unnormalized vectors per request, from one model call on all of them."""
+        vectors = self.encoder.encode_tokens(self.encoder.tokenizer.concat(batches),
+                                             normalize=False)
+        ends = np.cumsum([b["input_ids"].shape[0] for b in batches])
+        return np.split(vectors, ends[:-1])
+
+    def finish(self, vectors: np.ndarray, normalize: Optional[bool] = None,
+               dimensions: Optional[int] = None) -> np.ndarray:
+        """One request's vectors: the first ``dimensions`` values of each (Matryoshka), then
+        L2-normalized when ``normalize`` (None: as the model's config says) or when cut short,
+        as OpenAI's ``dimensions`` answers unit vectors. The norm runs in the core."""
+        from ..pooling import pool
+
+        if normalize is None:
+            normalize = self.encoder.normalize
+        if dimensions is not None and dimensions < self.dimension:
+            vectors, normalize = vectors[:, :dimensions], True
+        if normalize:  # each vector as a one-token sequence: "cls" pooling returns it, normalized
+            vectors = pool(np.ascontiguousarray(vectors)[:, None, :], None, "cls",
+                           normalize=True, num_threads=self.encoder.num_threads)
+        return finite_vectors(vectors)
+
+    def info(self) -> Dict[str, Any]:
+        return {"dimension": self.dimension, "max_seq_length": self.max_length,
+                "pooling": self.encoder.pooling, "normalize": self.encoder.normalize}
+
+
+@dataclasses.dataclass
+class ClassifyInputs:
+    texts: List[str]
+    text_pairs: Optional[List[str]]
+    top_k: int
+    truncate: bool = True
+    direction: str = "right"
+
+
+class ClassifyTask:
+    """Sequence classification (and cross-encoder scoring of pairs) with a
+    BertForSequenceClassification: a batch runs ``predict`` once on all its requests' inputs
+    (once for the texts and once for the pairs when a batch holds both kinds)."""
+
+    name = "classify"
+
+    def __init__(self, model: Any):
+        if model.tokenizer is None:
+            raise ValueError("the classifier's directory has no tokenizer (tokenizer.json or "
+                             "vocab.txt); pybert serve needs one")
+        self.model = model
+        # Longer inputs are truncated, to what the tokenizer and the position table allow.
+        positions = model.config.max_position_embeddings
+        limit = model.tokenizer.model_max_length
+        self.max_length = positions if limit is None else min(limit, positions)
+
+    @property
+    def labels(self) -> List[str]:
+        return [self.model.label(i) for i in range(self.model.num_labels)]
+
+    def prepare(self, inputs: ClassifyInputs) -> Tuple[ClassifyInputs, List[int]]:
+        batch = _truncated(self.model.tokenizer, inputs.texts, self.max_length, inputs.truncate,
+                           inputs.direction, inputs.text_pairs)
+        return inputs, _lengths(batch)
+
+    def run(self, requests: List[ClassifyInputs]) -> List[List[List[Dict[str, Any]]]]:
+        results: List[Any] = [None] * len(requests)
+        for with_pairs in (False, True):
+            chosen = [i for i, r in enumerate(requests) if (r.text_pairs is not None) == with_pairs]
+            if not chosen:
+                continue
+            texts = [t for i in chosen for t in requests[i].texts]
+            pairs = [p for i in chosen for p in requests[i].text_pairs] if with_pairs else None
+            labels = iter(self.model.predict(texts, pairs, top_k=None, max_length=self.max_length,
+                                             batch_size=len(texts)))
+            for i in chosen:  # predict sorts labels best first: a request's top_k is a prefix
+                results[i] = [next(labels)[:requests[i].top_k] for _ in requests[i].texts]
+        return results
+
+    def info(self) -> Dict[str, Any]:
+        return {"num_labels": self.model.num_labels, "max_length": self.max_length,
+                "labels": self.labels}
+
+
+@dataclasses.dataclass
+class RerankInputs:
+    query: str
+    documents: List[str]
+    truncate: bool = True
+
+
+class RerankTask:
+    """Query-document relevance with a CrossEncoder: a batch scores every request's pairs in
+    one ``predict`` call; scores are ``CrossEncoder.predict``'s (and so ``rank``'s)."""
+
+    name = "rerank"
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.tokenizer = model.tokenizer
+        self.max_length = model.max_length
+
+    def prepare(self, inputs: RerankInputs) -> Tuple[RerankInputs, List[int]]:
+        batch = _truncated(self.tokenizer, [inputs.query] * len(inputs.documents),
+                           self.max_length, inputs.truncate, "right", inputs.documents)
+        return inputs, _lengths(batch)
+
+    def run(self, requests: List[RerankInputs]) -> List[np.ndarray]:
+        """(n_documents,) float32 scores per request."""
+        pairs = [(r.query, d) for r in requests for d in r.documents]
+        scores = np.asarray(self.model.predict(pairs, batch_size=len(pairs)), dtype=np.float32)
+        ends = np.cumsum([len(r.documents) for r in requests])
+        return np.split(scores.reshape(len(pairs)), ends[:-1])
+
+    def info(self) -> Dict[str, Any]:
+        return {"max_length": self.max_length}
+
+
+class SparseTask:
+    """SPLADE sparse vectors with a SparseEncoder: a batch encodes every request's texts at
+    once; each request gets its rows as (indices, values) pairs over the vocabulary."""
+
+    name = "sparse"
+
+    def __init__(self, encoder: Any):
+        self.encoder = encoder
+        self.max_length = encoder.max_seq_length
+
+    def prepare(self, inputs: EmbedInputs) -> Tuple[EmbedInputs, List[int]]:
+        texts = [inputs.prompt + t for t in inputs.texts] if inputs.prompt else inputs.texts
+        batch = _truncated(self.encoder.tokenizer, texts, self.max_length, inputs.truncate,
+                           inputs.direction)
+        return dataclasses.replace(inputs, texts=texts), _lengths(batch)
+
+    def run(self, requests: List[EmbedInputs]) -> List[List[Tuple[np.ndarray, np.ndarray]]]:
+        texts = [t for r in requests for t in r.texts]
+        csr = self.encoder.encode(texts, batch_size=len(texts))
+        rows = [(csr.indices[a:b], csr.data[a:b]) for a, b in zip(csr.indptr[:-1], csr.indptr[1:])]
+        ends = np.cumsum([len(r.texts) for r in requests])
+        return [rows[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
+
+    def info(self) -> Dict[str, Any]:
+        return {"max_seq_length": self.max_length}
+
+
+def finite_vectors(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` as C-contiguous float32 (what orjson serializes), or a RuntimeError (a 500
+    answer) when the model produced NaN or infinity, which JSON cannot carry."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        raise RuntimeError("the model produced non-finite values")
+    return vectors
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def detect_task(model_dir: str) -> str:
+    """The task a model directory is for: ``sparse`` for a sentence-transformers SPLADE model,
+    ``rerank`` for a sequence classifier with one label (a cross-encoder), ``classify`` for one
+    with several, else ``embed``."""
+    modules = _read_json(os.path.join(model_dir, "modules.json"))
+    if isinstance(modules, list):
+        kinds = {str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)}
+        return "sparse" if kinds & {"SpladePooling", "MLMTransformer"} else "embed"
+    config = _read_json(os.path.join(model_dir, "config.json")) or {}
+    if any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or ()):
+        labels = config.get("id2label")
+        n = len(labels) if isinstance(labels, dict) else config.get("num_labels", 2)
+        return "rerank" if n == 1 else "classify"
+    return "embed"
+
+
+def load_task(model_dir: str, task: Optional[str] = None, num_threads: Optional[int] = None,
+              precision: str = "fp32") -> Any:
+    """The task object of a model directory (``task`` None: ``detect_task``'s)."""
+    task = detect_task(model_dir) if task is None else task
+    kwargs = {"num_threads": num_threads, "precision": precision}
+    if task == "embed":
+        from ..encoder import SentenceEncoder
+
+        return EmbedTask(SentenceEncoder(model_dir, **kwargs))
+    if task == "classify":
+        from ..heads import BertForSequenceClassification
+
+        return ClassifyTask(BertForSequenceClassification.from_pretrained(model_dir, **kwargs))
+    if task == "rerank":
+        from .. import CrossEncoder  # type: ignore[attr-defined]
+
+        return RerankTask(CrossEncoder(model_dir, **kwargs))
+    if task == "sparse":
+        from .. import SparseEncoder  # type: ignore[attr-defined]
+
+        return SparseTask(SparseEncoder(model_dir, **kwargs))
+    raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+
+
+def served_name(model_dir: str) -> str:
+    """The name a model directory is served under by default: ``all-MiniLM-L6-v2`` for the
+    default model, else the directory's name."""
+    from ..encoder import default_model_path
+
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.realpath(model_dir) == os.path.realpath(default_model_path()):
+            return DEFAULT_MODEL_NAME
+    return os.path.basename(os.path.normpath(model_dir))
+
+
+def parse_model_spec(spec: str, task: Optional[str] = None) -> Tuple[Optional[str], str]:
+    """``"[TASK:]DIR"`` as (task, directory); without a TASK prefix, ``task`` (None: detect)."""
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in TASKS:
+        return prefix, rest
+    return task, spec
