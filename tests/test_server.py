@@ -273,6 +273,25 @@ HOSTILE = {
                        "'model' must be a string"),
     "wrong_task": ("/classify", {"inputs": "x"}, 404, "needs a model of task classify"),
     "unknown_path": ("/v2/everything", {"input": "x"}, 404, "Not Found"),
+    "unknown_model": ("/v1/embeddings", {"input": "x", "model": "text-embedding-3-small"}, 404,
+                      "The model `text-embedding-3-small` does not exist"),
+    "dimensions_zero": ("/v1/embeddings", {"input": "x", "dimensions": 0}, 400,
+                        "'dimensions' must be an integer from 1 to 384, got 0"),
+    "dimensions_bool": ("/embed", {"inputs": "x", "dimensions": True}, 400,
+                        "'dimensions' must be an integer, got boolean"),
+    "normalize_string": ("/embed", {"inputs": "x", "normalize": "yes"}, 400,
+                         "'normalize' must be a boolean, got string"),
+    "bad_direction": ("/embed", {"inputs": "x", "truncation_direction": "up"}, 400,
+                      "'truncation_direction' must be one of 'right', 'left'"),
+    "similarity_not_object": ("/similarity", {"inputs": "x"}, 400,
+                              "'inputs' must be an object"),
+    "similarity_no_sentences": ("/similarity", {"inputs": {"source_sentence": "x"}}, 400,
+                                "missing field 'sentences'"),
+    "tokenize_token_ids": ("/tokenize", {"inputs": [5, 6]}, 400, "holds token ids"),
+    "predict_on_embedder": ("/predict", {"inputs": "x"}, 404, "needs a model of task classify"),
+    "rerank_on_embedder": ("/v1/rerank", {"query": "q", "documents": ["d"]}, 404,
+                           "needs a model of task rerank"),
+    "sparse_on_embedder": ("/embed_sparse", {"inputs": "x"}, 404, "needs a model of task sparse"),
 }
 
 
@@ -285,6 +304,16 @@ def test_hostile_requests_get_json_errors(embed_server, case):
     error = r.json()["error"]
     assert message in error["message"], error
     assert_openai_error(r, status)
+
+
+def test_model_objects(embed_server):
+    models = embed_server.get("/v1/models").json()
+    assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["all-MiniLM-L6-v2"]
+    model = embed_server.get("/v1/models/all-MiniLM-L6-v2").json()
+    assert model == {**models["data"][0], "object": "model", "owned_by": "pybert"}
+    for name in ("gpt-4", "BAAI/bge-small-en-v1.5"):
+        error = assert_openai_error(embed_server.get(f"/v1/models/{name}"), 404, "model_not_found")
+        assert f"`{name}` does not exist" in error["message"]
 
 
 def test_wrong_method_and_chunked_huge_body(embed_server, encoder):
