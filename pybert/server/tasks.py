@@ -44,15 +44,17 @@ def _truncated(tokenizer: Any, texts: List[str], max_length: int, truncate: bool
 @dataclasses.dataclass
 class EmbedInputs:
     texts: List[str]
-    prompt: str = ""            # prepended to every text (sentence-transformers' prompts)
-    truncate: bool = True       # False: inputs over max_seq_length are refused
-    direction: str = "right"    # which end truncation cuts
+    prompt: str = ""                   # prepended to every text (sentence-transformers' prompts)
+    truncate: bool = True              # False: inputs over max_seq_length are refused
+    direction: str = "right"           # which end truncation cuts
+    normalize: Optional[bool] = None   # None: as the model's config says
+    dimensions: Optional[int] = None   # keep the first values only (then normalized)
 
 
 class EmbedTask:
     """Sentence embeddings with a SentenceEncoder. A batch joins its requests' token rows and
-    runs the model once; the vectors come back unnormalized, so that each request can ask for
-    its own normalization and size (``finish``)."""
+    runs the model once, unnormalized; then each request's vectors get its own size and
+    normalization (``finish``), still in the batcher's thread."""
 
     name = "embed"
 
@@ -66,21 +68,23 @@ class EmbedTask:
         """sentence-transformers' named prompts of the model ({} when it has none)."""
         return dict(getattr(self.encoder, "prompts", None) or {})
 
-    def prepare(self, inputs: Any) -> Tuple[Tokens, List[int]]:
-        """Token ids of one request, and the token count of each input."""
+    def prepare(self, inputs: Any) -> Tuple[Tuple[Tokens, EmbedInputs], List[int]]:
+        """Token ids of one request (with the request), and the token count of each input."""
         if not isinstance(inputs, EmbedInputs):
             inputs = EmbedInputs(list(inputs))
         texts = [inputs.prompt + t for t in inputs.texts] if inputs.prompt else inputs.texts
         batch = _truncated(self.encoder.tokenizer, texts, self.max_length, inputs.truncate,
                            inputs.direction)
-        return batch, _lengths(batch)
+        return (batch, inputs), _lengths(batch)
 
-    def run(self, batches: List[Tokens]) -> List[np.ndarray]:
-        """(n_i, dim) unnormalized vectors per request, from one model call on all of them."""
+    def run(self, requests: List[Tuple[Tokens, EmbedInputs]]) -> List[np.ndarray]:
+        """(n_i, dimensions_i) float32 vectors per request, from one model call on all."""
+        batches = [batch for batch, _ in requests]
         vectors = self.encoder.encode_tokens(self.encoder.tokenizer.concat(batches),
                                              normalize=False)
         ends = np.cumsum([b["input_ids"].shape[0] for b in batches])
-        return np.split(vectors, ends[:-1])
+        return [self.finish(v, inputs.normalize, inputs.dimensions)
+                for v, (_, inputs) in zip(np.split(vectors, ends[:-1]), requests)]
 
     def finish(self, vectors: np.ndarray, normalize: Optional[bool] = None,
                dimensions: Optional[int] = None) -> np.ndarray:
@@ -109,7 +113,6 @@ class ClassifyInputs:
     text_pairs: Optional[List[str]]
     top_k: int
     truncate: bool = True
-    direction: str = "right"
 
 
 class ClassifyTask:
@@ -135,7 +138,7 @@ class ClassifyTask:
 
     def prepare(self, inputs: ClassifyInputs) -> Tuple[ClassifyInputs, List[int]]:
         batch = _truncated(self.model.tokenizer, inputs.texts, self.max_length, inputs.truncate,
-                           inputs.direction, inputs.text_pairs)
+                           "right", inputs.text_pairs)
         return inputs, _lengths(batch)
 
     def run(self, requests: List[ClassifyInputs]) -> List[List[List[Dict[str, Any]]]]:

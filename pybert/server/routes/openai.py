@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..state import Endpoint, Served, Service, VectorsResponse
+from ..tasks import EmbedInputs
 from ..validation import check_fields, choice, optional, read_json, request_texts
 from . import schemas as s
 
@@ -29,8 +30,8 @@ async def embeddings(request: Request, service: Service) -> Response:
     encoding = choice(payload, "encoding_format", ("float", "base64"), "float")
     dims = optional(payload, "dimensions", int, minimum=1, maximum=task.dimension)
     optional(payload, "user", str)
-    vectors, tokens = await service.run(served, texts, sum(map(len, texts)))
-    vectors = task.finish(vectors, dimensions=dims)
+    vectors, tokens = await service.run(served, EmbedInputs(texts, dimensions=dims),
+                                        sum(map(len, texts)))
     data = [{"object": "embedding", "index": i,
              "embedding": (base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
                            if encoding == "base64" else v)}

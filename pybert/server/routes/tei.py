@@ -39,6 +39,14 @@ def embed_inputs(served: Served, texts: List[str], params: Dict[str, Any]) -> Em
                        choice(params, "truncation_direction", ("right", "left"), "right"))
 
 
+def right_truncation_only(payload: Dict[str, Any], what: str) -> None:
+    """Refuse ``truncation_direction: left`` where the model call tokenizes by itself, cutting
+    on the right."""
+    if choice(payload, "truncation_direction", ("right", "left"), "right") != "right":
+        raise RequestError(400, f"'truncation_direction': only \"right\" is supported for "
+                                f"{what}", param="truncation_direction")
+
+
 async def embed(request: Request, service: Service, payload: Optional[Dict] = None) -> Response:
     if payload is None:
         payload = await read_json(request, service.config.max_body_bytes)
@@ -47,10 +55,11 @@ async def embed(request: Request, service: Service, payload: Optional[Dict] = No
     served = service.model(payload, ("embed",), "/embed")
     texts, _ = request_texts(payload["inputs"], "inputs", service.config.max_inputs)
     inputs = embed_inputs(served, texts, payload)
-    normalize = optional(payload, "normalize", bool, True)
-    dims = optional(payload, "dimensions", int, minimum=1, maximum=served.task.dimension)
+    inputs.normalize = optional(payload, "normalize", bool, True)
+    inputs.dimensions = optional(payload, "dimensions", int, minimum=1,
+                                 maximum=served.task.dimension)
     vectors, _ = await service.run(served, inputs, sum(map(len, texts)))
-    return VectorsResponse(served.task.finish(vectors, normalize=normalize, dimensions=dims))
+    return VectorsResponse(vectors)
 
 
 async def similarity(request: Request, service: Service, payload: Optional[Dict] = None
@@ -73,9 +82,9 @@ async def similarity(request: Request, service: Service, payload: Optional[Dict]
     source, _ = request_texts(inputs["source_sentence"], "source_sentence", 1)
     others, _ = request_texts(inputs["sentences"], "sentences", service.config.max_inputs - 1)
     texts = source + others
-    vectors, _ = await service.run(served, embed_inputs(served, texts, params),
-                                   sum(map(len, texts)))
-    unit = served.task.finish(vectors, normalize=True)  # (1 + n, dim)
+    inputs = embed_inputs(served, texts, params)
+    inputs.normalize = True
+    unit, _ = await service.run(served, inputs, sum(map(len, texts)))  # (1 + n, dim)
     return JSONResponse((unit[1:] @ unit[0]).tolist())
 
 
@@ -105,8 +114,9 @@ def predict_inputs(value: Any, max_inputs: int) -> Tuple[List[Tuple[str, Optiona
     return out, single
 
 
-async def classify_items(service: Service, served: Served, items: List[Tuple[str, Optional[str]]],
-                         top_k: int, truncate: bool, direction: str) -> List[List[Dict]]:
+async def classify_items(service: Service, served: Served,
+                         items: List[Tuple[str, Optional[str]]], top_k: int, truncate: bool
+                         ) -> List[List[Dict]]:
     """Labels of (text, text_pair or None) items: the texts and the pairs run as two requests,
     at the same time, and come back in the items' order."""
     groups = {False: [i for i, (_, p) in enumerate(items) if p is None],
@@ -116,7 +126,7 @@ async def classify_items(service: Service, served: Served, items: List[Tuple[str
         if chosen:
             inputs = ClassifyInputs([items[i][0] for i in chosen],
                                     [items[i][1] for i in chosen] if with_pairs else None,
-                                    top_k, truncate, direction)
+                                    top_k, truncate)
             chars = sum(len(items[i][0]) + len(items[i][1] or "") for i in chosen)
             jobs[with_pairs] = service.run(served, inputs, chars)
     done = dict(zip(jobs, await asyncio.gather(*jobs.values())))
@@ -137,10 +147,9 @@ async def predict(request: Request, service: Service, payload: Optional[Dict] = 
     if optional(payload, "raw_scores", bool, False):
         raise RequestError(400, "'raw_scores': true is not supported; the scores are the "
                                 "model's probabilities", param="raw_scores")
-    labels = await classify_items(
-        service, served, items, served.task.model.num_labels,
-        optional(payload, "truncate", bool, True),
-        choice(payload, "truncation_direction", ("right", "left"), "right"))
+    right_truncation_only(payload, "classification")
+    labels = await classify_items(service, served, items, served.task.model.num_labels,
+                                  optional(payload, "truncate", bool, True))
     return JSONResponse(labels[0] if single else labels)
 
 
@@ -163,8 +172,7 @@ async def text_classification(service: Service, payload: Dict[str, Any]) -> Resp
         raise RequestError(400, f"'function_to_apply' must be {applied!r}, what this model's "
                                 f"scores are, got {function!r}", param="function_to_apply")
     texts, _ = request_texts(payload["inputs"], "inputs", service.config.max_inputs)
-    labels = await classify_items(service, served, [(t, None) for t in texts], top_k, True,
-                                  "right")
+    labels = await classify_items(service, served, [(t, None) for t in texts], top_k, True)
     return JSONResponse(labels)
 
 
@@ -180,9 +188,7 @@ async def rerank(request: Request, service: Service, payload: Optional[Dict] = N
     if optional(payload, "raw_scores", bool, False):
         raise RequestError(400, "'raw_scores': true is not supported; the scores are the "
                                 "cross-encoder's (CrossEncoder.predict)", param="raw_scores")
-    if choice(payload, "truncation_direction", ("right", "left"), "right") != "right":
-        raise RequestError(400, "'truncation_direction': only \"right\" is supported for "
-                                "reranking", param="truncation_direction")
+    right_truncation_only(payload, "reranking")
     return_text = optional(payload, "return_text", bool, False)
     inputs = RerankInputs(query[0], texts, optional(payload, "truncate", bool, True))
     scores, _ = await service.run(served, inputs, len(query[0]) + sum(map(len, texts)))
@@ -197,6 +203,7 @@ async def embed_sparse(request: Request, service: Service, payload: Optional[Dic
         payload = await read_json(request, service.config.max_body_bytes)
     check_fields(payload, "inputs", ("prompt_name", "model", *TRUNCATION))
     served = service.model(payload, ("sparse",), "/embed_sparse")
+    right_truncation_only(payload, "sparse vectors")
     texts, _ = request_texts(payload["inputs"], "inputs", service.config.max_inputs)
     rows, _ = await service.run(served, embed_inputs(served, texts, payload),
                                 sum(map(len, texts)))
