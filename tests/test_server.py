@@ -465,6 +465,12 @@ def test_serve_refuses_bad_options(capsys):
     assert "--task classify needs --model" in capsys.readouterr().err
     assert cli.main(["serve", "--max-wait-ms", "-1"]) == 2
     assert "max_wait_ms must be >= 0" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", "a=x", "--model", "y"]) == 2
+    assert "give each as --model NAME=[TASK:]DIR" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", "a=x", "--model", "a=embed:y"]) == 2
+    assert "two --model options have the same NAME" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", "a=x", "--served-model-name", "b"]) == 2
+    assert "no --served-model-name" in capsys.readouterr().err
 
 
 def test_serve_loads_the_asked_precision(minilm_path):
