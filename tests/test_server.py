@@ -240,6 +240,34 @@ def test_concurrent_clients_get_their_own_results(embed_server, encoder):
     assert inputs == sum(len(requests[c]) for c in good)
 
 
+def test_batches_mixing_sizes_and_normalization(embed_server, encoder):
+    """Requests asking for the model's vectors, unnormalized ones and Matryoshka-cut ones,
+    merged into the same model calls: each gets its own."""
+    raw = encoder.encode(SENTENCES, normalize=False)
+    cut = raw[:, :64] / np.linalg.norm(raw[:, :64], axis=1, keepdims=True)
+    asks = [("/embed", {}, encoder.encode(SENTENCES)),
+            ("/embed", {"normalize": False}, raw),
+            ("/embed", {"dimensions": 64}, cut),
+            ("/v1/embeddings", {"dimensions": 64}, cut),
+            ("/v1/embeddings", {}, encoder.encode(SENTENCES))]
+    before = embed_server.get("/metrics").text
+
+    async def main():
+        async with httpx.AsyncClient(base_url=embed_server.url, timeout=30) as http:
+            return await asyncio.gather(*(
+                http.post(path, json={("input" if path.startswith("/v1") else "inputs"):
+                                      SENTENCES, **options})
+                for _ in range(4) for path, options, _ in asks))
+
+    for r, (path, options, ref) in zip(asyncio.run(main()), asks * 4):
+        got = vectors(r) if path.startswith("/v1") else np.array(r.json(), dtype=np.float32)
+        assert_close(got, ref, f"{path} {options}")
+    after = embed_server.get("/metrics").text
+    calls = (metric(after, "pybert_batch_requests_count")
+             - metric(before, "pybert_batch_requests_count"))
+    assert calls < 4 * len(asks), "no two requests were merged into one model call"
+
+
 # ---- hostile clients ---------------------------------------------------------------------------
 
 HOSTILE = {

@@ -80,11 +80,19 @@ class EmbedTask:
     def run(self, requests: List[Tuple[Tokens, EmbedInputs]]) -> List[np.ndarray]:
         """(n_i, dimensions_i) float32 vectors per request, from one model call on all."""
         batches = [batch for batch, _ in requests]
+        # The usual case, every request as the model's config says: normalized in the model
+        # call itself, none left to do per request.
+        as_configured = all(inputs.normalize in (None, self.encoder.normalize)
+                            and inputs.dimensions in (None, self.dimension)
+                            for _, inputs in requests)
         vectors = self.encoder.encode_tokens(self.encoder.tokenizer.concat(batches),
-                                             normalize=False)
+                                             normalize=None if as_configured else False)
         ends = np.cumsum([b["input_ids"].shape[0] for b in batches])
+        parts = np.split(vectors, ends[:-1])
+        if as_configured:
+            return [finite_vectors(v) for v in parts]
         return [self.finish(v, inputs.normalize, inputs.dimensions)
-                for v, (_, inputs) in zip(np.split(vectors, ends[:-1]), requests)]
+                for v, (_, inputs) in zip(parts, requests)]
 
     def finish(self, vectors: np.ndarray, normalize: Optional[bool] = None,
                dimensions: Optional[int] = None) -> np.ndarray:
