@@ -347,3 +347,36 @@ def test_api_key_cors_and_openapi(server):
         assert ("requestBody" in operation) == has_body, path
     docs = authed(server, "GET", "/docs")
     assert docs.status_code == 200 and "openapi.json" in docs.text
+
+
+# ---- sparse: TEI's /embed_sparse -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def splade_dir(minilm_path, tmp_path_factory):
+    """A SPLADE model (a random masked LM + SpladePooling), saved by sentence-transformers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers import SparseEncoder
+        from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
+    root = tmp_path_factory.mktemp("splade")
+    mlm = random_bert_dir(minilm_path, root / "hf", transformers.BertForMaskedLM, seed=6)
+    SparseEncoder(modules=[MLMTransformer(mlm, max_seq_length=48), SpladePooling("max")]) \
+        .save(os.fspath(root / "st"))
+    return os.fspath(root / "st")
+
+
+def test_embed_sparse_equals_sparse_encoder(splade_dir):
+    ref = pybert.SparseEncoder(splade_dir).encode(DOCS)
+    server = Server("--model", f"splade={splade_dir}")
+    try:
+        for path in ("/embed_sparse", "/"):
+            r = server.post(path, {"inputs": DOCS})
+            assert r.status_code == 200, r.text
+            for i, row in enumerate(r.json()):
+                indices, values = ref.row(i)
+                assert [v["index"] for v in row] == indices.tolist()
+                assert_close([v["value"] for v in row], values, f"{path} row {i}")
+        assert_openai_error(server.post("/embed", {"inputs": "x"}), 404)
+        assert server.get("/info").json()["model_type"] == {"embedding": {"pooling": "splade"}}
+    finally:
+        assert server.stop() == 0
