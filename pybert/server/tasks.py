@@ -60,6 +60,7 @@ class EmbedTask:
 
     def __init__(self, encoder: Any):
         self.encoder = encoder
+        self.tokenizer = encoder.tokenizer
         self.dimension = encoder.get_sentence_embedding_dimension()
         self.max_length = encoder.max_seq_length
 
@@ -73,7 +74,7 @@ class EmbedTask:
         if not isinstance(inputs, EmbedInputs):
             inputs = EmbedInputs(list(inputs))
         texts = [inputs.prompt + t for t in inputs.texts] if inputs.prompt else inputs.texts
-        batch = _truncated(self.encoder.tokenizer, texts, self.max_length, inputs.truncate,
+        batch = _truncated(self.tokenizer, texts, self.max_length, inputs.truncate,
                            inputs.direction)
         return (batch, inputs), _lengths(batch)
 
@@ -85,7 +86,7 @@ class EmbedTask:
         as_configured = all(inputs.normalize in (None, self.encoder.normalize)
                             and inputs.dimensions in (None, self.dimension)
                             for _, inputs in requests)
-        vectors = self.encoder.encode_tokens(self.encoder.tokenizer.concat(batches),
+        vectors = self.encoder.encode_tokens(self.tokenizer.concat(batches),
                                              normalize=None if as_configured else False)
         ends = np.cumsum([b["input_ids"].shape[0] for b in batches])
         parts = np.split(vectors, ends[:-1])
@@ -135,6 +136,7 @@ class ClassifyTask:
             raise ValueError("the classifier's directory has no tokenizer (tokenizer.json or "
                              "vocab.txt); pybert serve needs one")
         self.model = model
+        self.tokenizer = model.tokenizer
         # Longer inputs are truncated, to what the tokenizer and the position table allow.
         positions = model.config.max_position_embeddings
         limit = model.tokenizer.model_max_length
@@ -145,7 +147,7 @@ class ClassifyTask:
         return [self.model.label(i) for i in range(self.model.num_labels)]
 
     def prepare(self, inputs: ClassifyInputs) -> Tuple[ClassifyInputs, List[int]]:
-        batch = _truncated(self.model.tokenizer, inputs.texts, self.max_length, inputs.truncate,
+        batch = _truncated(self.tokenizer, inputs.texts, self.max_length, inputs.truncate,
                            "right", inputs.text_pairs)
         return inputs, _lengths(batch)
 
@@ -210,11 +212,16 @@ class SparseTask:
 
     def __init__(self, encoder: Any):
         self.encoder = encoder
+        self.tokenizer = encoder.tokenizer
         self.max_length = encoder.max_seq_length
+
+    @property
+    def prompts(self) -> Dict[str, str]:
+        return dict(getattr(self.encoder, "prompts", None) or {})
 
     def prepare(self, inputs: EmbedInputs) -> Tuple[EmbedInputs, List[int]]:
         texts = [inputs.prompt + t for t in inputs.texts] if inputs.prompt else inputs.texts
-        batch = _truncated(self.encoder.tokenizer, texts, self.max_length, inputs.truncate,
+        batch = _truncated(self.tokenizer, texts, self.max_length, inputs.truncate,
                            inputs.direction)
         return dataclasses.replace(inputs, texts=texts), _lengths(batch)
 

@@ -28,7 +28,7 @@ def embed_inputs(served: Served, texts: List[str], params: Dict[str, Any]) -> Em
     prompt = ""
     name = optional(params, "prompt_name", str)
     if name is not None:
-        prompts = getattr(served.task, "prompts", {})
+        prompts = getattr(served.task, "prompts", {})  # embed and sparse models have them
         if name not in prompts:
             have = ", ".join(map(repr, prompts)) if prompts else "none"
             raise RequestError(400, f"'prompt_name' {name!r} is not one of the model's prompts "
@@ -214,12 +214,6 @@ async def embed_sparse(request: Request, service: Service, payload: Optional[Dic
                             for idx, val in rows])
 
 
-def tokenizer_of(task: Any) -> Any:
-    return getattr(task, "tokenizer", None) or getattr(getattr(task, "encoder", None),
-                                                       "tokenizer", None) \
-        or task.model.tokenizer
-
-
 async def tokenize(request: Request, service: Service) -> Response:
     payload = await read_json(request, service.config.max_body_bytes)
     check_fields(payload, "inputs", ("add_special_tokens", "prompt_name", "model"))
@@ -227,7 +221,7 @@ async def tokenize(request: Request, service: Service) -> Response:
     texts, _ = request_texts(payload["inputs"], "inputs", service.config.max_inputs)
     texts = [embed_inputs(served, [], payload).prompt + t for t in texts]
     special = optional(payload, "add_special_tokens", bool, True)
-    tokenizer = tokenizer_of(served.task)
+    tokenizer = served.task.tokenizer
     batch = tokenizer.encode_with_offsets(texts, max_length=served.task.max_length)
     out = []
     for text, ids, mask, words, offsets in zip(texts, batch["input_ids"], batch["attention_mask"],
