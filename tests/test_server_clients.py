@@ -241,8 +241,12 @@ def test_tei_tokenize_info_and_predict(server, classifier_dir):
 @pytest.fixture(scope="module")
 def classify_server(classifier_dir):
     """The classifier alone (TEI's POST / is the first model's task), with a small token
-    budget per request."""
-    s = Server("--model", classifier_dir, "--max-request-tokens", "40")
+    budget per request and the API key from the environment."""
+    os.environ["PYBERT_API_KEY"] = KEY
+    try:
+        s = Server("--model", classifier_dir, "--max-request-tokens", "40")
+    finally:
+        del os.environ["PYBERT_API_KEY"]
     yield s
     assert s.stop() == 0
 
@@ -252,13 +256,16 @@ def test_inference_client_text_classification_and_token_budget(classify_server,
     from huggingface_hub import InferenceClient
 
     model = pybert.BertForSequenceClassification.from_pretrained(classifier_dir)
-    got = InferenceClient(base_url=classify_server.url).text_classification(DOCS[2], top_k=2)
+    client = InferenceClient(base_url=classify_server.url, api_key=KEY)
+    got = client.text_classification(DOCS[2], top_k=2)
     ref = model.predict([DOCS[2]], top_k=2)[0]
     assert [g.label for g in got] == [p["label"] for p in ref]
     assert_close([g.score for g in got], [p["score"] for p in ref], "scores")
     name = os.path.basename(classifier_dir)
-    assert httpx.get(classify_server.url + "/v1/models").json()["data"][0]["id"] == name
-    r = classify_server.post("/predict", {"inputs": [[d] for d in DOCS * 3]})
+    assert authed(classify_server, "GET", "/v1/models").json()["data"][0]["id"] == name
+    assert_openai_error(classify_server.post("/predict", {"inputs": "x"}), 401,
+                        "invalid_api_key")  # the key came from $PYBERT_API_KEY
+    r = authed(classify_server, "POST", "/predict", json={"inputs": [[d] for d in DOCS * 3]})
     assert "one request may hold at most 40 (--max-request-tokens)" in \
         assert_openai_error(r, 413)["message"]
 
