@@ -97,6 +97,13 @@ def _is_token_ids(item: Any) -> bool:
     return is_int(item) or (isinstance(item, list) and bool(item) and all(map(is_int, item)))
 
 
+def check_count(n: int, field: str, max_inputs: int) -> None:
+    """413 for more than ``max_inputs`` inputs in one request."""
+    if n > max_inputs:
+        raise RequestError(413, f"{field!r} has {n} inputs; one request may send at most "
+                                f"{max_inputs} (--max-inputs): split it", param=field)
+
+
 def request_texts(value: Any, field: str, max_inputs: int, *, pairs: bool = False
                   ) -> Tuple[List[str], Optional[List[str]]]:
     """A string or a non-empty list of non-empty strings; with ``pairs``, the list may instead
@@ -114,9 +121,7 @@ def request_texts(value: Any, field: str, max_inputs: int, *, pairs: bool = Fals
     if _is_token_ids(items) or _is_token_ids(items[0]):
         raise RequestError(400, f"{field!r} holds token ids (arrays of integers); "
                                 + TOKEN_IDS_HINT, param=field, code="token_ids_not_supported")
-    if len(items) > max_inputs:
-        raise RequestError(413, f"{field!r} has {len(items)} inputs; one request may send at "
-                                f"most {max_inputs} (--max-inputs): split it", param=field)
+    check_count(len(items), field, max_inputs)
     with_pairs = pairs and isinstance(items[0], list)
     for i, item in enumerate(items):
         if with_pairs:

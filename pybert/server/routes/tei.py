@@ -15,8 +15,8 @@ from starlette.responses import JSONResponse, Response
 from ... import __version__
 from ..state import Endpoint, Served, Service, VectorsResponse
 from ..tasks import ClassifyInputs, EmbedInputs, RerankInputs
-from ..validation import (RequestError, check_fields, choice, json_type, optional, read_json,
-                          request_texts)
+from ..validation import (RequestError, check_count, check_fields, choice, json_type, optional,
+                          read_json, request_texts)
 from . import schemas as s
 from .rerank import ranked
 
@@ -101,9 +101,7 @@ def predict_inputs(value: Any, max_inputs: int) -> Tuple[List[Tuple[str, Optiona
         raise RequestError(400, "'inputs' must be a string, a [text, text_pair] pair or an array "
                                 f"of [text] and [text, text_pair] arrays, got {json_type(value)}",
                            param="inputs")
-    if len(items) > max_inputs:
-        raise RequestError(413, f"'inputs' has {len(items)} inputs; one request may send at "
-                                f"most {max_inputs} (--max-inputs): split it", param="inputs")
+    check_count(len(items), "inputs", max_inputs)
     out = []
     for i, item in enumerate(items):
         parts = [item] if isinstance(item, str) else item
