@@ -1,5 +1,5 @@
 """Throughput of one shared BertModel called from 1, 2 and 4 Python threads at once, and the CPU
-time its OpenMP threads burn while the process is idle.
+time its worker threads burn while the process is idle.
 
     python benchmarks/concurrency.py                      # all-MiniLM-L6-v2, batch 8 x seq 64
     python benchmarks/concurrency.py --batch 1 --seq 16   # small requests
@@ -86,7 +86,8 @@ def main() -> None:
     mask = np.ones_like(ids)
     model(ids, attention_mask=mask)  # warm-up: workspaces, thread pools
 
-    policy = {k: os.environ.get(k, "-") for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    policy = {k: os.environ.get(k, "-")
+              for k in ("PYBERT_WAIT_POLICY", "OMP_WAIT_POLICY", "PYBERT_SPIN_US")}
     print(f"usable_cpus={pybert.cpu_info()['usable_cpus']} num_threads={args.num_threads or 'all'} "
           f"batch={args.batch} seq={args.seq} "
           + " ".join(f"{k}={v}" for k, v in policy.items()))

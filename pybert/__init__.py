@@ -1,14 +1,5 @@
-"""pybert: BERT inference on CPU, with a C++ core (Eigen + OpenMP + SIMD)."""
+"""pybert: BERT inference on CPU, with a C++ core (Eigen + SIMD kernels + its own threads)."""
 
-import os as _os
-
-# OpenMP worker threads must not spin on a core once a call is done: in a server that core belongs
-# to the other request threads. libgomp reads its wait policy once, when it loads (with _core just
-# below), so it is set here unless the user chose one. See README, "Threads".
-if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["GOMP_SPINCOUNT"] = "10000"
-
-# ruff: noqa: E402  (the imports below must follow the environment set above)
 from . import _core
 from .config import BertConfig
 from .encoder import SentenceEncoder

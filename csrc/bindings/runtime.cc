@@ -27,6 +27,11 @@ void register_runtime(py::module_& m) {
   m.def("get_num_threads", &default_num_threads);
   m.def("compute_slots_in_use", &compute_slots_in_use,
         "Compute threads held by running calls; never more than usable_cpus().");
+  m.def("peak_compute_slots", &peak_compute_slots, py::kw_only(), py::arg("reset") = false,
+        "The most compute slots held at once since the last reset (reset=True starts anew "
+        "from those held now); tests check each call's thread count with it.");
+  m.def("pool_workers", &pool_workers,
+        "Worker threads pybert's pool has started (each parked when no call leases it).");
   m.def("usable_cpus", &usable_cpus,
         "CPUs this process may use: its affinity mask, capped by the cgroup CPU quota.");
   m.def("measure_fma_peak", &kernels::measure_fma_peak, py::kw_only(), py::arg("threads"),

@@ -4,21 +4,14 @@
 #include <unsupported/Eigen/SpecialFunctions>
 #include <stdexcept>
 
+#include "kernels/fixed_order.h"
+
 namespace pybert::kernels {
+namespace {
 
-Activation activation_from_name(const std::string& name) {
-  if (name == "gelu" || name == "gelu_python") return Activation::kGeluErf;
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast")
-    return Activation::kGeluTanh;
-  if (name == "relu") return Activation::kRelu;
-  if (name == "tanh") return Activation::kTanh;
-  throw std::invalid_argument("unsupported hidden_act '" + name +
-                              "'; expected one of: gelu, gelu_python, gelu_new, "
-                              "gelu_pytorch_tanh, gelu_fast, relu, tanh");
-}
-
-void activate(float* x, int64_t n, Activation act) {
-  Eigen::Map<Eigen::ArrayXf> a(x, n);
+// a <- act(a) on one aligned block.
+template <typename Block>
+void activate_block(Block& a, Activation act) {
   switch (act) {
     case Activation::kNone:
       break;
@@ -37,6 +30,25 @@ void activate(float* x, int64_t n, Activation act) {
       a = a.tanh();
       break;
   }
+}
+
+}  // namespace
+
+Activation activation_from_name(const std::string& name) {
+  if (name == "gelu" || name == "gelu_python") return Activation::kGeluErf;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast")
+    return Activation::kGeluTanh;
+  if (name == "relu") return Activation::kRelu;
+  if (name == "tanh") return Activation::kTanh;
+  throw std::invalid_argument("unsupported hidden_act '" + name +
+                              "'; expected one of: gelu, gelu_python, gelu_new, "
+                              "gelu_pytorch_tanh, gelu_fast, relu, tanh");
+}
+
+void activate(float* x, int64_t n, Activation act) {
+  if (act == Activation::kNone) return;
+  // Through fixed-size aligned blocks: the result must not depend on where x lies.
+  map_fixed_order(x, n, [act](auto& a) { activate_block(a, act); });
 }
 
 void bias_activate(float* y, int64_t rows, int64_t cols, int64_t ldy, const float* bias,

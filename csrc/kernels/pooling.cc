@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/fixed_order.h"
+
 namespace pybert::kernels {
 
 PoolMode pool_mode_from_name(const std::string& name) {
@@ -47,7 +49,7 @@ void pool(const float* x, const int64_t* mask, int64_t seq, int64_t hidden, Pool
 
 void l2_normalize(float* x, int64_t n, float eps) {
   Eigen::Map<Eigen::ArrayXf> a(x, n);
-  const float norm = std::sqrt(a.square().sum());
+  const float norm = std::sqrt(sum_squares_fixed_order(x, n));  // x may lie anywhere
   a /= std::max(norm, eps);
 }
 

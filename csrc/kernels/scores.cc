@@ -6,11 +6,13 @@
 #include <numeric>
 #include <vector>
 
+#include "kernels/fixed_order.h"
+
 namespace pybert::kernels {
 
 void sigmoid(float* x, int64_t n) {
-  Eigen::Map<Eigen::ArrayXf> a(x, n);
-  a = 1.0f / (1.0f + (-a).exp());  // exp overflows to inf for x << 0, giving exactly 0
+  // exp overflows to inf for x << 0, giving exactly 0; x may lie anywhere (fixed_order.h).
+  map_fixed_order(x, n, [](auto& a) { a = 1.0f / (1.0f + (-a).exp()); });
 }
 
 int64_t argmax(const float* x, int64_t n) {

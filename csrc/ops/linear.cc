@@ -213,7 +213,7 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
     thread_local Buffer a_blocks;  // the kernel's packed rows of x, reused across calls
     // The thread's last block requests the first panel it will read in `then`.
     kernels::BlockContext ctx;
-    if (chain && last) ctx.then = then->first_panel_of_thread(n, omp_get_thread_num(), budget);
+    if (chain && last) ctx.then = then->first_panel_of_thread(n, static_cast<int>(parallel_chunk_index()), budget);
     ctx.rows = rows;
     ctx.panels_shared = rows_split;
     float* ws = rows.data ? nullptr : a_blocks.reserve(ws_floats);
