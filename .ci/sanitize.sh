@@ -26,5 +26,6 @@ ldd "$core" | grep -q libasan || { echo "$core is not built with ASan" >&2; exit
 python -m pytest -q -p no:cacheprovider \
   "$repo/tests/test_ops.py" "$repo/tests/test_model.py" "$repo/tests/test_inputs.py" \
   "$repo/tests/test_serving.py" "$repo/tests/test_threads.py" "$repo/tests/test_hostile_files.py" \
+  "$repo/tests/test_pooling.py" \
   -k "not test_memory_after_load and not test_minilm_checkpoint and not test_gil_is_released \
       and not test_close_during_a_call"

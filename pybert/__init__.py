@@ -2,6 +2,7 @@
 
 from . import _core
 from .config import BertConfig
+from .cross_encoder import CrossEncoder
 from .encoder import SentenceEncoder
 from .heads import (AlbertForSequenceClassification, AlbertForTokenClassification, AutoModel,
                     BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification,
@@ -15,13 +16,14 @@ from .modeling import (AlbertModel, BertModel, BertOutput, DistilBertModel, Elec
                        MegatronBertModel, RobertaModel, XLMRobertaModel)
 from ._inputs import PrecisionWarning
 from .pooling import pool
+from .quantize import quantize_embeddings
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "AlbertModel",
            "AutoModel", "BertConfig", "BertForMaskedLM", "BertForSequenceClassification",
-           "BertForTokenClassification", "BertModel", "BertOutput",
+           "BertForTokenClassification", "BertModel", "BertOutput", "CrossEncoder",
            "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
            "DistilBertModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",
            "ElectraModel", "HeadOutput", "LinearHead", "MegatronBertForSequenceClassification",
@@ -29,7 +31,7 @@ __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "A
            "RobertaForSequenceClassification", "RobertaForTokenClassification", "RobertaModel",
            "SentenceEncoder", "Tokenizer", "XLMRobertaForSequenceClassification",
            "XLMRobertaForTokenClassification", "XLMRobertaModel", "cpu_info", "get_num_threads",
-           "pool", "set_num_threads"]
+           "pool", "quantize_embeddings", "set_num_threads"]
 
 
 def set_num_threads(n: int) -> None:

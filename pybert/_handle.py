@@ -35,3 +35,23 @@ class CoreHandle:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+class ModelWrapper:
+    """Mixin for the text-level classes (SentenceEncoder, CrossEncoder) around ``self.model``:
+    its thread count and lifetime are theirs."""
+
+    model: Any
+
+    @property
+    def num_threads(self) -> Optional[int]:
+        """Threads each call uses; None: ``pybert.set_num_threads``, else every usable CPU."""
+        return self.model.num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: Optional[int]) -> None:
+        self.model.num_threads = value
+
+    def close(self) -> None:
+        """Release the weights (see ``CoreHandle.close``)."""
+        self.model.close()

@@ -1,4 +1,5 @@
-"""The ``pybert`` command line: ``embed`` sentences, ``rank`` a file against a query."""
+"""The ``pybert`` command line: ``embed`` sentences, ``rank`` a file against a query (cosine),
+``rerank`` it with a cross-encoder."""
 
 from __future__ import annotations
 
@@ -77,9 +78,26 @@ def _rank(args: argparse.Namespace) -> int:
     corpus = encoder.encode(lines, normalize=True)      # (n, dim)
     scores = corpus @ query                             # (n,) cosine similarities
     order = np.argsort(-scores, kind="stable")[:args.top]
-    print(f"query: {args.query}")
-    for rank, i in enumerate(order, 1):
-        print(f"{rank:3d}. {scores[i]:.4f}  {lines[i]}")
+    _print_ranked(args.query, lines, [(i, scores[i]) for i in order])
+    return 0
+
+
+def _print_ranked(query: str, lines: List[str], ranked: List[tuple]) -> None:
+    """The query, then ``rank. score  line`` for (index, score) pairs, best first."""
+    print(f"query: {query}")
+    for rank, (i, score) in enumerate(ranked, 1):
+        print(f"{rank:3d}. {score:.4f}  {lines[i]}")
+
+
+def _rerank(args: argparse.Namespace) -> int:
+    from .cross_encoder import CrossEncoder
+
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1, got {args.top}")
+    lines = _read_lines(args.file, keep_blank=False)
+    model = CrossEncoder(args.model, num_threads=args.threads, precision=args.precision)
+    ranked = model.rank(args.query, lines, top_k=args.top, batch_size=args.batch_size)
+    _print_ranked(args.query, lines, [(r["corpus_id"], r["score"]) for r in ranked])
     return 0
 
 
@@ -176,7 +194,7 @@ def _runtime(p: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model directory (default: all-MiniLM-L6-v2)")
+    p.add_argument("--model", help="model directory or Hub model id (default: all-MiniLM-L6-v2)")
     _runtime(p)
 
 
@@ -230,6 +248,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     rank.add_argument("query")
     rank.add_argument("file", help="text file, one candidate per line")
     rank.set_defaults(func=_rank)
+
+    rerank = sub.add_parser("rerank", help="rank a file's lines by a cross-encoder's score "
+                            "against a query")
+    rerank.add_argument("--model", required=True,
+                        help="a cross-encoder directory or Hub model id (sentence-transformers "
+                        "CrossEncoder, any BERT family)")
+    _runtime(rerank)
+    rerank.add_argument("--top", type=int, default=5, help="how many lines to show (default: 5)")
+    rerank.add_argument("--batch-size", type=int, default=32)
+    rerank.add_argument("query")
+    rerank.add_argument("file", help="text file, one candidate per line")
+    rerank.set_defaults(func=_rerank)
 
     demo = sub.add_parser("demo", help="run the default model on a sample batch")
     _common(demo)

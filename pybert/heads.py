@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _core, _inputs
+from . import _core, _hub, _inputs
 from ._handle import CoreHandle
 from .config import BertConfig
 from .recipe import pickles_as_recipe
@@ -144,11 +144,9 @@ class _BertWithHead(CoreHandle):
     def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None,
                         precision: str = "fp32"):
         """Load ``config.json``, ``model.safetensors`` (body and head) and, when the directory
-        has one, the tokenizer. ``precision`` ("fp32", "bf16", "int8") is the arithmetic of the
+        has one, the tokenizer, from a directory or a Hub model id. ``precision`` ("fp32", "bf16", "int8") is the arithmetic of the
         body's Linear layers, as in ``BertModel.from_pretrained``; the head runs in fp32."""
-        path = os.fspath(path)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"model directory {path!r} does not exist")
+        path = _hub.resolve(path)
         config = BertConfig.from_pretrained(path)
         tokenizer = Tokenizer.from_pretrained(path) if has_tokenizer_files(path) else None
         return cls(config, load_weights(path), num_threads=num_threads, tokenizer=tokenizer,
@@ -398,6 +396,7 @@ class AutoModel:
     @staticmethod
     def from_pretrained(path: str | os.PathLike, num_threads: Optional[int] = None,
                         precision: str = "fp32"):
+        path = _hub.resolve(path)
         config = BertConfig.from_pretrained(path)
         names = config.architectures or ["BertModel"]
         cls = _ARCHITECTURES.get(names[0])

@@ -12,7 +12,7 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-from . import _core, _inputs
+from . import _core, _hub, _inputs
 from ._handle import CoreHandle
 from .config import BertConfig
 from .recipe import pickles_as_recipe
@@ -80,7 +80,8 @@ class BertModel(CoreHandle):
     def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None,
                         precision: str = "fp32") -> "BertModel":
         """Load ``config.json`` and ``model.safetensors`` (else ``pytorch_model.bin``) from a
-        Hugging Face model directory.
+        Hugging Face model directory, or from a Hub model id (``"org/name"``: the local Hugging
+        Face cache, else a download; see ``pybert._hub.resolve``).
 
         Weights saved from a base model (``BertModel``, ``RobertaModel``, ...) and from a
         ``*For*`` model (``bert.``, ``roberta.``, ``distilbert.``, ``electra.``, ``albert.``
@@ -92,9 +93,7 @@ class BertModel(CoreHandle):
         quantized per output channel at load, activations per token at run time). LayerNorm,
         softmax, GELU, residuals and attention stay fp32; outputs are float32 either way.
         """
-        path = os.fspath(path)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"model directory {path!r} does not exist")
+        path = _hub.resolve(path)
         config = BertConfig.from_pretrained(path)
         model = cls(config, load_weights(path), num_threads=num_threads, precision=precision)
         if has_tokenizer_files(path):

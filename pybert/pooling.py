@@ -10,7 +10,7 @@ from . import _core, _inputs
 
 __all__ = ["pool", "POOLING_MODES"]
 
-POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len")
+POOLING_MODES = ("cls", "mean", "max", "mean_sqrt_len", "weightedmean", "lasttoken")
 
 
 def pool(hidden_states: Any, attention_mask: Any = None,
@@ -18,8 +18,9 @@ def pool(hidden_states: Any, attention_mask: Any = None,
          num_threads: Optional[int] = None) -> np.ndarray:
     """Pool (batch, seq, hidden) token vectors into (batch, hidden) sentence vectors.
 
-    ``mode`` is ``"cls"`` (first real token), ``"mean"``, ``"max"`` or ``"mean_sqrt_len"``
-    (sum / sqrt(length)), or a list of them, concatenated in that order as
+    ``mode`` is ``"cls"`` (first real token), ``"mean"``, ``"max"``, ``"mean_sqrt_len"``
+    (sum / sqrt(length)), ``"weightedmean"`` (token i of a sequence weighted i + 1) or
+    ``"lasttoken"`` (last real token), or a list of them, concatenated in that order as
     sentence-transformers does. Padded positions (mask 0) never contribute, whatever they hold;
     a row with no real token pools to zeros. ``normalize`` L2-normalizes each output row.
     A 2-D (seq, hidden) input is one sequence and gives a 1-D result. ``num_threads``: threads

@@ -108,8 +108,10 @@ def clear_cache() -> None:
 
 
 def _plain(name: str, value: Any) -> Any:
-    """An argument as the recipe stores it: paths absolute, everything hashable."""
-    if isinstance(value, os.PathLike) or (name == "path" and isinstance(value, str)):
+    """An argument as the recipe stores it: local paths absolute (a Hub model id stays as it is,
+    to be resolved again where it is unpickled), everything hashable."""
+    if isinstance(value, os.PathLike) or (name == "path" and isinstance(value, str)
+                                          and os.path.exists(value)):
         return os.path.abspath(os.fspath(value))
     try:
         hash(value)

@@ -235,6 +235,13 @@ class Tokenizer:
         batch["word_ids"] = word_ids
         return batch
 
+    def prompt_length(self, prompt: str, max_length: Optional[int] = None) -> int:
+        """Tokens a prompt takes at the front of a text: those of the prompt alone, leading
+        special tokens included, less a trailing special token (sentence-transformers' count)."""
+        encoding = self._backend_for(max_length).encode(check_texts(prompt, "prompt")[0])
+        special = encoding.special_tokens_mask
+        return len(encoding.ids) - (1 if special and special[-1] else 0)
+
     def token_to_id(self, token: str) -> Optional[int]:
         """The id of a vocabulary token (special tokens included), or None."""
         return self._backend.token_to_id(token)

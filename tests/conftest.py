@@ -180,9 +180,9 @@ def xlmr_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def distilbert_dir(tmp_path_factory):
-    """A DistilBERT (lowercasing WordPiece) tokenizer (300 tokens, model_max_length 40)."""
+def _wordpiece_dir(tmp_path_factory, tokenizer_class, name):
+    """A lowercasing WordPiece tokenizer (300 tokens, model_max_length 40) trained on the test
+    corpus, saved by transformers' `tokenizer_class`."""
     wp = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
     wp.normalizer = normalizers.BertNormalizer()
     wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -190,10 +190,21 @@ def distilbert_dir(tmp_path_factory):
         vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
         show_progress=False))
     vocab = json.loads(wp.to_str())["model"]["vocab"]
-    tok = transformers.DistilBertTokenizer(vocab=vocab, model_max_length=40)
-    path = tmp_path_factory.mktemp("distilbert_tok")
-    tok.save_pretrained(path)
+    path = tmp_path_factory.mktemp(name)
+    tokenizer_class(vocab=vocab, model_max_length=40).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def distilbert_dir(tmp_path_factory):
+    """A DistilBERT WordPiece tokenizer (no token types)."""
+    return _wordpiece_dir(tmp_path_factory, transformers.DistilBertTokenizer, "distilbert_tok")
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tmp_path_factory):
+    """A BERT WordPiece tokenizer (token types for pairs)."""
+    return _wordpiece_dir(tmp_path_factory, transformers.BertTokenizer, "bert_tok")
 
 
 def run_python(args, *, cwd, env=None, timeout=300):
@@ -211,3 +222,24 @@ def run_python(args, *, cwd, env=None, timeout=300):
                                                     env.get("PYTHONPATH", "")) if p)
     return subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
+
+
+# Tokenizers for checkpoints built from text: the fixture of each family's tokenizer.
+TOKENIZER_FIXTURES = {"roberta": "roberta_dir", "xlm-roberta": "xlmr_dir",
+                      "distilbert": "distilbert_dir", "bert": "bert_dir"}
+
+
+def with_tokenizer(request, family, model_class, path, seed, **config):
+    """A random `model_class` of the family sized to its tokenizer, saved to `path` with the
+    tokenizer files: (reference model, transformers tokenizer)."""
+    import shutil
+
+    tok_dir = request.getfixturevalue(TOKENIZER_FIXTURES[family])
+    tok = transformers.AutoTokenizer.from_pretrained(tok_dir)
+    make_config = bert_config if family == "bert" else FAMILIES[family][0]
+    cfg = make_config(**{"vocab_size": len(tok), "pad_token_id": tok.pad_token_id,
+                         "max_position_embeddings": 48, **config})
+    ref_model = randomize_(model_class(cfg), seed=seed)
+    save(ref_model, path)
+    shutil.copytree(tok_dir, path, dirs_exist_ok=True)
+    return ref_model, tok

@@ -104,7 +104,9 @@ def test_pickle_carries_num_threads_set_after_loading(small_model):
     assert pickle.loads(pickle.dumps(encoder)).num_threads == 3
     assert pybert.recipe.recipe_of(encoder).options == (("path", small_model),
                                                        ("num_threads", 3),
-                                                       ("precision", "fp32"))
+                                                       ("precision", "fp32"),
+                                                       ("truncate_dim", None), ("prompts", None),
+                                                       ("default_prompt_name", None))
     int8 = pybert.SentenceEncoder(small_model, precision="int8")
     assert pickle.loads(pickle.dumps(int8)).model.precision == "int8"
 

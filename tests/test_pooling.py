@@ -25,6 +25,12 @@ def reference(x, mask, mode):
             out.append(real.max(0))
         elif mode == "mean_sqrt_len":
             out.append(real.sum(0) / np.sqrt(len(real)))
+        elif mode == "weightedmean":  # weights 1, 2, ... from the first real position
+            positions = np.flatnonzero(m)
+            w = (positions - positions[0] + 1).astype(np.float64)[:, None]
+            out.append((real * w).sum(0) / w.sum())
+        elif mode == "lasttoken":
+            out.append(real[-1])
     return np.stack(out)
 
 
@@ -88,3 +94,19 @@ def test_bad_input():
         pybert.pool(np.zeros(4, np.float32), None, "mean")
     with pytest.raises(TypeError, match="integers or booleans"):
         pybert.pool(x, mask.astype(np.float32), "mean")
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_modes_match_sentence_transformers_pooling(left):
+    """Every mode sentence-transformers' Pooling module has, concatenated as it concatenates."""
+    import torch
+    from sentence_transformers.models import Pooling
+
+    x, mask = padded([7, 2, 12, 1, 12], 12, 16, seed=3, left=left)
+    st_modes = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+    st = Pooling(16, pooling_mode=st_modes)
+    ref = st({"token_embeddings": torch.from_numpy(x),
+              "attention_mask": torch.from_numpy(mask)})["sentence_embedding"].numpy()
+    ours = pybert.pool(x, mask, ["cls", "max", "mean", "mean_sqrt_len", "weightedmean",
+                                 "lasttoken"])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=ATOL)

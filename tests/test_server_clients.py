@@ -38,8 +38,8 @@ def random_bert_dir(minilm_path, path, cls=transformers.BertModel, seed=0, **con
 
 @pytest.fixture(scope="module")
 def embed_dir(minilm_path, tmp_path_factory):
-    """A sentence-transformers model (mean pooling, Normalize, max_seq_length 48, a "query"
-    prompt), saved by sentence-transformers."""
+    """A sentence-transformers model (mean pooling that leaves the prompt out, Normalize,
+    max_seq_length 48, a "query" prompt), saved by sentence-transformers."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from sentence_transformers import SentenceTransformer
@@ -47,7 +47,8 @@ def embed_dir(minilm_path, tmp_path_factory):
                                                                         Transformer)
     root = tmp_path_factory.mktemp("embed")
     body = Transformer(random_bert_dir(minilm_path, root / "hf", seed=3), max_seq_length=48)
-    model = SentenceTransformer(modules=[body, Pooling(32, "mean"), Normalize()],
+    model = SentenceTransformer(modules=[body, Pooling(32, "mean", include_prompt=False),
+                                         Normalize()],
                                 prompts={"query": "query: "})
     model.save(os.fspath(root / "st"))
     return os.fspath(root / "st")
@@ -307,6 +308,13 @@ def test_rerank_in_three_shapes_equals_cross_encoder_rank(rerank_server, ranker_
     assert [r["index"] for r in body["results"]] == order
     assert all("document" not in r for r in body["results"])
     assert_close([r["relevance_score"] for r in body["results"]], scores, "cohere")
+
+    pairs = [(QUERY, d) for d in DOCS]
+    logits = Reference(ranker_dir, device="cpu").predict(pairs, activation_fn=lambda x: x)
+    raw = rerank_server.post("/rerank", {"query": QUERY, "texts": DOCS, "raw_scores": True})
+    assert raw.status_code == 200, raw.text
+    assert [r["index"] for r in raw.json()] == order  # a monotone activation keeps the order
+    assert_close([r["score"] for r in raw.json()], np.asarray(logits)[order], "raw scores")
 
     for path in ("/rerank", "/"):  # TEI: POST / runs the model's task
         tei = rerank_server.post(path, {"query": QUERY, "texts": DOCS, "return_text": True})

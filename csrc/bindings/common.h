@@ -50,6 +50,7 @@ void register_model(py::module_& m);
 void register_heads(py::module_& m);
 void register_runtime(py::module_& m);
 void register_pooling(py::module_& m);
+void register_sentence(py::module_& m);
 
 // Throws ValueError unless `a` has exactly `ndim` dimensions.
 inline void require_ndim(const py::array& a, py::ssize_t ndim, const char* what) {

@@ -71,6 +71,10 @@ py::class_<CoreTask<Model>> register_task(py::module_& m, const char* name, cons
            "Drop the model and its weights (the file mapping goes when no call is running).")
       .def_property_readonly("closed", [](const Core& s) { return !s.model; })
       .def_property_readonly(
+          "max_sequence_length",
+          [](const Core& s) { return s.live()->bert().max_sequence_length(); },
+          "Longest sequence the body's position table covers.")
+      .def_property_readonly(
           "word_embeddings_ptr",
           [](const Core& s) { return reinterpret_cast<uintptr_t>(s.live()->bert().word_embeddings().data); },
           "Address of the word-embedding matrix the body reads (to check sharing).")

@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
   pybert::bindings::register_model(m);
   pybert::bindings::register_pooling(m);
   pybert::bindings::register_heads(m);
+  pybert::bindings::register_sentence(m);
 }

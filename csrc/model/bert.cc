@@ -243,11 +243,21 @@ void BertModel::check_batch(int64_t batch, int64_t seq) const {
   }
 }
 
-void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
+void PackedRows::first_rows(int64_t hidden, float* first) const {
+  for (int64_t b = 0; b < batch; ++b) {  // first (batch, hidden)
+    if (layout.offsets[b + 1] > layout.offsets[b])
+      std::memcpy(first + b * hidden, x + layout.offsets[b] * hidden, hidden * sizeof(float));
+    else
+      std::memset(first + b * hidden, 0, hidden * sizeof(float));
+  }
+}
+
+void BertModel::forward_packed(const BertInputs& in, const std::vector<float*>& hidden_states,
+                               const std::function<void(const PackedRows&)>& head) const {
   check_batch(in.batch, in.seq);
   const int64_t h = config_.hidden_size, padded_rows = in.batch * in.seq;
-  if (!out.hidden_states.empty() &&
-      static_cast<int64_t>(out.hidden_states.size()) != config_.num_hidden_layers + 1)
+  if (!hidden_states.empty() &&
+      static_cast<int64_t>(hidden_states.size()) != config_.num_hidden_layers + 1)
     throw std::invalid_argument("hidden_states needs num_hidden_layers + 1 buffers");
 
   PackedBatch& packed = PackedBatch::for_this_thread();
@@ -265,24 +275,32 @@ void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
   embeddings_.forward(packed.ids.data(), packed.positions.data(),
                       in.token_type_ids ? packed.types.data() : nullptr, n, embedded);
   if (projection_) (*projection_)(embedded, n, x);
-  if (!out.hidden_states.empty()) packed.scatter(x, h, padded_rows, out.hidden_states[0]);
+  if (!hidden_states.empty()) packed.scatter(x, h, padded_rows, hidden_states[0]);
   encoder_.forward(x, layout, ws, [&](int64_t i, const float* y) {
-    if (!out.hidden_states.empty()) packed.scatter(y, h, padded_rows, out.hidden_states[i + 1]);
+    if (!hidden_states.empty()) packed.scatter(y, h, padded_rows, hidden_states[i + 1]);
   });
-  packed.scatter(x, h, padded_rows, out.last_hidden_state);
+  head(PackedRows{x, layout, packed.source.data(), in.batch, in.seq});
+}
 
-  const bool pool = pooler_ && out.pooler_output;
-  if (pool || out.first_token) {
-    // Each sequence's first real token; an empty sequence gives zeros (and tanh(bias) pooled).
-    float* first = out.first_token ? out.first_token : ws.pooled.reserve(in.batch * h);
-    for (int64_t b = 0; b < in.batch; ++b) {  // first (batch, hidden)
-      if (layout.offsets[b + 1] > layout.offsets[b])
-        std::memcpy(first + b * h, x + layout.offsets[b] * h, h * sizeof(float));
-      else
-        std::memset(first + b * h, 0, h * sizeof(float));
+void BertModel::pool_first(const float* first, int64_t batch, float* out) const {
+  if (!pooler_) throw std::invalid_argument("this checkpoint has no pooler weights");
+  pooler_->forward(first, batch, out);
+}
+
+void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
+  const int64_t h = config_.hidden_size;
+  forward_packed(in, out.hidden_states, [&](const PackedRows& rows) {
+    if (out.last_hidden_state)
+      PackedBatch::for_this_thread().scatter(rows.x, h, in.batch * in.seq, out.last_hidden_state);
+    const bool pool = pooler_ && out.pooler_output;
+    if (pool || out.first_token) {
+      // Each sequence's first real token; an empty sequence gives zeros (and tanh(bias) pooled).
+      float* first = out.first_token ? out.first_token
+                                     : layers::Workspace::for_this_thread().pooled.reserve(in.batch * h);
+      rows.first_rows(h, first);
+      if (pool) pooler_->forward(first, in.batch, out.pooler_output);
     }
-    if (pool) pooler_->forward(first, in.batch, out.pooler_output);
-  }
+  });
 }
 
 void BertModel::embed(const int64_t* input_ids, const int64_t* token_type_ids, int64_t batch,

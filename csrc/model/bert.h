@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,11 +32,24 @@ struct BertInputs {
 
 // Where forward writes. Padded positions of the (batch, seq, hidden) outputs are zeros.
 struct BertOutputs {
-  float* last_hidden_state = nullptr;  // (batch, seq, hidden)
+  float* last_hidden_state = nullptr;  // (batch, seq, hidden), or null when only the pooled /
+                                       // first-token rows are wanted
   float* pooler_output = nullptr;      // (batch, hidden), or null to skip the pooler
   float* first_token = nullptr;        // (batch, hidden) each sequence's first real token (zeros
                                        // for an empty one), what the pooler reads; or null
   std::vector<float*> hidden_states;   // num_hidden_layers + 1 of (batch, seq, hidden), or none
+};
+
+// The last hidden state of a batch's real tokens, packed back to back as the encoder computed
+// them: what heads and pooling read without a padded copy.
+struct PackedRows {
+  const float* x = nullptr;         // (tokens, hidden)
+  ops::SequenceLayout layout;       // sequence b's rows are [offsets[b], offsets[b + 1])
+  const int64_t* position = nullptr;  // (tokens) each row's flat place b * seq + s in the batch
+  int64_t batch = 0, seq = 0;       // the padded batch's shape
+
+  // first (batch, hidden) <- each sequence's first real row; zeros for an empty sequence.
+  void first_rows(int64_t hidden, float* first) const;
 };
 
 class BertModel {
@@ -53,6 +67,15 @@ class BertModel {
   static std::string detect_prefix(const BertConfig& config, const WeightStore& store);
 
   void forward(const BertInputs& in, const BertOutputs& out) const;
+
+  // Runs the body on the real tokens of `in` and hands their last hidden state, still packed, to
+  // `head` (which runs on the calling thread, before this returns; the rows live in the thread's
+  // layers::Workspace, whose `pooled` buffer alone is free for the head). hidden_states: none, or num_hidden_layers + 1 padded buffers, as forward.
+  void forward_packed(const BertInputs& in, const std::vector<float*>& hidden_states,
+                      const std::function<void(const PackedRows&)>& head) const;
+
+  // first (batch, hidden) -> out (batch, hidden) = tanh(first W^T + b); needs has_pooler().
+  void pool_first(const float* first, int64_t batch, float* out) const;
 
   // The embedding layer alone on every position: out (batch, seq, embedding_size), before any
   // projection to hidden_size.

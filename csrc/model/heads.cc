@@ -85,10 +85,10 @@ void run_at(const BertModel& bert, const BertInputs& in, const std::vector<int64
 // scores: m packed rows (m, cols) at the front -> (batch * seq, cols) with row t moved to
 // positions[t] (ascending, positions[t] >= t) and zeros elsewhere. Moving from the last row
 // down never overwrites a row still to be moved.
-void spread_rows(const std::vector<int64_t>& positions, int64_t total_rows, int64_t cols,
+void spread_rows(const int64_t* positions, int64_t m, int64_t total_rows, int64_t cols,
                  float* scores) {
   int64_t end = total_rows;  // rows [positions[t] + 1, end) are padding
-  for (int64_t t = static_cast<int64_t>(positions.size()) - 1; t >= 0; --t) {
+  for (int64_t t = m - 1; t >= 0; --t) {
     const int64_t p = positions[t];
     std::memset(scores + (p + 1) * cols, 0, (end - p - 1) * cols * sizeof(float));
     if (p != t) std::memmove(scores + p * cols, scores + t * cols, cols * sizeof(float));
@@ -104,7 +104,8 @@ void run_per_token(const BertModel& bert, const BertInputs& in,
                    const Head& head) {
   const std::vector<int64_t> positions = real_positions(in);
   run_at(bert, in, positions, hidden_states, scores, head);
-  spread_rows(positions, in.batch * in.seq, cols, scores);
+  spread_rows(positions.data(), static_cast<int64_t>(positions.size()), in.batch * in.seq, cols,
+              scores);
 }
 
 }  // namespace
@@ -141,10 +142,10 @@ void BertForSequenceClassification::forward(const BertInputs& in, float* scores,
                                             const std::vector<float*>& hidden_states) const {
   const int64_t h = bert_.config().hidden_size;
   HeadWorkspace& ws = HeadWorkspace::for_this_thread();
+  // The body's packed rows are read in place: no padded (batch, seq, hidden) copy is made.
   BertOutputs out;
-  out.last_hidden_state = ws.last_hidden.reserve(in.batch * in.seq * h);  // (batch, seq, hidden)
   out.hidden_states = hidden_states;
-  float* pooled = ws.pooled.reserve(in.batch * h);                        // (batch, hidden)
+  float* pooled = ws.pooled.reserve(in.batch * h);  // (batch, hidden)
   if (dense_)
     out.first_token = ws.rows.reserve(in.batch * h);  // (batch, hidden), for the head's dense
   else
@@ -164,10 +165,13 @@ BertForTokenClassification::BertForTokenClassification(const BertConfig& config,
 
 void BertForTokenClassification::forward(const BertInputs& in, float* scores, ops::Scores kind,
                                          const std::vector<float*>& hidden_states) const {
-  run_per_token(bert_, in, hidden_states, num_labels(), scores,
-                [&](const float* rows, int64_t m, float* y) {
-                  classifier_.forward(rows, m, y, kind);  // (m, hidden) -> (m, num_labels)
-                });
+  // The classifier reads the body's packed rows in place; their scores are then spread to the
+  // rows' places in the padded (batch, seq, num_labels) output.
+  bert_.forward_packed(in, hidden_states, [&](const PackedRows& rows) {
+    const int64_t m = rows.layout.tokens();
+    classifier_.forward(rows.x, m, scores, kind);  // (m, hidden) -> (m, num_labels)
+    spread_rows(rows.position, m, in.batch * in.seq, num_labels(), scores);
+  });
 }
 
 BertForMaskedLM::BertForMaskedLM(const BertConfig& config, const WeightStore& store,

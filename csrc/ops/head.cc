@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "kernels/activation.h"
 #include "kernels/scores.h"
 #include "kernels/softmax.h"
 #include "parallel.h"
@@ -18,8 +19,9 @@ Scores scores_from_name(const std::string& name) {
   if (name == "logits") return Scores::kLogits;
   if (name == "softmax") return Scores::kSoftmax;
   if (name == "sigmoid") return Scores::kSigmoid;
+  if (name == "tanh") return Scores::kTanh;
   throw std::invalid_argument("unknown scores '" + name +
-                              "'; expected one of: logits, softmax, sigmoid");
+                              "'; expected one of: logits, softmax, sigmoid, tanh");
 }
 
 void linear_scores(const Linear& linear, const float* x, int64_t n, float* y, Scores scores) {
@@ -32,6 +34,8 @@ void linear_scores(const Linear& linear, const float* x, int64_t n, float* y, Sc
     for (int64_t r = r0; r < r1; ++r) {
       if (scores == Scores::kSoftmax)
         kernels::softmax(y + r * cols, cols, 1.0f);
+      else if (scores == Scores::kTanh)
+        kernels::activate(y + r * cols, cols, kernels::Activation::kTanh);
       else
         kernels::sigmoid(y + r * cols, cols);
     }

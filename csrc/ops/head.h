@@ -14,9 +14,10 @@ enum class Scores {
   kLogits,   // x W^T + b
   kSoftmax,  // softmax over the row (numerically stable: the row max is subtracted first)
   kSigmoid,  // an independent sigmoid per label (multi-label classification)
+  kTanh,     // tanh per label (a cross-encoder's saved activation)
 };
 
-// "logits" | "softmax" | "sigmoid" -> Scores; throws std::invalid_argument naming the choices.
+// "logits" | "softmax" | "sigmoid" | "tanh" -> Scores; throws std::invalid_argument naming the choices.
 Scores scores_from_name(const std::string& name);
 
 // x (n, in_features) @ W^T (in_features, out_features) + b -> y (n, out_features) logits, then

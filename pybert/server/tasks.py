@@ -44,17 +44,27 @@ def _truncated(tokenizer: Any, texts: List[str], max_length: int, truncate: bool
 @dataclasses.dataclass
 class EmbedInputs:
     texts: List[str]
-    prompt: str = ""                   # prepended to every text (sentence-transformers' prompts)
+    prompt_name: Optional[str] = None  # one of the model's prompts; None: its default prompt
     truncate: bool = True              # False: inputs over max_seq_length are refused
     direction: str = "right"           # which end truncation cuts
     normalize: Optional[bool] = None   # None: as the model's config says
     dimensions: Optional[int] = None   # keep the first values only (then normalized)
 
 
+@dataclasses.dataclass
+class EmbedJob:
+    """One request's token ids and how its vectors are made (``encode_tokens``' options)."""
+
+    batch: Tokens
+    prompt_length: int              # leading prompt tokens pooling leaves out
+    normalize: Optional[bool]
+    truncate_dim: Optional[int]
+
+
 class EmbedTask:
     """Sentence embeddings with a SentenceEncoder. A batch joins its requests' token rows and
-    runs the model once, unnormalized; then each request's vectors get its own size and
-    normalization (``finish``), still in the batcher's thread."""
+    runs the model once per kind of request (prompt excluded from pooling or not, normalization,
+    size): one call in the usual batch, where all take the model's configured vectors."""
 
     name = "embed"
 
@@ -65,51 +75,52 @@ class EmbedTask:
         self.max_length = encoder.max_seq_length
 
     @property
-    def prompts(self) -> Dict[str, str]:
-        """sentence-transformers' named prompts of the model ({} when it has none)."""
-        return dict(getattr(self.encoder, "prompts", None) or {})
+    def prompts(self) -> Dict[str, Optional[str]]:
+        """sentence-transformers' named prompts of the model."""
+        return dict(self.encoder.prompts)
 
-    def prepare(self, inputs: Any) -> Tuple[Tuple[Tokens, EmbedInputs], List[int]]:
-        """Token ids of one request (with the request), and the token count of each input."""
+    def prompt(self, name: Optional[str]) -> str:
+        """The text put before each input for ``name`` (None: the default prompt, if any)."""
+        from ..encoder import resolve_prompt
+
+        return resolve_prompt(self.encoder.prompts, self.encoder.default_prompt_name, None,
+                              name) or ""
+
+    def prepare(self, inputs: Any) -> Tuple[EmbedJob, List[int]]:
+        """Token ids of one request, and the token count of each input."""
         if not isinstance(inputs, EmbedInputs):
             inputs = EmbedInputs(list(inputs))
-        texts = [inputs.prompt + t for t in inputs.texts] if inputs.prompt else inputs.texts
+        prompt = self.prompt(inputs.prompt_name)
+        texts = [prompt + t for t in inputs.texts] if prompt else inputs.texts
         batch = _truncated(self.tokenizer, texts, self.max_length, inputs.truncate,
                            inputs.direction)
-        return (batch, inputs), _lengths(batch)
+        excluded = prompt and not self.encoder.config.include_prompt
+        prompt_length = self.tokenizer.prompt_length(prompt, max_length=self.max_length) \
+            if excluded else 0
+        dims = None if inputs.dimensions in (None, self.dimension) else inputs.dimensions
+        normalize = inputs.normalize
+        if dims is not None and normalize is None:
+            normalize = True  # a cut vector is re-normalized, as OpenAI's dimensions answers
+        if dims is None and normalize == self.encoder.normalize:
+            normalize = None  # as configured: the model's own Normalize, nothing more
+        return EmbedJob(batch, prompt_length, normalize, dims), _lengths(batch)
 
-    def run(self, requests: List[Tuple[Tokens, EmbedInputs]]) -> List[np.ndarray]:
-        """(n_i, dimensions_i) float32 vectors per request, from one model call on all."""
-        batches = [batch for batch, _ in requests]
-        # The usual case, every request as the model's config says: normalized in the model
-        # call itself, none left to do per request.
-        as_configured = all(inputs.normalize in (None, self.encoder.normalize)
-                            and inputs.dimensions in (None, self.dimension)
-                            for _, inputs in requests)
-        vectors = self.encoder.encode_tokens(self.tokenizer.concat(batches),
-                                             normalize=None if as_configured else False)
-        ends = np.cumsum([b["input_ids"].shape[0] for b in batches])
-        parts = np.split(vectors, ends[:-1])
-        if as_configured:
-            return [finite_vectors(v) for v in parts]
-        return [self.finish(v, inputs.normalize, inputs.dimensions)
-                for v, (_, inputs) in zip(parts, requests)]
-
-    def finish(self, vectors: np.ndarray, normalize: Optional[bool] = None,
-               dimensions: Optional[int] = None) -> np.ndarray:
-        """One request's vectors: the first ``dimensions`` values of each (Matryoshka), then
-        L2-normalized when ``normalize`` (None: as the model's config says) or when cut short,
-        as OpenAI's ``dimensions`` answers unit vectors. The norm runs in the core."""
-        from ..pooling import pool
-
-        if normalize is None:
-            normalize = self.encoder.normalize
-        if dimensions is not None and dimensions < self.dimension:
-            vectors, normalize = vectors[:, :dimensions], True
-        if normalize:  # each vector as a one-token sequence: "cls" pooling returns it, normalized
-            vectors = pool(np.ascontiguousarray(vectors)[:, None, :], None, "cls",
-                           normalize=True, num_threads=self.encoder.num_threads)
-        return finite_vectors(vectors)
+    def run(self, jobs: List[EmbedJob]) -> List[np.ndarray]:
+        """(n_i, dimensions_i) float32 vectors per request: one model call for each kind of
+        request in the batch."""
+        kinds: Dict[Tuple[int, Optional[bool], Optional[int]], List[int]] = {}
+        for i, job in enumerate(jobs):
+            kinds.setdefault((job.prompt_length, job.normalize, job.truncate_dim), []).append(i)
+        out: List[Any] = [None] * len(jobs)
+        for (prompt_length, normalize, truncate_dim), chosen in kinds.items():
+            batches = [jobs[i].batch for i in chosen]
+            vectors = self.encoder.encode_tokens(
+                self.tokenizer.concat(batches), normalize=normalize, truncate_dim=truncate_dim,
+                prompt_length=prompt_length)
+            ends = np.cumsum([b["input_ids"].shape[0] for b in batches])
+            for i, part in zip(chosen, np.split(vectors, ends[:-1])):
+                out[i] = finite_vectors(part)
+        return out
 
     def info(self) -> Dict[str, Any]:
         return {"dimension": self.dimension, "max_seq_length": self.max_length,
@@ -175,6 +186,7 @@ class RerankInputs:
     query: str
     documents: List[str]
     truncate: bool = True
+    raw_scores: bool = False  # the logits, without the model's activation (TEI's raw_scores)
 
 
 class RerankTask:
@@ -194,11 +206,21 @@ class RerankTask:
         return inputs, _lengths(batch)
 
     def run(self, requests: List[RerankInputs]) -> List[np.ndarray]:
-        """(n_documents,) float32 scores per request."""
-        pairs = [(r.query, d) for r in requests for d in r.documents]
-        scores = np.asarray(self.model.predict(pairs, batch_size=len(pairs)), dtype=np.float32)
-        ends = np.cumsum([len(r.documents) for r in requests])
-        return np.split(scores.reshape(len(pairs)), ends[:-1])
+        """(n_documents,) float32 scores per request: one ``predict`` call for the requests
+        that take the model's activation, one for those that ask for raw scores."""
+        out: List[Any] = [None] * len(requests)
+        for raw in (False, True):
+            chosen = [i for i, r in enumerate(requests) if r.raw_scores == raw]
+            if not chosen:
+                continue
+            pairs = [(requests[i].query, d) for i in chosen for d in requests[i].documents]
+            scores = np.asarray(self.model.predict(pairs, batch_size=len(pairs),
+                                                   activation_fn="identity" if raw else None),
+                                dtype=np.float32).reshape(len(pairs))
+            ends = np.cumsum([len(requests[i].documents) for i in chosen])
+            for i, part in zip(chosen, np.split(scores, ends[:-1])):
+                out[i] = part
+        return out
 
     def info(self) -> Dict[str, Any]:
         return {"max_length": self.max_length}
@@ -216,21 +238,36 @@ class SparseTask:
         self.max_length = encoder.max_seq_length
 
     @property
-    def prompts(self) -> Dict[str, str]:
-        return dict(getattr(self.encoder, "prompts", None) or {})
+    def prompts(self) -> Dict[str, Optional[str]]:
+        return dict(self.encoder.prompts)
+
+    def prompt(self, name: Optional[str]) -> str:
+        """The text of prompt ``name`` ("" for None: ``encode`` applies the default itself)."""
+        return (self.encoder.prompts.get(name) or "") if name else ""
 
     def prepare(self, inputs: EmbedInputs) -> Tuple[EmbedInputs, List[int]]:
-        texts = [inputs.prompt + t for t in inputs.texts] if inputs.prompt else inputs.texts
-        batch = _truncated(self.tokenizer, texts, self.max_length, inputs.truncate,
-                           inputs.direction)
-        return dataclasses.replace(inputs, texts=texts), _lengths(batch)
+        prompt = self.prompt(inputs.prompt_name)
+        batch = _truncated(self.tokenizer, [prompt + t for t in inputs.texts], self.max_length,
+                           inputs.truncate, inputs.direction)
+        return inputs, _lengths(batch)
 
     def run(self, requests: List[EmbedInputs]) -> List[List[Tuple[np.ndarray, np.ndarray]]]:
-        texts = [t for r in requests for t in r.texts]
-        csr = self.encoder.encode(texts, batch_size=len(texts))
-        rows = [(csr.indices[a:b], csr.data[a:b]) for a, b in zip(csr.indptr[:-1], csr.indptr[1:])]
-        ends = np.cumsum([len(r.texts) for r in requests])
-        return [rows[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
+        """Per request, per input, its (indices, values): one ``encode`` call for each prompt
+        in the batch."""
+        names: Dict[Optional[str], List[int]] = {}
+        for i, r in enumerate(requests):
+            names.setdefault(r.prompt_name, []).append(i)
+        out: List[Any] = [None] * len(requests)
+        for name, chosen in names.items():
+            texts = [t for i in chosen for t in requests[i].texts]
+            csr = self.encoder.encode(texts, batch_size=len(texts), prompt_name=name)
+            rows = [(csr.indices[a:b], finite_vectors(csr.data[a:b]))
+                    for a, b in zip(csr.indptr[:-1], csr.indptr[1:])]
+            start = 0
+            for i in chosen:
+                out[i] = rows[start:start + len(requests[i].texts)]
+                start += len(requests[i].texts)
+        return out
 
     def info(self) -> Dict[str, Any]:
         return {"max_seq_length": self.max_length}

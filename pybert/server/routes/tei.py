@@ -25,7 +25,6 @@ TRUNCATION = ("truncate", "truncation_direction")
 
 def embed_inputs(served: Served, texts: List[str], params: Dict[str, Any]) -> EmbedInputs:
     """TEI's ``prompt_name``, ``truncate`` and ``truncation_direction`` of a request."""
-    prompt = ""
     name = optional(params, "prompt_name", str)
     if name is not None:
         prompts = getattr(served.task, "prompts", {})  # embed and sparse models have them
@@ -34,8 +33,7 @@ def embed_inputs(served: Served, texts: List[str], params: Dict[str, Any]) -> Em
             raise RequestError(400, f"'prompt_name' {name!r} is not one of the model's prompts "
                                     f"(config_sentence_transformers.json): {have}",
                                param="prompt_name")
-        prompt = prompts[name]
-    return EmbedInputs(texts, prompt, optional(params, "truncate", bool, True),
+    return EmbedInputs(texts, name, optional(params, "truncate", bool, True),
                        choice(params, "truncation_direction", ("right", "left"), "right"))
 
 
@@ -183,12 +181,10 @@ async def rerank(request: Request, service: Service, payload: Optional[Dict] = N
     served = service.model(payload, ("rerank",), "/rerank")
     query, _ = request_texts(payload["query"], "query", 1)
     texts, _ = request_texts(payload["texts"], "texts", service.config.max_inputs)
-    if optional(payload, "raw_scores", bool, False):
-        raise RequestError(400, "'raw_scores': true is not supported; the scores are the "
-                                "cross-encoder's (CrossEncoder.predict)", param="raw_scores")
     right_truncation_only(payload, "reranking")
     return_text = optional(payload, "return_text", bool, False)
-    inputs = RerankInputs(query[0], texts, optional(payload, "truncate", bool, True))
+    inputs = RerankInputs(query[0], texts, optional(payload, "truncate", bool, True),
+                          optional(payload, "raw_scores", bool, False))
     scores, _ = await service.run(served, inputs, len(query[0]) + sum(map(len, texts)))
     return JSONResponse([{"index": i, "score": score, **({"text": texts[i]} if return_text
                                                           else {})}
@@ -217,7 +213,9 @@ async def tokenize(request: Request, service: Service) -> Response:
     check_fields(payload, "inputs", ("add_special_tokens", "prompt_name", "model"))
     served = service.model(payload, ("embed", "classify", "rerank", "sparse"), "/tokenize")
     texts, _ = request_texts(payload["inputs"], "inputs", service.config.max_inputs)
-    texts = [embed_inputs(served, [], payload).prompt + t for t in texts]
+    name = embed_inputs(served, [], payload).prompt_name
+    prompt = served.task.prompt(name) if hasattr(served.task, "prompt") else ""
+    texts = [prompt + t for t in texts]
     special = optional(payload, "add_special_tokens", bool, True)
     tokenizer = served.task.tokenizer
     batch = tokenizer.encode_with_offsets(texts, max_length=served.task.max_length)
