@@ -64,9 +64,16 @@ def classifier_dir(minilm_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ranker_dir(minilm_path, tmp_path_factory):
-    """A cross-encoder: a sequence classifier with one label."""
-    return random_bert_dir(minilm_path, tmp_path_factory.mktemp("ranker"),
-                           transformers.BertForSequenceClassification, seed=5, num_labels=1)
+    """A cross-encoder (a sequence classifier with one label), saved by sentence-transformers'
+    CrossEncoder."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers import CrossEncoder
+    root = tmp_path_factory.mktemp("ranker")
+    CrossEncoder(random_bert_dir(minilm_path, root / "hf",
+                                 transformers.BertForSequenceClassification, seed=5,
+                                 num_labels=1), device="cpu").save(os.fspath(root / "ce"))
+    return os.fspath(root / "ce")
 
 
 @pytest.fixture(scope="module")

@@ -291,18 +291,19 @@ def _read_json(path: str) -> Any:
 
 
 def detect_task(model_dir: str) -> str:
-    """The task a model directory is for: ``sparse`` for a sentence-transformers SPLADE model,
-    ``rerank`` for a sequence classifier with one label (a cross-encoder), ``classify`` for one
-    with several, else ``embed``."""
-    modules = _read_json(os.path.join(model_dir, "modules.json"))
-    if isinstance(modules, list):
-        kinds = {str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)}
-        return "sparse" if kinds & {"SpladePooling", "MLMTransformer"} else "embed"
+    """The task a model directory is for: ``rerank`` for a sequence classifier with one label (a
+    cross-encoder, sentence-transformers' or plain), ``classify`` for one with several,
+    ``sparse`` for a sentence-transformers SPLADE model, else ``embed``."""
     config = _read_json(os.path.join(model_dir, "config.json")) or {}
     if any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or ()):
         labels = config.get("id2label")
         n = len(labels) if isinstance(labels, dict) else config.get("num_labels", 2)
         return "rerank" if n == 1 else "classify"
+    modules = _read_json(os.path.join(model_dir, "modules.json"))
+    if isinstance(modules, list):
+        kinds = {str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules if isinstance(m, dict)}
+        if kinds & {"SpladePooling", "MLMTransformer"}:
+            return "sparse"
     return "embed"
 
 
