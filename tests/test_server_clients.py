@@ -387,6 +387,8 @@ def splade_dir(minilm_path, tmp_path_factory):
     return os.fspath(root / "st")
 
 
+@pytest.mark.xfail(not hasattr(pybert, "SparseEncoder"), strict=True,
+                   reason="needs pybert.SparseEncoder (the sparse branch); runs once it is merged")
 def test_embed_sparse_equals_sparse_encoder(splade_dir):
     ref = pybert.SparseEncoder(splade_dir).encode(DOCS)
     server = Server("--model", f"splade={splade_dir}")
