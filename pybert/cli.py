@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -213,19 +214,37 @@ def _fill_mask(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from . import server
+        from .server import app, tasks
     except ImportError as e:
         raise ValueError(f"pybert serve needs the server extra ({e}); install it with: "
                          'pip install "pybert[server]"') from None
-    if args.task == "classify" and not args.model:
-        raise ValueError("--task classify needs --model DIR, a BertForSequenceClassification "
+    specs = args.model or []
+    named = [m for m in specs if "=" in m]
+    if args.task not in (None, "embed") and not specs:
+        raise ValueError(f"--task {args.task} needs --model DIR, a {args.task} model's "
                          "directory")
-    config = server.ServerConfig(max_batch_tokens=args.max_batch_tokens,
-                                 max_wait_ms=args.max_wait_ms, max_inputs=args.max_inputs,
-                                 max_body_bytes=args.max_body_bytes, max_queue=args.max_queue)
-    server.serve(args.model or default_model_path(), args.task, host=args.host, port=args.port,
-                 config=config, num_threads=args.threads, precision=args.precision,
-                 log_level=args.log_level)
+    from .server import config as defaults
+
+    config = defaults.ServerConfig(**{f.name: getattr(args, f.name)
+                                      for f in dataclasses.fields(defaults.ServerConfig)})
+    options = dict(host=args.host, port=args.port, config=config, num_threads=args.threads,
+                   precision=args.precision, log_level=args.log_level,
+                   api_key=args.api_key or os.environ.get(defaults.API_KEY_ENV) or None,
+                   cors_allow_origins=args.cors_allow_origin or ())
+    if named:
+        if len(named) != len(specs) or args.served_model_name:
+            raise ValueError("several models: give each as --model NAME=[TASK:]DIR (the NAME is "
+                             "its served name; no --served-model-name)")
+        models = dict(m.split("=", 1) for m in specs)
+        if len(models) != len(specs):
+            raise ValueError("two --model options have the same NAME")
+        app.serve(models, args.task, **options)
+    else:
+        if len(specs) > 1:
+            raise ValueError("several models: give each as --model NAME=[TASK:]DIR")
+        task, path = tasks.parse_model_spec(specs[0] if specs else default_model_path(),
+                                                   args.task)
+        app.serve(path, task, served_model_name=args.served_model_name, **options)
     return 0
 
 
@@ -239,6 +258,35 @@ def _runtime(p: argparse.ArgumentParser) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory or Hub model id (default: all-MiniLM-L6-v2)")
     _runtime(p)
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    from .server import config as defaults
+
+    p.add_argument("--model", action="append", metavar="[NAME=][TASK:]DIR",
+                   help="a model directory (default: all-MiniLM-L6-v2); repeat as NAME=DIR to "
+                        "serve several, each under its NAME; TASK (embed, classify, rerank, "
+                        "sparse) defaults to what the directory holds")
+    _runtime(p)
+    p.add_argument("--task", choices=defaults.TASKS, default=None,
+                   help="the task of a model given without TASK: (default: detected from its "
+                        "directory: a sentence-transformers model embeds, a sequence "
+                        "classifier with one label reranks, with several classifies)")
+    p.add_argument("--served-model-name", default=None,
+                   help="the model's name in requests and answers (default: its own, e.g. "
+                        f"{defaults.DEFAULT_MODEL_NAME}, or its directory's name)")
+    p.add_argument("--host", default=defaults.HOST,
+                   help=f"address to listen on (default: {defaults.HOST})")
+    p.add_argument("--port", type=int, default=defaults.PORT,
+                   help=f"default: {defaults.PORT}")
+    for flag, kwargs in defaults.ServerConfig.flags().items():
+        p.add_argument(flag, **kwargs)
+    p.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' on every route but /health "
+                        f"(default: ${defaults.API_KEY_ENV}, else no key)")
+    p.add_argument("--cors-allow-origin", action="append", metavar="ORIGIN",
+                   help="let browser pages from ORIGIN call the server (repeatable; * for any)")
+    p.add_argument("--log-level", default=defaults.LOG_LEVEL, choices=defaults.LOG_LEVELS)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -308,27 +356,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     fill.add_argument("--top-k", type=int, default=5)
     fill.set_defaults(func=_fill_mask)
 
-    serve = sub.add_parser("serve", help="an HTTP server for embeddings or classification, "
-                           "with dynamic batching (needs pybert[server])")
-    _common(serve)
-    serve.add_argument("--task", choices=("embed", "classify"), default="embed",
-                       help="embed: /v1/embeddings and /embed; classify: /classify "
-                            "(default: embed)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on "
-                       "(default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="default: 8000")
-    serve.add_argument("--max-batch-tokens", type=int, default=8192,
-                       help="tokens per model call; 0 runs every request alone (default: 8192)")
-    serve.add_argument("--max-wait-ms", type=float, default=5.0,
-                       help="how long a request may wait for others to batch with (default: 5)")
-    serve.add_argument("--max-inputs", type=int, default=256,
-                       help="inputs per request; more are refused with 413 (default: 256)")
-    serve.add_argument("--max-body-bytes", type=int, default=1 << 20,
-                       help="request body size; larger bodies get 413 (default: 1 MiB)")
-    serve.add_argument("--max-queue", type=int, default=1024,
-                       help="requests waiting for the model; more get 503 (default: 1024)")
-    serve.add_argument("--log-level", default="info",
-                       choices=("critical", "error", "warning", "info", "debug"))
+    serve = sub.add_parser("serve", help="an HTTP server for embeddings, classification, "
+                           "reranking and sparse vectors, with the APIs of OpenAI, TEI, Jina "
+                           "and Cohere and dynamic batching (needs pybert[server])")
+    _serve_options(serve)
     serve.set_defaults(func=_serve)
 
     args = parser.parse_args(argv)

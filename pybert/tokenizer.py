@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tokenizers
@@ -104,7 +104,7 @@ class Tokenizer:
         self.pad_token_id = backend.token_to_id(pad_token)
         if self.pad_token_id is None:
             self.pad_token_id = 0
-        self._configured: Dict[Optional[int], tokenizers.Tokenizer] = {}
+        self._configured: Dict[Tuple[Optional[int], str], tokenizers.Tokenizer] = {}
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "Tokenizer":
@@ -131,25 +131,29 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self._backend.get_vocab_size(with_added_tokens=True)
 
-    def _backend_for(self, max_length: Optional[int]) -> tokenizers.Tokenizer:
-        """A copy of the backend set to truncate at max_length and pad to the longest; one per
-        length, so that calls never reconfigure a tokenizer another thread is using."""
-        tok = self._configured.get(max_length)
+    def _backend_for(self, max_length: Optional[int], direction: str = "right"
+                     ) -> tokenizers.Tokenizer:
+        """A copy of the backend set to truncate at max_length (cutting tokens off the
+        ``direction`` end) and pad to the longest; one per setting, so that calls never
+        reconfigure a tokenizer another thread is using."""
+        tok = self._configured.get((max_length, direction))
         if tok is None:
             tok = tokenizers.Tokenizer.from_str(self._backend.to_str())
             tok.no_truncation()
             if max_length is not None:
-                tok.enable_truncation(max_length, strategy="longest_first")
+                tok.enable_truncation(max_length, strategy="longest_first", direction=direction)
             tok.enable_padding(direction="right", pad_id=self.pad_token_id, pad_type_id=0,
                                pad_token=self.pad_token)
-            self._configured[max_length] = tok
+            self._configured[(max_length, direction)] = tok
         return tok
 
     def __call__(self, texts: Texts, text_pairs: Optional[Texts] = None,
-                 max_length: Optional[int] = None) -> Dict[str, np.ndarray]:
+                 max_length: Optional[int] = None, direction: str = "right"
+                 ) -> Dict[str, np.ndarray]:
         """Token ids of a batch: ``input_ids``, ``attention_mask``, ``token_type_ids``, each
         int64 (batch, longest). ``max_length`` defaults to the checkpoint's model_max_length;
-        pairs are truncated longest-first, as transformers does."""
+        pairs are truncated longest-first, as transformers does; ``direction`` ("right" or
+        "left") is the end truncation cuts tokens from."""
         texts = check_texts(texts)
         if text_pairs is not None:
             text_pairs = check_texts(text_pairs, "text_pairs")
@@ -161,10 +165,12 @@ class Tokenizer:
         elif isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) \
                 or max_length < 1:
             raise ValueError(f"max_length must be a positive integer or None, got {max_length!r}")
+        if direction not in ("right", "left"):
+            raise ValueError(f"direction must be 'right' or 'left', got {direction!r}")
         inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
         try:
-            encodings = self._backend_for(None if max_length is None else int(max_length)) \
-                .encode_batch(inputs, add_special_tokens=True)
+            encodings = self._backend_for(None if max_length is None else int(max_length),
+                                          direction).encode_batch(inputs, add_special_tokens=True)
         except Exception as e:  # tokenizers raises plain Exception, e.g. max_length too short
             raise ValueError(f"cannot tokenize with max_length={max_length}: {e}") from None
         seq = len(encodings[0].ids) if encodings else 0

@@ -136,6 +136,18 @@ def assert_close(ours, ref, what="vectors"):
     assert diff <= ATOL, f"{what}: max abs diff {diff:.3g} > {ATOL}"
 
 
+def assert_openai_error(r: httpx.Response, status: int, code=None) -> dict:
+    """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}, code a string or
+    null."""
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert error["type"] == ("invalid_request_error" if status < 500 else "server_error")
+    assert error["code"] is None or isinstance(error["code"], str), error
+    assert error["code"] == code or code is None, error
+    return error
+
+
 def metric(text: str, name: str) -> float:
     """The value of one sample line of a Prometheus text page (0 when absent)."""
     m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
@@ -145,9 +157,10 @@ def metric(text: str, name: str) -> float:
 # ---- embeddings --------------------------------------------------------------------------------
 
 def test_openai_embeddings_match_encode(embed_server, encoder):
-    r = embed_server.post("/v1/embeddings", {"input": SENTENCES + [LONG], "model": "minilm"})
+    r = embed_server.post("/v1/embeddings", {"input": SENTENCES + [LONG],
+                                             "model": "all-MiniLM-L6-v2"})
     body = r.json()
-    assert body["object"] == "list" and body["model"] == "minilm"
+    assert body["object"] == "list" and body["model"] == "all-MiniLM-L6-v2"
     assert all(d["object"] == "embedding" for d in body["data"])
     assert_close(vectors(r), encoder.encode(SENTENCES + [LONG]))
     tokens = encoder.tokenize(SENTENCES + [LONG])["attention_mask"].sum()
@@ -227,6 +240,34 @@ def test_concurrent_clients_get_their_own_results(embed_server, encoder):
     assert inputs == sum(len(requests[c]) for c in good)
 
 
+def test_batches_mixing_sizes_and_normalization(embed_server, encoder):
+    """Requests asking for the model's vectors, unnormalized ones and Matryoshka-cut ones,
+    merged into the same model calls: each gets its own."""
+    raw = encoder.encode(SENTENCES, normalize=False)
+    cut = raw[:, :64] / np.linalg.norm(raw[:, :64], axis=1, keepdims=True)
+    asks = [("/embed", {}, encoder.encode(SENTENCES)),
+            ("/embed", {"normalize": False}, raw),
+            ("/embed", {"dimensions": 64}, cut),
+            ("/v1/embeddings", {"dimensions": 64}, cut),
+            ("/v1/embeddings", {}, encoder.encode(SENTENCES))]
+    before = embed_server.get("/metrics").text
+
+    async def main():
+        async with httpx.AsyncClient(base_url=embed_server.url, timeout=30) as http:
+            return await asyncio.gather(*(
+                http.post(path, json={("input" if path.startswith("/v1") else "inputs"):
+                                      SENTENCES, **options})
+                for _ in range(4) for path, options, _ in asks))
+
+    for r, (path, options, ref) in zip(asyncio.run(main()), asks * 4):
+        got = vectors(r) if path.startswith("/v1") else np.array(r.json(), dtype=np.float32)
+        assert_close(got, ref, f"{path} {options}")
+    after = embed_server.get("/metrics").text
+    calls = (metric(after, "pybert_batch_requests_count")
+             - metric(before, "pybert_batch_requests_count"))
+    assert calls < 4 * len(asks), "no two requests were merged into one model call"
+
+
 # ---- hostile clients ---------------------------------------------------------------------------
 
 HOSTILE = {
@@ -243,7 +284,8 @@ HOSTILE = {
                      "'input' must be a string or an array of strings, got number"),
     "null_input": ("/embed", {"inputs": None}, 400, "got null"),
     "token_ids": ("/v1/embeddings", {"input": [[1, 2, 3]]}, 400,
-                  "input[0] must be a string, got array"),
+                  "check_embedding_ctx_length=False"),
+    "one_token_array": ("/v1/embeddings", {"input": [1, 2, 3]}, 400, "holds token ids"),
     "mixed_types": ("/embed", {"inputs": ["ok", {"a": 1}]}, 400,
                     "inputs[1] must be a string, got object"),
     "empty_list": ("/v1/embeddings", {"input": []}, 400, "'input' is an empty array"),
@@ -253,13 +295,31 @@ HOSTILE = {
     "huge_body": ("/v1/embeddings", {"input": "x" * 70000}, 413, "limit is 65536"),
     "bad_encoding": ("/v1/embeddings", {"input": "x", "encoding_format": "int8"}, 400,
                      "'encoding_format' must be"),
-    "bad_dimensions": ("/v1/embeddings", {"input": "x", "dimensions": 128}, 400,
-                       "'dimensions' must be 384"),
+    "bad_dimensions": ("/v1/embeddings", {"input": "x", "dimensions": 385}, 400,
+                       "'dimensions' must be an integer from 1 to 384"),
     "bad_model_type": ("/v1/embeddings", {"input": "x", "model": 3}, 400,
                        "'model' must be a string"),
-    "wrong_task": ("/classify", {"inputs": "x"}, 404, "needs a server started with --task "
-                                                      "classify"),
+    "wrong_task": ("/classify", {"inputs": "x"}, 404, "needs a model of task classify"),
     "unknown_path": ("/v2/everything", {"input": "x"}, 404, "Not Found"),
+    "unknown_model": ("/v1/embeddings", {"input": "x", "model": "text-embedding-3-small"}, 404,
+                      "The model `text-embedding-3-small` does not exist"),
+    "dimensions_zero": ("/v1/embeddings", {"input": "x", "dimensions": 0}, 400,
+                        "'dimensions' must be an integer from 1 to 384, got 0"),
+    "dimensions_bool": ("/embed", {"inputs": "x", "dimensions": True}, 400,
+                        "'dimensions' must be an integer, got boolean"),
+    "normalize_string": ("/embed", {"inputs": "x", "normalize": "yes"}, 400,
+                         "'normalize' must be a boolean, got string"),
+    "bad_direction": ("/embed", {"inputs": "x", "truncation_direction": "up"}, 400,
+                      "'truncation_direction' must be one of 'right', 'left'"),
+    "similarity_not_object": ("/similarity", {"inputs": "x"}, 400,
+                              "'inputs' must be an object"),
+    "similarity_no_sentences": ("/similarity", {"inputs": {"source_sentence": "x"}}, 400,
+                                "missing field 'sentences'"),
+    "tokenize_token_ids": ("/tokenize", {"inputs": [5, 6]}, 400, "holds token ids"),
+    "predict_on_embedder": ("/predict", {"inputs": "x"}, 404, "needs a model of task classify"),
+    "rerank_on_embedder": ("/v1/rerank", {"query": "q", "documents": ["d"]}, 404,
+                           "needs a model of task rerank"),
+    "sparse_on_embedder": ("/embed_sparse", {"inputs": "x"}, 404, "needs a model of task sparse"),
 }
 
 
@@ -270,7 +330,18 @@ def test_hostile_requests_get_json_errors(embed_server, case):
     r = embed_server.post(path, **kwargs)
     assert r.status_code == status, r.text
     error = r.json()["error"]
-    assert message in error["message"] and error["code"] == status
+    assert message in error["message"], error
+    assert_openai_error(r, status)
+
+
+def test_model_objects(embed_server):
+    models = embed_server.get("/v1/models").json()
+    assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["all-MiniLM-L6-v2"]
+    model = embed_server.get("/v1/models/all-MiniLM-L6-v2").json()
+    assert model == {**models["data"][0], "object": "model", "owned_by": "pybert"}
+    for name in ("gpt-4", "BAAI/bge-small-en-v1.5"):
+        error = assert_openai_error(embed_server.get(f"/v1/models/{name}"), 404, "model_not_found")
+        assert f"`{name}` does not exist" in error["message"]
 
 
 def test_wrong_method_and_chunked_huge_body(embed_server, encoder):
@@ -422,6 +493,12 @@ def test_serve_refuses_bad_options(capsys):
     assert "--task classify needs --model" in capsys.readouterr().err
     assert cli.main(["serve", "--max-wait-ms", "-1"]) == 2
     assert "max_wait_ms must be >= 0" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", "a=x", "--model", "y"]) == 2
+    assert "give each as --model NAME=[TASK:]DIR" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", "a=x", "--model", "a=embed:y"]) == 2
+    assert "two --model options have the same NAME" in capsys.readouterr().err
+    assert cli.main(["serve", "--model", "a=x", "--served-model-name", "b"]) == 2
+    assert "no --served-model-name" in capsys.readouterr().err
 
 
 def test_serve_loads_the_asked_precision(minilm_path):
