@@ -232,7 +232,7 @@ def main() -> int:
     print(text)
     if args.write:
         write_section(args.write, "<!-- latency:begin -->", "<!-- latency:end -->",
-                      "### Latency with idle gaps (`benchmarks/latency.py`)\n\n" + text)
+                      "## Latency with idle gaps between calls (`benchmarks/latency.py`)\n\n" + text)
     return 0
 
 
