@@ -1,17 +1,11 @@
 #include "kernels/scores.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
 namespace pybert::kernels {
-
-void sigmoid(float* x, int64_t n) {
-  Eigen::Map<Eigen::ArrayXf> a(x, n);
-  a = 1.0f / (1.0f + (-a).exp());  // exp overflows to inf for x << 0, giving exactly 0
-}
 
 int64_t argmax(const float* x, int64_t n) {
   int64_t best = 0;
