@@ -2,7 +2,6 @@
 
 #include <stdexcept>
 
-#include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
 #include "parallel.h"
 
