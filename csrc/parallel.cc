@@ -65,12 +65,11 @@ double cgroup_cpu_limit() {
 struct WaitPolicy {
   bool never_park = false;
   std::chrono::microseconds grace{50};
-  // Within a call: a worker waiting for the caller's next step, and the caller waiting for
-  // chunks still running, spin this long before they sleep. Longer than the serial stretches
-  // of a forward on a quiet host; short enough that, with more runnable threads than CPUs, a
-  // waiting thread soon leaves its CPU to the thread it waits for.
-  std::chrono::microseconds step_spin{1000};
-  std::chrono::microseconds chunk_spin{100};
+  // Within a call, a member waits this long with no chunk running (the caller in a serial
+  // stretch, or a member preempted in its chunk) before it sleeps: longer than a forward's
+  // serial stretches on a quiet host, short enough that with more runnable threads than CPUs
+  // a waiting thread soon leaves its CPU to the one it waits for.
+  std::chrono::microseconds in_call_spin{1000};
 
   static const WaitPolicy& get() {
     static const WaitPolicy policy = [] {
@@ -135,17 +134,24 @@ class Team {
   }
 
   // Waits until ready(): spins, letting another runnable thread on this CPU go first now and
-  // then (std::this_thread::yield), and after `spin` sleeps until a wake() finds it ready. Never
-  // sleeps under the active wait policy.
+  // then (std::this_thread::yield), and once it has spun `spin` while no chunk of the team was
+  // running, sleeps until a wake() finds it ready. A member that finished its chunk before the
+  // others keeps spinning as long as they work (chunks differ by more than any fixed bound at
+  // large shapes, and a member woken from sleep costs the call its wake-up). Never sleeps under
+  // the active wait policy.
   template <typename Ready>
   void wait_until(const Ready& ready, std::chrono::microseconds spin) {
     const WaitPolicy& policy = WaitPolicy::get();
-    const auto until = std::chrono::steady_clock::now() + spin;
+    auto until = std::chrono::steady_clock::now() + spin;
     for (uint32_t i = 1; !ready(); ++i) {
       cpu_relax();
       if (i % 1024 != 0) continue;
       std::this_thread::yield();
-      if (policy.never_park || std::chrono::steady_clock::now() < until) continue;
+      if (policy.never_park) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (done.load(std::memory_order_relaxed) < step_chunks.load(std::memory_order_relaxed))
+        until = now + spin;  // a chunk is running: the team is working
+      if (now < until) continue;
       std::unique_lock<std::mutex> lock(sleep_mutex_);
       sleepers_.fetch_add(1, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with wake()'s fence
@@ -172,24 +178,25 @@ class Team {
     failed.store(false, std::memory_order_relaxed);
     done.store(0, std::memory_order_relaxed);
     for (int64_t c = n_chunks; c < size; ++c) claimed[c].store(gen, std::memory_order_relaxed);
+    step_chunks.store(n_chunks, std::memory_order_relaxed);
     generation.store(gen, std::memory_order_release);
     wake();
     claim_and_run(0, gen);
-    // What is left are chunks other members hold: if one was preempted in its chunk, it may
-    // need this CPU.
+    // What is left are chunks other members hold (spinning: a chunk is running; the yields
+    // leave this CPU to a member that was preempted in its chunk, if it waits here).
     wait_until([&] { return done.load(std::memory_order_acquire) >= n_chunks; },
-               WaitPolicy::get().chunk_spin);
+               WaitPolicy::get().in_call_spin);
     if (failed.load(std::memory_order_relaxed)) std::rethrow_exception(error);
   }
 
   // A leased worker: serves the team's steps, spinning between them, until the call closes it.
   void serve(int member) {
-    const auto step_spin = WaitPolicy::get().step_spin;
+    const auto spin = WaitPolicy::get().in_call_spin;
     for (uint64_t seen = 0;;) {
       wait_until([&] {
         return generation.load(std::memory_order_acquire) != seen ||
                !open.load(std::memory_order_acquire);
-      }, step_spin);
+      }, spin);
       const uint64_t gen = generation.load(std::memory_order_acquire);
       if (gen == seen) return;  // closed
       seen = gen;
@@ -236,7 +243,8 @@ class Team {
   std::unique_ptr<std::atomic<uint64_t>[]> claimed;  // (size)
   std::atomic<bool> open{true};
   std::atomic<uint64_t> generation{0};
-  std::atomic<int64_t> done{0};
+  std::atomic<int64_t> done{0};         // chunks of the current step finished
+  std::atomic<int64_t> step_chunks{0};  // the current step's n_chunks, for waiting members
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // the first chunk's exception, written by the one that set failed
   // The step, written by the caller before it publishes `generation`.
