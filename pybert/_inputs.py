@@ -76,13 +76,18 @@ def batch_size_arg(batch_size: Any) -> int:
     return int(batch_size)
 
 
+def optional_positive_int(value: Any, name: str) -> Optional[int]:
+    """``value`` as an int >= 1, or None; anything else is a ValueError naming ``name``."""
+    if value is None:
+        return None
+    if not is_positive_int(value):
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
 def num_threads_arg(num_threads: Optional[int]) -> int:
     """The core's thread count: 0 (the default) for None."""
-    if num_threads is None:
-        return 0
-    if not is_positive_int(num_threads):
-        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-    return int(num_threads)
+    return optional_positive_int(num_threads, "num_threads") or 0
 
 
 PRECISIONS = ("fp32", "bf16", "int8")

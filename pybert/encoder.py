@@ -300,7 +300,7 @@ class SentenceEncoder(ModelWrapper):
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not one of the "
                              f"prompts {sorted(self.prompts)!r}")
-        self.truncate_dim = _truncate_dim_arg(truncate_dim)
+        self.truncate_dim = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
 
     @property
     def pooling(self) -> List[str]:
@@ -357,7 +357,7 @@ class SentenceEncoder(ModelWrapper):
                                           ids.shape)
         _inputs.check_size(ids.shape[0], ids.shape[1], self.model.config.hidden_size)
         modes = self._modes(pooling)
-        truncate = _truncate_dim_arg(truncate_dim)
+        truncate = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
         truncate = self.truncate_dim if truncate is None else truncate
         # normalize None: the Normalize modules as configured; True: those, then the final
         # (truncated) vector normalized, as sentence-transformers' normalize_embeddings; False:
@@ -397,7 +397,7 @@ class SentenceEncoder(ModelWrapper):
             raise ValueError(f"output_precision must be one of "
                              f"{', '.join(map(repr, OUTPUT_PRECISIONS))}, got {output_precision!r}")
         modes = self._modes(pooling)
-        truncate = _truncate_dim_arg(truncate_dim)
+        truncate = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
         truncate = self.truncate_dim if truncate is None else truncate
         text_prompt = resolve_prompt(self.prompts, self.default_prompt_name, prompt, prompt_name)
         prompt_length = self._prompt_length(text_prompt)
@@ -437,10 +437,3 @@ class SentenceEncoder(ModelWrapper):
                 f"normalize={self.normalize}, max_seq_length={self.max_seq_length}, "
                 f"precision={self.model.precision!r})")
 
-
-def _truncate_dim_arg(truncate_dim: Any) -> Optional[int]:
-    if truncate_dim is None:
-        return None
-    if not _inputs.is_positive_int(truncate_dim):
-        raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}")
-    return int(truncate_dim)

@@ -148,8 +148,9 @@ class SparseEncoder(CoreHandle):
         self.max_seq_length = max_length if max_length is not None \
             else _st.max_seq_length(st_config, self.tokenizer, self)
         saved = _st.model_config(self.path)
-        self.max_active_dims = _max_active_arg(
-            max_active_dims if max_active_dims is not None else saved.get("max_active_dims"))
+        self.max_active_dims = _inputs.optional_positive_int(
+            max_active_dims if max_active_dims is not None else saved.get("max_active_dims"),
+            "max_active_dims")
         self._prompts = _st.Prompts(saved, prompts, default_prompt_name)
 
     @property
@@ -191,8 +192,8 @@ class SparseEncoder(CoreHandle):
         single = isinstance(sentences, str)
         texts = [prompt + t for t in check_texts(sentences, "sentences")]
         batch_size = _inputs.batch_size_arg(batch_size)
-        limit = _max_active_arg(max_active_dims) if max_active_dims is not None \
-            else self.max_active_dims
+        limit = (self.max_active_dims if max_active_dims is None
+                 else _inputs.optional_positive_int(max_active_dims, "max_active_dims"))
         order = np.argsort([-len(t) for t in texts], kind="stable")
         batches = [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
         parts = []
@@ -237,10 +238,3 @@ class SparseEncoder(CoreHandle):
                 f"activation_function={self.activation_function!r}, "
                 f"max_seq_length={self.max_seq_length}, max_active_dims={self.max_active_dims})")
 
-
-def _max_active_arg(value: Any) -> Optional[int]:
-    if value is None:
-        return None
-    if not _inputs.is_positive_int(value):
-        raise ValueError(f"max_active_dims must be a positive integer or None, got {value!r}")
-    return int(value)
