@@ -8,7 +8,7 @@ logits are ever stored. Results are CSR rows (``SparseEmbeddings``), numpy only.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
