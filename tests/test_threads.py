@@ -177,8 +177,10 @@ def run_child(saved, **env_extra) -> dict:
     env = {k: v for k, v in child_env().items()
            if k not in ("OMP_WAIT_POLICY", "PYBERT_WAIT_POLICY", "PYBERT_SPIN_US")}
     env.update(env_extra)
+    # From the model's folder: `python -c` puts the working directory first on sys.path, and the
+    # repository's own pybert/ (no built core in a CI checkout) must not shadow the one tested.
     out = subprocess.run([sys.executable, "-c", CHILD, saved], env=env, capture_output=True,
-                         text=True, check=True).stdout
+                         text=True, check=True, cwd=saved).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
