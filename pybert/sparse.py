@@ -16,6 +16,7 @@ from . import _core, _inputs, _st
 from ._handle import CoreHandle
 from .config import BertConfig
 from .encoder import _progress
+from .heads import MASKED_LM_CLASSES
 from .modeling import load_weights
 from .recipe import pickles_as_recipe
 from .tokenizer import check_texts
@@ -95,7 +96,8 @@ def _concat(parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]], order: np.nd
 @pickles_as_recipe("__init__")
 class SparseEncoder(CoreHandle):
     """SPLADE checkpoints saved by sentence-transformers (``Transformer`` with
-    ``transformer_task="fill-mask"`` or the older ``MLMTransformer``, then ``SpladePooling``):
+    ``transformer_task="fill-mask"`` or the older ``MLMTransformer``, then ``SpladePooling``) on
+    a BERT, RoBERTa, XLM-R, DistilBERT or Megatron-BERT masked LM:
     ``encode`` returns one sparse vector over the vocabulary per text, equal to
     sentence-transformers' ``SparseEncoder.encode``.
 
@@ -134,9 +136,11 @@ class SparseEncoder(CoreHandle):
                              "is not supported (supported: relu, log1p_relu)")
         self.config = BertConfig.from_pretrained(transformer.path)
         architectures = self.config.architectures or []
-        if architectures[:1] != ["BertForMaskedLM"]:
-            raise ValueError(f"{transformer.path}: SparseEncoder runs BertForMaskedLM checkpoints, "
-                             f"config.json names {architectures or 'no architecture'}")
+        masked_lm = [cls.__name__ for cls in MASKED_LM_CLASSES]
+        if architectures[:1] not in [[name] for name in masked_lm]:
+            raise ValueError(f"{transformer.path}: SparseEncoder runs masked-LM checkpoints "
+                             f"({', '.join(masked_lm)}), config.json names "
+                             f"{architectures or 'no architecture'}")
         st_config = _st.transformer_config(transformer.path)
         self.tokenizer = _st.load_tokenizer(transformer.path, st_config)
         self.precision = _inputs.precision_arg(precision)

@@ -97,10 +97,11 @@ class Tokenizer:
     """
 
     def __init__(self, backend: tokenizers.Tokenizer, *, model_max_length: Optional[int] = None,
-                 pad_token: str = "[PAD]"):
+                 pad_token: str = "[PAD]", mask_token: str = "[MASK]"):
         self._backend = backend
         self.model_max_length = model_max_length
         self.pad_token = pad_token
+        self.mask_token = mask_token  # what fill-mask looks for: "[MASK]", RoBERTa's "<mask>"
         self.pad_token_id = backend.token_to_id(pad_token)
         if self.pad_token_id is None:
             self.pad_token_id = 0
@@ -125,7 +126,8 @@ class Tokenizer:
         if not isinstance(max_len, int) or max_len > 1_000_000:
             max_len = None
         return cls(backend, model_max_length=max_len,
-                   pad_token=_token(config.get("pad_token"), "[PAD]"))
+                   pad_token=_token(config.get("pad_token"), "[PAD]"),
+                   mask_token=_token(config.get("mask_token"), "[MASK]"))
 
     @property
     def vocab_size(self) -> int:
@@ -209,7 +211,7 @@ class Tokenizer:
             backend.normalizer = normalizers.Sequence(
                 [normalizers.Lowercase()] + ([current] if current is not None else []))
         return Tokenizer(backend, model_max_length=self.model_max_length,
-                         pad_token=self.pad_token)
+                         pad_token=self.pad_token, mask_token=self.mask_token)
 
     def encode_with_offsets(self, texts: Texts, max_length: Optional[int] = None
                             ) -> Dict[str, np.ndarray]:
