@@ -8,23 +8,25 @@ logits are ever stored. Results are CSR rows (``SparseEmbeddings``), numpy only.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import _core, _inputs, _st
-from ._handle import CoreHandle
 from .config import BertConfig
 from .encoder import _progress
 from .heads import MASKED_LM_CLASSES
 from .modeling import load_weights
 from .recipe import pickles_as_recipe
+from .safetensors import load_safetensors
 from .tokenizer import check_texts
 
 __all__ = ["SparseEncoder", "SparseEmbeddings"]
 
 _TRANSFORMERS = ("Transformer", "MLMTransformer")
-_SUPPORTED = _TRANSFORMERS + ("SpladePooling",)
+_ROUTE_MODULES = _TRANSFORMERS + ("SpladePooling", "SparseStaticEmbedding")
+_SUPPORTED = _TRANSFORMERS + ("SpladePooling", "Router")
+_Csr = Tuple[np.ndarray, np.ndarray, np.ndarray]  # indptr (n + 1), indices int32, data float32
 
 
 class SparseEmbeddings:
@@ -93,39 +95,12 @@ def _concat(parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]], order: np.nd
     return indptr, out_idx.astype(np.int32, copy=False), out_val.astype(np.float32, copy=False)
 
 
-@pickles_as_recipe("__init__")
-class SparseEncoder(CoreHandle):
-    """SPLADE checkpoints saved by sentence-transformers (``Transformer`` with
-    ``transformer_task="fill-mask"`` or the older ``MLMTransformer``, then ``SpladePooling``) on
-    a BERT, RoBERTa, XLM-R, DistilBERT or Megatron-BERT masked LM:
-    ``encode`` returns one sparse vector over the vocabulary per text, equal to
-    sentence-transformers' ``SparseEncoder.encode``.
+class _SpladeRoute:
+    """``Transformer`` (fill-mask) + ``SpladePooling``: the masked LM, its activation and its
+    pooling in the core (SpladeModel)."""
 
-    >>> enc = pybert.SparseEncoder("path/to/splade")
-    >>> emb = enc.encode(["what is splade?"])      # SparseEmbeddings (1, 30522)
-    >>> enc.decode(emb, top_k=3)
-    [[('spl', 2.1), ('##ade', 1.9), ('what', 0.4)]]
-
-    The decoder (the tied word embeddings) is packed for the GEMM kernel at load: one more copy
-    of vocab_size x hidden floats. ``precision`` is the body's (the head runs in fp32).
-    """
-
-    def __init__(self, path: Union[str, os.PathLike], max_length: Optional[int] = None,
-                 num_threads: Optional[int] = None, precision: str = "fp32", *,
-                 max_active_dims: Optional[int] = None,
-                 prompts: Optional[Dict[str, str]] = None,
-                 default_prompt_name: Optional[str] = None):
-        self.path = _st.check_dir(path)
-        if os.path.isfile(os.path.join(self.path, "modules.json")):
-            modules = _st.read_modules(self.path, "SparseEncoder", _SUPPORTED)
-        else:  # a plain masked-LM directory: sentence-transformers' default, max pooling
-            modules = [_st.Module("Transformer", "", self.path, {}),
-                       _st.Module("SpladePooling", "", "", {})]
-        kinds = [m.kind for m in modules]
-        if len(modules) != 2 or kinds[0] not in _TRANSFORMERS or kinds[1] != "SpladePooling":
-            raise ValueError(f"{self.path}: SparseEncoder needs a Transformer (fill-mask) then a "
-                             f"SpladePooling module, got {kinds}")
-        transformer, pooling = modules
+    def __init__(self, transformer: "_st.Module", pooling: "_st.Module",
+                 max_length: Optional[int], num_threads: int, precision: str):
         self.pooling_strategy = str(pooling.config.get("pooling_strategy", "max"))
         self.activation_function = str(pooling.config.get("activation_function", "relu"))
         if self.pooling_strategy not in ("max", "sum"):
@@ -143,14 +118,135 @@ class SparseEncoder(CoreHandle):
                              f"{architectures or 'no architecture'}")
         st_config = _st.transformer_config(transformer.path)
         self.tokenizer = _st.load_tokenizer(transformer.path, st_config)
-        self.precision = _inputs.precision_arg(precision)
         self._core = _core.SpladeModel(
             self.config.to_core(), load_weights(transformer.path),
             tie_word_embeddings=bool(self.config.extra.get("tie_word_embeddings", True)),
-            num_threads=_inputs.num_threads_arg(num_threads), precision=self.precision)
-        _inputs.warn_precision_fallback(self.precision)
+            num_threads=num_threads, precision=precision)
         self.max_seq_length = max_length if max_length is not None \
             else _st.max_seq_length(st_config, self.tokenizer, self)
+        self.dimension = self.config.vocab_size
+
+    @property
+    def num_threads(self) -> int:
+        return self._core.num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: int) -> None:
+        self._core.num_threads = value
+
+    def close(self) -> None:
+        self._core.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def encode(self, texts: List[str], max_active_dims: int) -> _Csr:
+        batch = self.tokenizer(texts, max_length=self.max_seq_length)
+        return self._core.encode(batch["input_ids"], batch["attention_mask"],
+                                 batch["token_type_ids"], pooling_strategy=self.pooling_strategy,
+                                 activation_function=self.activation_function,
+                                 max_active_dims=max_active_dims)
+
+
+class _StaticRoute:
+    """``SparseStaticEmbedding`` (the query side of inference-free SPLADE): each token present
+    in the text (tokenized without special tokens) gets its static weight, e.g. its IDF."""
+
+    def __init__(self, module: "_st.Module", num_threads: int):
+        file = os.path.join(module.path, "model.safetensors")
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"no model.safetensors in {module.path!r}")
+        store = load_safetensors(file)
+        if "weight" not in store:
+            raise ValueError(f"{file} has no tensor 'weight' (SparseStaticEmbedding's weights)")
+        self.weight = np.ascontiguousarray(store.get("weight"), dtype=np.float32)
+        if self.weight.ndim != 1:
+            raise ValueError(f"{file}: SparseStaticEmbedding weight must be 1-D (vocab_size,), "
+                             f"got shape {self.weight.shape}")
+        self.tokenizer = _st.load_tokenizer(module.path, {})
+        self.max_seq_length = self.tokenizer.model_max_length
+        self.dimension = int(self.weight.shape[0])
+        self.num_threads = num_threads
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def encode(self, texts: List[str], max_active_dims: int) -> _Csr:
+        if self.closed:
+            raise ValueError("the model is closed")
+        batch = self.tokenizer(texts, max_length=self.max_seq_length, add_special_tokens=False)
+        return _core.token_presence(batch["input_ids"], batch["attention_mask"], self.weight,
+                                    max_active_dims=max_active_dims,
+                                    num_threads=self.num_threads)
+
+
+def _route(modules: List["_st.Module"], max_length: Optional[int], num_threads: int,
+           precision: str) -> Union[_SpladeRoute, _StaticRoute]:
+    kinds = [m.kind for m in modules]
+    if kinds == ["SparseStaticEmbedding"]:
+        return _StaticRoute(modules[0], num_threads)
+    if len(modules) == 2 and kinds[0] in _TRANSFORMERS and kinds[1] == "SpladePooling":
+        return _SpladeRoute(modules[0], modules[1], max_length, num_threads, precision)
+    raise ValueError(f"SparseEncoder needs a Transformer (fill-mask) then a SpladePooling module, "
+                     f"or a SparseStaticEmbedding (in a Router route), got {kinds}")
+
+
+@pickles_as_recipe("__init__")
+class SparseEncoder:
+    """SPLADE checkpoints saved by sentence-transformers (``Transformer`` with
+    ``transformer_task="fill-mask"`` or the older ``MLMTransformer``, then ``SpladePooling``) on
+    a BERT, RoBERTa, XLM-R, DistilBERT or Megatron-BERT masked LM, and inference-free SPLADE (a
+    ``Router`` whose query route is a ``SparseStaticEmbedding``, its document route SPLADE):
+    ``encode`` returns one sparse vector over the vocabulary per text, equal to
+    sentence-transformers' ``SparseEncoder.encode``.
+
+    >>> enc = pybert.SparseEncoder("path/to/splade")
+    >>> emb = enc.encode(["what is splade?"])      # SparseEmbeddings (1, 30522)
+    >>> enc.decode(emb, top_k=3)
+    [[('spl', 2.1), ('##ade', 1.9), ('what', 0.4)]]
+
+    The decoder (the tied word embeddings) is packed for the GEMM kernel at load: one more copy
+    of vocab_size x hidden floats. ``precision`` is the body's (the head runs in fp32).
+    ``max_length`` applies to the SPLADE routes.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], max_length: Optional[int] = None,
+                 num_threads: Optional[int] = None, precision: str = "fp32", *,
+                 max_active_dims: Optional[int] = None,
+                 prompts: Optional[Dict[str, str]] = None,
+                 default_prompt_name: Optional[str] = None):
+        self.path = _st.check_dir(path)
+        self.precision = _inputs.precision_arg(precision)
+        threads = _inputs.num_threads_arg(num_threads)
+        if os.path.isfile(os.path.join(self.path, "modules.json")):
+            modules = _st.read_modules(self.path, "SparseEncoder", _SUPPORTED)
+        else:  # a plain masked-LM directory: sentence-transformers' default, max pooling
+            modules = [_st.Module("Transformer", "", self.path, {}),
+                       _st.Module("SpladePooling", "", "", {})]
+        if [m.kind for m in modules] == ["Router"]:
+            self._router: Optional[_st.Router] = _st.read_router(
+                modules[0].path, "SparseEncoder", _ROUTE_MODULES)
+            self._routes = {name: _route(route, max_length, threads, self.precision)
+                            for name, route in self._router.routes.items()}
+        else:
+            self._router = None
+            self._routes = {"": _route(modules, max_length, threads, self.precision)}
+        dims = {r.dimension for r in self._routes.values()}
+        if len(dims) != 1:
+            raise ValueError(f"{self.path}: the Router's routes give vectors of different sizes "
+                             f"{sorted(dims)}")
+        _inputs.warn_precision_fallback(self.precision)
+        # The SPLADE route (the document side of inference-free SPLADE) names the model.
+        main = next((r for r in self._routes.values() if isinstance(r, _SpladeRoute)),
+                    next(iter(self._routes.values())))
+        self.tokenizer = main.tokenizer
+        self.max_seq_length = main.max_seq_length
+        if isinstance(main, _SpladeRoute):
+            self.config = main.config
+            self.pooling_strategy = main.pooling_strategy
+            self.activation_function = main.activation_function
         saved = _st.model_config(self.path)
         self.max_active_dims = _inputs.optional_positive_int(
             max_active_dims if max_active_dims is not None else saved.get("max_active_dims"),
@@ -158,58 +254,84 @@ class SparseEncoder(CoreHandle):
         self._prompts = _st.Prompts(saved, prompts, default_prompt_name)
 
     @property
+    def num_threads(self) -> Optional[int]:
+        """Threads each call uses; None: ``pybert.set_num_threads``, else every usable CPU."""
+        return next(iter(self._routes.values())).num_threads or None
+
+    @num_threads.setter
+    def num_threads(self, value: Optional[int]) -> None:
+        for route in self._routes.values():
+            route.num_threads = _inputs.num_threads_arg(value)
+
+    def close(self) -> None:
+        """Release the weights and their file mapping; later calls raise ValueError. A call
+        running on another thread finishes first, on weights it still holds."""
+        for route in self._routes.values():
+            route.close()
+
+    @property
+    def closed(self) -> bool:
+        return all(route.closed for route in self._routes.values())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @property
     def prompts(self) -> Dict[str, str]:
         return dict(self._prompts.prompts)
 
     def get_embedding_dimension(self) -> int:
-        return self.config.vocab_size
+        return next(iter(self._routes.values())).dimension
 
     def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                max_active_dims: Optional[int] = None, prompt_name: Optional[str] = None,
-               prompt: Optional[str] = None, show_progress: Optional[bool] = None
-               ) -> SparseEmbeddings:
+               prompt: Optional[str] = None, show_progress: Optional[bool] = None,
+               task: Optional[str] = None) -> SparseEmbeddings:
         """SparseEmbeddings of shape (n, vocab_size) for a list of texts, (vocab_size,) for one
         string. ``max_active_dims`` (default: the model's) keeps each vector's largest entries
-        only, as sentence-transformers does."""
+        only, as sentence-transformers does. ``task`` picks a Router's route ("query",
+        "document"; None: its default route) and is ignored without a Router."""
         return self._encode(sentences, batch_size, max_active_dims,
-                            self._prompts.resolve(prompt, prompt_name), show_progress)
+                            self._prompts.resolve(prompt, prompt_name), show_progress, task)
 
     def encode_query(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                      max_active_dims: Optional[int] = None, prompt_name: Optional[str] = None,
                      prompt: Optional[str] = None, show_progress: Optional[bool] = None
                      ) -> SparseEmbeddings:
-        """``encode`` with the model's "query" prompt, if it has one."""
+        """``encode`` with the model's "query" prompt, if it has one, and task "query"."""
         return self._encode(sentences, batch_size, max_active_dims,
-                            self._prompts.for_query(prompt, prompt_name), show_progress)
+                            self._prompts.for_query(prompt, prompt_name), show_progress, "query")
 
     def encode_document(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                         max_active_dims: Optional[int] = None, prompt_name: Optional[str] = None,
                         prompt: Optional[str] = None, show_progress: Optional[bool] = None
                         ) -> SparseEmbeddings:
-        """``encode`` with the model's "document" (else "passage", "corpus") prompt, if any."""
+        """``encode`` with the model's "document" (else "passage", "corpus") prompt, if any, and
+        task "document"."""
         return self._encode(sentences, batch_size, max_active_dims,
-                            self._prompts.for_document(prompt, prompt_name), show_progress)
+                            self._prompts.for_document(prompt, prompt_name), show_progress,
+                            "document")
 
     def _encode(self, sentences: Union[str, Sequence[str]], batch_size: int,
-                max_active_dims: Optional[int], prompt: str, show_progress: Optional[bool]
-                ) -> SparseEmbeddings:
+                max_active_dims: Optional[int], prompt: str, show_progress: Optional[bool],
+                task: Optional[str]) -> SparseEmbeddings:
         single = isinstance(sentences, str)
         texts = [prompt + t for t in check_texts(sentences, "sentences")]
         batch_size = _inputs.batch_size_arg(batch_size)
+        route = self._routes[self._router.resolve(task)] if self._router is not None \
+            else self._routes[""]
         limit = (self.max_active_dims if max_active_dims is None
                  else _inputs.optional_positive_int(max_active_dims, "max_active_dims"))
         order = np.argsort([-len(t) for t in texts], kind="stable")
         batches = [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
-        parts = []
-        for idx in _progress(batches, show_progress):
-            batch = self.tokenizer([texts[i] for i in idx], max_length=self.max_seq_length)
-            parts.append(self._core.encode(
-                batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                pooling_strategy=self.pooling_strategy,
-                activation_function=self.activation_function, max_active_dims=limit or 0))
+        parts = [route.encode([texts[i] for i in idx], limit or 0)
+                 for idx in _progress(batches, show_progress)]
         indptr, indices, data = _concat(parts, order)
-        vocab = self.config.vocab_size
-        return SparseEmbeddings(indptr, indices, data, (vocab,) if single else (len(texts), vocab))
+        dim = route.dimension
+        return SparseEmbeddings(indptr, indices, data, (dim,) if single else (len(texts), dim))
 
     def decode(self, embeddings: Union[SparseEmbeddings, np.ndarray], top_k: Optional[int] = None
                ) -> Union[List[Tuple[str, float]], List[List[Tuple[str, float]]]]:
@@ -238,7 +360,10 @@ class SparseEncoder(CoreHandle):
         return results[0] if one else results
 
     def __repr__(self) -> str:
-        return (f"SparseEncoder(path={self.path!r}, pooling_strategy={self.pooling_strategy!r}, "
-                f"activation_function={self.activation_function!r}, "
+        routes = "" if self._router is None else f"routes={sorted(self._routes)}, "
+        splade = "" if not hasattr(self, "pooling_strategy") else (
+            f"pooling_strategy={self.pooling_strategy!r}, "
+            f"activation_function={self.activation_function!r}, ")
+        return (f"SparseEncoder(path={self.path!r}, {routes}{splade}"
                 f"max_seq_length={self.max_seq_length}, max_active_dims={self.max_active_dims})")
 

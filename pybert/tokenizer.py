@@ -150,12 +150,13 @@ class Tokenizer:
         return tok
 
     def __call__(self, texts: Texts, text_pairs: Optional[Texts] = None,
-                 max_length: Optional[int] = None, direction: str = "right"
-                 ) -> Dict[str, np.ndarray]:
+                 max_length: Optional[int] = None, direction: str = "right", *,
+                 add_special_tokens: bool = True) -> Dict[str, np.ndarray]:
         """Token ids of a batch: ``input_ids``, ``attention_mask``, ``token_type_ids``, each
         int64 (batch, longest). ``max_length`` defaults to the checkpoint's model_max_length;
         pairs are truncated longest-first, as transformers does; ``direction`` ("right" or
-        "left") is the end truncation cuts tokens from."""
+        "left") is the end truncation cuts tokens from. ``add_special_tokens=False`` leaves out
+        [CLS]/[SEP] and the like."""
         texts = check_texts(texts)
         if text_pairs is not None:
             text_pairs = check_texts(text_pairs, "text_pairs")
@@ -172,7 +173,8 @@ class Tokenizer:
         inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
         try:
             encodings = self._backend_for(None if max_length is None else int(max_length),
-                                          direction).encode_batch(inputs, add_special_tokens=True)
+                                          direction).encode_batch(
+                                              inputs, add_special_tokens=bool(add_special_tokens))
         except Exception as e:  # tokenizers raises plain Exception, e.g. max_length too short
             raise ValueError(f"cannot tokenize with max_length={max_length}: {e}") from None
         seq = len(encodings[0].ids) if encodings else 0

@@ -47,6 +47,33 @@ std::string prefix_or_detected(const std::optional<std::string>& prefix, const B
   return prefix ? *prefix : model::BertModel::detect_prefix(config, store);
 }
 
+// pooled (batch, vocab) -> CSR (indptr (batch + 1) int64, indices int32, values float32) of each
+// row's nonzeros, at most max_active_dims of them (the largest) when it is > 0.
+py::tuple csr_rows(const std::vector<float>& pooled, int64_t batch, int64_t vocab,
+                   int64_t max_active_dims, int num_threads) {
+  py::array_t<int64_t> indptr(batch + 1);
+  int64_t* ptr = indptr.mutable_data();
+  compute(num_threads, [&] {
+    ptr[0] = 0;
+    ops::sparse_counts(pooled.data(), batch, vocab, max_active_dims, ptr + 1);
+    for (int64_t r = 0; r < batch; ++r) ptr[r + 1] += ptr[r];
+  });
+  py::array_t<int32_t> indices(ptr[batch]);
+  FloatArray values(ptr[batch]);
+  int32_t* idx = indices.mutable_data();
+  float* val = values.mutable_data();
+  compute(num_threads, [&] {
+    ops::sparse_fill(pooled.data(), batch, vocab, max_active_dims, ptr, idx, val);
+  });
+  return py::make_tuple(indptr, indices, values);
+}
+
+void check_max_active_dims(int64_t max_active_dims) {
+  if (max_active_dims < 0)
+    throw py::value_error("max_active_dims must be positive (or 0 for no limit), got " +
+                          std::to_string(max_active_dims));
+}
+
 // A masked-LM with its decoder packed for pooling: its own Python type, apart from
 // BertForMaskedLM's (the same held model type).
 struct CoreSplade : Held<model::BertForMaskedLM> {};
@@ -83,28 +110,13 @@ void register_retrieval(py::module_& m) {
             const model::BertInputs in = bert_inputs(ids, mask, types);
             const ops::Activation act = splade_activation(activation_function);
             const ops::RowPool pool = splade_pooling(pooling_strategy);
-            if (max_active_dims < 0)
-              throw py::value_error("max_active_dims must be positive (or 0 for no limit), got " +
-                                    std::to_string(max_active_dims));
+            check_max_active_dims(max_active_dims);
             const std::shared_ptr<const BertForMaskedLM> held = self.live();
             const int64_t vocab = held->bert().config().vocab_size;
             std::vector<float> pooled(in.batch * vocab);  // (batch, vocab)
-            py::array_t<int64_t> indptr(in.batch + 1);
-            int64_t* ptr = indptr.mutable_data();
-            compute(self.num_threads, [&] {
-              held->forward_pooled(in, pooled.data(), act, pool);
-              ptr[0] = 0;
-              ops::sparse_counts(pooled.data(), in.batch, vocab, max_active_dims, ptr + 1);
-              for (int64_t r = 0; r < in.batch; ++r) ptr[r + 1] += ptr[r];
-            });
-            py::array_t<int32_t> indices(ptr[in.batch]);
-            FloatArray values(ptr[in.batch]);
-            int32_t* idx = indices.mutable_data();
-            float* val = values.mutable_data();
-            compute(self.num_threads, [&] {
-              ops::sparse_fill(pooled.data(), in.batch, vocab, max_active_dims, ptr, idx, val);
-            });
-            return py::make_tuple(indptr, indices, values);
+            compute(self.num_threads,
+                    [&] { held->forward_pooled(in, pooled.data(), act, pool); });
+            return csr_rows(pooled, in.batch, vocab, max_active_dims, self.num_threads);
           },
           py::arg("input_ids"), py::arg("attention_mask") = py::none(),
           py::arg("token_type_ids") = py::none(), py::kw_only(),
@@ -174,6 +186,28 @@ void register_retrieval(py::module_& m) {
           "nonzero; real or query-only tokens) in (sequence, position) order. query_only "
           "(batch, seq): tokens with mask 0 that attend to their row's real tokens, unattended, "
           "after every real token of the row (ColBERT's query expansion).");
+
+  m.def(
+      "token_presence",
+      [](IdArray ids, IdArray mask, FloatArray weight, int64_t max_active_dims, int num_threads) {
+        require_ndim(ids, 2, "input_ids");
+        check_same_shape(mask, ids, "attention_mask");
+        require_ndim(weight, 1, "weight");
+        check_max_active_dims(max_active_dims);
+        const int64_t n = ids.shape(0), seq = ids.shape(1), vocab = weight.shape(0);
+        std::vector<float> dense(n * vocab);  // (n, vocab)
+        compute(num_threads, [&] {
+          ops::token_presence(ids.data(), mask.data(), n, seq, weight.data(), vocab,
+                              dense.data());
+        });
+        return csr_rows(dense, n, vocab, max_active_dims, num_threads);
+      },
+      py::arg("input_ids"), py::arg("attention_mask"), py::arg("weight"), py::kw_only(),
+      py::arg("max_active_dims") = 0, py::arg("num_threads") = 0,
+      "sentence-transformers' SparseStaticEmbedding: input_ids, attention_mask (n, seq), weight "
+      "(vocab) -> CSR (indptr, indices int32, values float32) of the (n, vocab) rows holding "
+      "weight[t] at each token t present under mask 1; with max_active_dims > 0 only that many "
+      "largest entries a row.");
 
   m.def(
       "maxsim",

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "parallel.h"
@@ -47,6 +50,25 @@ void sparse_fill(const float* x, int64_t n, int64_t cols, int64_t max_active,
       for (size_t i = 0; i < kept.size(); ++i) {
         indices[indptr[r] + i] = kept[i];
         values[indptr[r] + i] = row[kept[i]];
+      }
+    }
+  });
+}
+
+void token_presence(const int64_t* ids, const int64_t* mask, int64_t n, int64_t seq,
+                    const float* weight, int64_t cols, float* x) {
+  for (int64_t i = 0; i < n * seq; ++i)
+    if ((!mask || mask[i] != 0) && (ids[i] < 0 || ids[i] >= cols))
+      throw std::invalid_argument("token id " + std::to_string(ids[i]) +
+                                  " is outside the static weights' " + std::to_string(cols) +
+                                  " entries");
+  parallel_for(0, n, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* row = x + r * cols;
+      std::memset(row, 0, cols * sizeof(float));
+      for (int64_t s = 0; s < seq; ++s) {
+        const int64_t i = r * seq + s;
+        if (!mask || mask[i] != 0) row[ids[i]] = weight[ids[i]];
       }
     }
   });

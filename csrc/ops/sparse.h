@@ -15,4 +15,10 @@ void sparse_counts(const float* x, int64_t n, int64_t cols, int64_t max_active, 
 void sparse_fill(const float* x, int64_t n, int64_t cols, int64_t max_active,
                  const int64_t* indptr, int32_t* indices, float* values);
 
+// sentence-transformers' SparseStaticEmbedding (the query side of inference-free SPLADE):
+// ids, mask (n, seq) -> x (n, cols) with x[r, c] = weight[c] when token c occurs in row r at a
+// position of mask 1, else 0. Throws std::invalid_argument for an id outside [0, cols).
+void token_presence(const int64_t* ids, const int64_t* mask, int64_t n, int64_t seq,
+                    const float* weight, int64_t cols, float* x);
+
 }  // namespace pybert::ops
