@@ -249,6 +249,23 @@ def _load_sentence_model(config: SentenceConfig, num_threads: Optional[int],
     return SentenceModel(body, core, precision, tokenizer)
 
 
+def _check_max_pooled_tokens(mask: Optional[np.ndarray], shape: Tuple[int, int],
+                             prompt_length: int) -> None:
+    """Max pooling over no token is -inf in sentence-transformers (NaN once normalized); pybert
+    refuses it rather than answer otherwise. A row pools its real tokens less the prompt's
+    ``prompt_length`` (include_prompt false)."""
+    tokens = np.full(shape[0], shape[1]) if mask is None else (mask != 0).sum(axis=1)
+    empty = np.flatnonzero(tokens <= prompt_length)
+    if empty.size:
+        i = int(empty[0])
+        raise ValueError(
+            f"row {i} of the tokenized batch has no token left to max-pool: {int(tokens[i])} "
+            f"tokens, of which the prompt's first {prompt_length} are left out (include_prompt "
+            "false); "
+            "sentence-transformers would give -inf there. Use a shorter prompt, a longer "
+            "max_seq_length, or a checkpoint that pools the prompt")
+
+
 @pickles_as_recipe("__init__")
 class SentenceEncoder(ModelWrapper):
     """Sentence embeddings from a BERT-family checkpoint (BERT, RoBERTa, XLM-R, DistilBERT, ...),
@@ -357,6 +374,8 @@ class SentenceEncoder(ModelWrapper):
                                           ids.shape)
         _inputs.check_size(ids.shape[0], ids.shape[1], self.model.config.hidden_size)
         modes = self._modes(pooling)
+        if "max" in modes:
+            _check_max_pooled_tokens(mask, ids.shape, prompt_length)
         truncate = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
         truncate = self.truncate_dim if truncate is None else truncate
         # normalize None: the Normalize modules as configured; True: those, then the final
