@@ -186,6 +186,14 @@ class Prompts:
         return self.resolve(prompt, prompt_name)
 
 
+def similarity_name(value: Any, supported: Sequence[str]) -> str:
+    """A similarity_fn_name the encoder's ``similarity`` computes, or a ValueError."""
+    if value not in supported:
+        raise ValueError(f"similarity_fn_name {value!r} is not supported (supported: "
+                         f"{', '.join(supported)})")
+    return value
+
+
 def check_dir(path: Any) -> str:
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -194,4 +202,4 @@ def check_dir(path: Any) -> str:
 
 
 __all__ = ["Module", "Router", "read_router", "read_modules", "model_config", "transformer_config", "load_tokenizer",
-           "max_seq_length", "Prompts", "check_dir"]
+           "max_seq_length", "Prompts", "similarity_name", "check_dir"]

@@ -26,6 +26,7 @@ __all__ = ["SparseEncoder", "SparseEmbeddings"]
 _TRANSFORMERS = ("Transformer", "MLMTransformer")
 _ROUTE_MODULES = _TRANSFORMERS + ("SpladePooling", "SparseStaticEmbedding")
 _SUPPORTED = _TRANSFORMERS + ("SpladePooling", "Router")
+_SIMILARITIES = ("dot", "cosine", "euclidean", "manhattan")
 _Csr = Tuple[np.ndarray, np.ndarray, np.ndarray]  # indptr (n + 1), indices int32, data float32
 
 
@@ -193,6 +194,27 @@ def _route(modules: List["_st.Module"], max_length: Optional[int], num_threads: 
                      f"or a SparseStaticEmbedding (in a Router route), got {kinds}")
 
 
+def _as_sparse(embeddings: Union[SparseEmbeddings, np.ndarray], name: str) -> SparseEmbeddings:
+    """SparseEmbeddings as given, or the nonzeros of a 1-D / 2-D dense array."""
+    if isinstance(embeddings, SparseEmbeddings):
+        return embeddings
+    dense = np.asarray(embeddings, dtype=np.float32)
+    if dense.ndim not in (1, 2):
+        raise ValueError(f"{name} must be SparseEmbeddings or a 1-D or 2-D array, got "
+                         f"{dense.ndim}-D")
+    rows = np.atleast_2d(dense)
+    nz = rows != 0
+    return SparseEmbeddings(np.concatenate([[0], np.cumsum(nz.sum(1))]).astype(np.int64),
+                            np.nonzero(nz)[1].astype(np.int32), rows[nz], dense.shape)
+
+
+def _rows(x: SparseEmbeddings, i: int) -> SparseEmbeddings:
+    """Row i of x as a one-row SparseEmbeddings."""
+    lo, hi = x.indptr[i], x.indptr[i + 1]
+    return SparseEmbeddings(np.array([0, hi - lo], dtype=np.int64), x.indices[lo:hi],
+                            x.data[lo:hi], (1, x.shape[-1]))
+
+
 @pickles_as_recipe("__init__")
 class SparseEncoder:
     """SPLADE checkpoints saved by sentence-transformers (``Transformer`` with
@@ -242,7 +264,6 @@ class SparseEncoder:
         main = next((r for r in self._routes.values() if isinstance(r, _SpladeRoute)),
                     next(iter(self._routes.values())))
         self.tokenizer = main.tokenizer
-        self.max_seq_length = main.max_seq_length
         if isinstance(main, _SpladeRoute):
             self.config = main.config
             self.pooling_strategy = main.pooling_strategy
@@ -252,6 +273,66 @@ class SparseEncoder:
             max_active_dims if max_active_dims is not None else saved.get("max_active_dims"),
             "max_active_dims")
         self._prompts = _st.Prompts(saved, prompts, default_prompt_name)
+        self.similarity_fn_name = saved.get("similarity_fn_name") or "dot"
+
+    @property
+    def max_seq_length(self) -> Optional[int]:
+        """Tokens a text keeps on the SPLADE routes (longer ones are truncated)."""
+        splade = [r for r in self._routes.values() if isinstance(r, _SpladeRoute)]
+        return splade[0].max_seq_length if splade else None
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        length = _inputs.optional_positive_int(value, "max_seq_length")
+        if length is None:
+            raise ValueError("max_seq_length must be a positive integer, got None")
+        for route in self._routes.values():
+            if isinstance(route, _SpladeRoute):
+                route.max_seq_length = length
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """How ``similarity`` scores: "dot" (sentence-transformers' default for sparse models),
+        "cosine", "euclidean" or "manhattan" (negated distances); from
+        config_sentence_transformers.json."""
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str) -> None:
+        self._similarity_fn_name = _st.similarity_name(value, _SIMILARITIES)
+
+    def similarity(self, a: Union[SparseEmbeddings, np.ndarray],
+                   b: Union[SparseEmbeddings, np.ndarray]) -> np.ndarray:
+        """float32 (len(a), len(b)) scores of every row of ``a`` against every row of ``b`` by
+        ``similarity_fn_name``, in the C++ core on the sparse rows."""
+        x, y = _as_sparse(a, "a"), _as_sparse(b, "b")
+        if x.shape[-1] != y.shape[-1]:
+            raise ValueError(f"a has {x.shape[-1]} columns, b {y.shape[-1]}")
+        return _core.sparse_similarity(x.indptr, x.indices, x.data, y.indptr, y.indices, y.data,
+                                       cols=x.shape[-1], similarity=self._similarity_fn_name,
+                                       num_threads=_inputs.num_threads_arg(self.num_threads))
+
+    def similarity_pairwise(self, a: Union[SparseEmbeddings, np.ndarray],
+                            b: Union[SparseEmbeddings, np.ndarray]) -> np.ndarray:
+        """float32 (n,) scores of row i of ``a`` against row i of ``b``."""
+        x, y = _as_sparse(a, "a"), _as_sparse(b, "b")
+        n = len(x.indptr) - 1
+        if n != len(y.indptr) - 1:
+            raise ValueError(f"a has {n} rows, b {len(y.indptr) - 1}; similarity_pairwise pairs "
+                             "them one to one")
+        return np.array([self.similarity(_rows(x, i), _rows(y, i))[0, 0] for i in range(n)],
+                        dtype=np.float32).reshape(n)
+
+    @staticmethod
+    def sparsity(embeddings: Union[SparseEmbeddings, np.ndarray]) -> Dict[str, float]:
+        """{"active_dims": mean nonzeros per row, "sparsity_ratio": 1 - that / columns}, as
+        sentence-transformers' ``SparseEncoder.sparsity``."""
+        x = _as_sparse(embeddings, "embeddings")
+        rows, cols = len(x.indptr) - 1, x.shape[-1]
+        if rows == 0 or cols == 0:
+            return {"active_dims": 0.0, "sparsity_ratio": 1.0}
+        active = float(np.mean(np.diff(x.indptr)))
+        return {"active_dims": active, "sparsity_ratio": 1.0 - active / cols}
 
     @property
     def num_threads(self) -> Optional[int]:
@@ -340,17 +421,8 @@ class SparseEncoder:
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
                                   or top_k <= 0):
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-        if isinstance(embeddings, SparseEmbeddings):
-            sparse, one = embeddings, len(embeddings.shape) == 1
-        else:
-            dense = np.asarray(embeddings, dtype=np.float32)
-            if dense.ndim not in (1, 2):
-                raise ValueError(f"embeddings must be 1-D or 2-D, got {dense.ndim}-D")
-            one = dense.ndim == 1
-            rows = np.atleast_2d(dense)
-            nz = rows != 0
-            sparse = SparseEmbeddings(np.concatenate([[0], np.cumsum(nz.sum(1))]),
-                                      np.nonzero(nz)[1].astype(np.int32), rows[nz], rows.shape)
+        sparse = _as_sparse(embeddings, "embeddings")
+        one = len(sparse.shape) == 1
         results = []
         for r in range(len(sparse.indptr) - 1):
             idx, val = sparse.row(r)

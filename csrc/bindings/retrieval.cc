@@ -1,5 +1,6 @@
 // Retrieval models: SPLADE (sparse vectors over the vocabulary), multi-vector (a vector per
 // token), and MaxSim scoring of multi-vector embeddings.
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -164,26 +165,37 @@ void register_retrieval(py::module_& m) {
       .def(
           "encode",
           [](const CoreMultiVector& self, IdArray ids, std::optional<IdArray> mask,
-             std::optional<IdArray> types, IdArray keep, std::optional<IdArray> query_only) {
+             std::optional<IdArray> types, IdArray keep, std::optional<IdArray> query_only,
+             int64_t truncate_dim, bool normalize_embeddings) {
             model::BertInputs in = bert_inputs(ids, mask, types);
             check_same_shape(keep, ids, "keep");
             if (query_only) {
               check_same_shape(*query_only, ids, "query_only");
               in.query_only = query_only->data();
             }
+            if (truncate_dim < 0)
+              throw py::value_error("truncate_dim must be positive (or 0 for none), got " +
+                                    std::to_string(truncate_dim));
             const int64_t* k = keep.data();
             py::ssize_t kept = 0;
             for (py::ssize_t i = 0; i < keep.size(); ++i) kept += k[i] != 0;
             const std::shared_ptr<const BertMultiVector> held = self.live();
-            FloatArray out({kept, static_cast<py::ssize_t>(held->dim())});
+            const int64_t dim = held->dim();
+            const int64_t width = truncate_dim > 0 ? std::min(truncate_dim, dim) : dim;
+            FloatArray out({kept, static_cast<py::ssize_t>(width)});
             float* o = out.mutable_data();
-            compute(self.num_threads, [&] { held->forward(in, k, o); });
+            // A truncate_dim of dim or more keeps every feature, renormalized (as slicing does).
+            const bool normalize = normalize_embeddings || truncate_dim > 0;
+            compute(self.num_threads, [&] { held->forward(in, k, o, width, normalize); });
             return out;
           },
           py::arg("input_ids"), py::arg("attention_mask"), py::arg("token_type_ids"),
-          py::arg("keep"), py::arg("query_only") = py::none(),
+          py::arg("keep"), py::arg("query_only") = py::none(), py::kw_only(),
+          py::arg("truncate_dim") = 0, py::arg("normalize_embeddings") = false,
           "input_ids, keep (batch, seq) -> (kept, dim): the vectors of the kept tokens (keep "
-          "nonzero; real or query-only tokens) in (sequence, position) order. query_only "
+          "nonzero; real or query-only tokens) in (sequence, position) order; with "
+          "truncate_dim > 0 their first truncate_dim features, L2-normalized (so are all with "
+          "normalize_embeddings). query_only "
           "(batch, seq): tokens with mask 0 that attend to their row's real tokens, unattended, "
           "after every real token of the row (ColBERT's query expansion).");
 
@@ -210,8 +222,51 @@ void register_retrieval(py::module_& m) {
       "largest entries a row.");
 
   m.def(
+      "sparse_similarity",
+      [](py::array_t<int64_t, py::array::c_style | py::array::forcecast> a_indptr,
+         py::array_t<int32_t, py::array::c_style | py::array::forcecast> a_indices,
+         FloatArray a_values,
+         py::array_t<int64_t, py::array::c_style | py::array::forcecast> b_indptr,
+         py::array_t<int32_t, py::array::c_style | py::array::forcecast> b_indices,
+         FloatArray b_values, int64_t cols, const std::string& similarity, int num_threads) {
+        const ops::Similarity sim = ops::similarity_from_name(similarity);
+        auto rows = [](const py::array& indptr, const py::array& indices, const py::array& values,
+                       int64_t cols, const char* what) {
+          require_ndim(indptr, 1, what);
+          require_ndim(indices, 1, what);
+          require_ndim(values, 1, what);
+          if (indptr.shape(0) < 1 || indices.shape(0) != values.shape(0))
+            throw py::value_error(std::string(what) + ": indptr needs at least one entry and "
+                                  "indices must match values in length");
+          return ops::CsrRows{nullptr, nullptr, nullptr, indptr.shape(0) - 1, cols};
+        };
+        ops::CsrRows a = rows(a_indptr, a_indices, a_values, cols, "a");
+        ops::CsrRows b = rows(b_indptr, b_indices, b_values, cols, "b");
+        a.indptr = a_indptr.data();
+        a.indices = a_indices.data();
+        a.values = a_values.data();
+        b.indptr = b_indptr.data();
+        b.indices = b_indices.data();
+        b.values = b_values.data();
+        if (cols < 1) throw py::value_error("cols must be positive");
+        a.check(a_values.shape(0), "a");
+        b.check(b_values.shape(0), "b");
+        FloatArray scores({a.rows, b.rows});
+        float* s = scores.mutable_data();
+        compute(num_threads, [&] { ops::sparse_similarity(a, b, sim, s); });
+        return scores;
+      },
+      py::arg("a_indptr"), py::arg("a_indices"), py::arg("a_values"), py::arg("b_indptr"),
+      py::arg("b_indices"), py::arg("b_values"), py::kw_only(), py::arg("cols"),
+      py::arg("similarity") = "dot", py::arg("num_threads") = 0,
+      "Two sets of CSR rows over cols columns (columns ascending in each row) -> scores (a rows, "
+      "b rows) by similarity: 'dot', 'cosine', 'euclidean' (-distance) or 'manhattan' "
+      "(-L1 distance), as sentence-transformers computes them.");
+
+  m.def(
       "maxsim",
-      [](FloatArray query, FloatArray documents, IdArray offsets, int num_threads) {
+      [](FloatArray query, FloatArray documents, IdArray offsets, bool length_normalize,
+         int num_threads) {
         require_ndim(query, 2, "query");
         require_ndim(documents, 2, "documents");
         require_ndim(offsets, 1, "offsets");
@@ -228,16 +283,20 @@ void register_retrieval(py::module_& m) {
           if (off[d + 1] < off[d]) throw py::value_error("offsets must not decrease");
         FloatArray scores(n_docs);
         float* s = scores.mutable_data();
+        const int64_t q_tokens = query.shape(0);
         compute(num_threads, [&] {
-          ops::maxsim(query.data(), query.shape(0), documents.data(), off, n_docs, dim, s);
+          ops::maxsim(query.data(), q_tokens, documents.data(), off, n_docs, dim, s);
+          if (length_normalize && q_tokens > 0)
+            for (py::ssize_t d = 0; d < n_docs; ++d) s[d] /= static_cast<float>(q_tokens);
         });
         return scores;
       },
       py::arg("query"), py::arg("documents"), py::arg("offsets"), py::kw_only(),
-      py::arg("num_threads") = 0,
+      py::arg("length_normalize") = false, py::arg("num_threads") = 0,
       "query (q, dim), documents (rows, dim) with document d in rows [offsets[d], "
       "offsets[d + 1]) -> scores (n_docs,): sum over query tokens of the largest dot product "
-      "with the document's tokens (-1e9 for a document without tokens).");
+      "with the document's tokens (-1e9 for a document without tokens); divided by the query's "
+      "token count with length_normalize (MeanMaxSim).");
 }
 
 }  // namespace pybert::bindings

@@ -214,8 +214,12 @@ BertMultiVector::BertMultiVector(const BertConfig& config, const WeightStore& st
                                 std::to_string(config.hidden_size) + ")");
 }
 
-void BertMultiVector::forward(const BertInputs& in, const int64_t* keep, float* out) const {
+void BertMultiVector::forward(const BertInputs& in, const int64_t* keep, float* out,
+                              int64_t width, bool normalize_embeddings) const {
   const int64_t h = bert_.config().hidden_size, dim = dense_.out_features();
+  if (width < 1 || width > dim)
+    throw std::invalid_argument("width must be between 1 and the projection's " +
+                                std::to_string(dim) + " features, got " + std::to_string(width));
   // Packed row of each kept token: computed tokens (real, then query-only) are packed in
   // (sequence, position) order.
   std::vector<int64_t> kept_rows;
@@ -230,16 +234,21 @@ void BertMultiVector::forward(const BertInputs& in, const int64_t* keep, float* 
     row += computed;
   }
   const int64_t m = static_cast<int64_t>(kept_rows.size());
+  // Truncated (Matryoshka) vectors are renormalized, as sentence-transformers does.
+  const bool normalize = normalize_ || normalize_embeddings || width < dim;
   HeadWorkspace& ws = HeadWorkspace::for_this_thread();
   bert_.forward_packed(in, {}, [&](const PackedRows& rows) {
     float* gathered = ws.rows.reserve(m * h);  // (kept, hidden)
     for (int64_t t = 0; t < m; ++t)
       std::memcpy(gathered + t * h, rows.x + kept_rows[t] * h, h * sizeof(float));
-    dense_(gathered, m, out, activation_);  // (kept, dim)
-    if (normalize_)
-      parallel_for(0, m, 64, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) kernels::l2_normalize(out + r * dim, dim, 1e-12f);
-      });
+    float* projected = width < dim ? ws.transformed.reserve(m * dim) : out;  // (kept, dim)
+    dense_(gathered, m, projected, activation_);
+    parallel_for(0, m, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        if (width < dim) std::memcpy(out + r * width, projected + r * dim, width * sizeof(float));
+        if (normalize) kernels::l2_normalize(out + r * width, width, 1e-12f);
+      }
+    });
   });
 }
 

@@ -113,8 +113,11 @@ class BertMultiVector {
                   bool normalize, ops::Precision precision = ops::Precision::kFp32);
 
   // in, keep (batch, seq; nonzero: output this token, which must be a real or query-only
-  // token) -> out (kept, dim): the kept tokens' vectors in (sequence, position) order.
-  void forward(const BertInputs& in, const int64_t* keep, float* out) const;
+  // token) -> out (kept, width): the kept tokens' vectors in (sequence, position) order, their
+  // first `width` <= dim features; L2-normalized when the model normalizes, when
+  // normalize_embeddings, or when truncated (width < dim).
+  void forward(const BertInputs& in, const int64_t* keep, float* out, int64_t width,
+               bool normalize_embeddings = false) const;
 
   const BertModel& bert() const { return bert_; }
   int64_t dim() const { return dense_.out_features(); }

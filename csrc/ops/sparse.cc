@@ -74,4 +74,70 @@ void token_presence(const int64_t* ids, const int64_t* mask, int64_t n, int64_t 
   });
 }
 
+void CsrRows::check(int64_t entries, const char* what) const {
+  const std::string name(what);
+  if (indptr[0] != 0 || indptr[rows] != entries)
+    throw std::invalid_argument(name + ": indptr must run from 0 to the number of entries (" +
+                                std::to_string(entries) + ")");
+  for (int64_t r = 0; r < rows; ++r)
+    if (indptr[r + 1] < indptr[r])
+      throw std::invalid_argument(name + ": indptr must not decrease (row " + std::to_string(r) +
+                                  ")");
+  for (int64_t e = 0; e < entries; ++e)
+    if (indices[e] < 0 || indices[e] >= cols)
+      throw std::invalid_argument(name + ": column index " + std::to_string(indices[e]) +
+                                  " is outside [0, " + std::to_string(cols) + ")");
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t e = indptr[r] + 1; e < indptr[r + 1]; ++e)
+      if (indices[e] <= indices[e - 1])
+        throw std::invalid_argument(name + ": the columns of row " + std::to_string(r) +
+                                    " must be strictly ascending");
+}
+
+Similarity similarity_from_name(const std::string& name) {
+  if (name == "dot") return Similarity::kDot;
+  if (name == "cosine") return Similarity::kCosine;
+  if (name == "euclidean") return Similarity::kEuclidean;
+  if (name == "manhattan") return Similarity::kManhattan;
+  throw std::invalid_argument("unknown similarity '" + name +
+                              "'; expected one of: dot, cosine, euclidean, manhattan");
+}
+
+void sparse_similarity(const CsrRows& a, const CsrRows& b, Similarity sim, float* scores) {
+  // Per row: sum of squares (cosine, euclidean) or of absolute values (manhattan).
+  auto row_sum = [sim](const CsrRows& x, int64_t r) {
+    float sum = 0.0f;
+    for (int64_t e = x.indptr[r]; e < x.indptr[r + 1]; ++e)
+      sum += sim == Similarity::kManhattan ? std::fabs(x.values[e]) : x.values[e] * x.values[e];
+    return sum;
+  };
+  std::vector<float> b_sums(b.rows);  // (n_b)
+  for (int64_t j = 0; j < b.rows; ++j) b_sums[j] = row_sum(b, j);
+  parallel_for(0, a.rows, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> dense(a.cols, 0.0f);  // (cols) row i of a, scattered
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t e = a.indptr[i]; e < a.indptr[i + 1]; ++e) dense[a.indices[e]] = a.values[e];
+      const float a_sum = row_sum(a, i);
+      for (int64_t j = 0; j < b.rows; ++j) {
+        float acc = 0.0f;  // a . b, or for manhattan sum over b's columns of the correction
+        for (int64_t e = b.indptr[j]; e < b.indptr[j + 1]; ++e) {
+          const float x = dense[b.indices[e]], y = b.values[e];
+          acc += sim == Similarity::kManhattan ? std::fabs(x - y) - std::fabs(x) - std::fabs(y)
+                                               : x * y;
+        }
+        float score = acc;
+        if (sim == Similarity::kCosine)
+          score = acc / (std::max(std::sqrt(a_sum), 1e-12f) *
+                         std::max(std::sqrt(b_sums[j]), 1e-12f));
+        else if (sim == Similarity::kEuclidean)
+          score = -std::sqrt(std::max(a_sum + b_sums[j] - 2.0f * acc, 0.0f));
+        else if (sim == Similarity::kManhattan)
+          score = -(a_sum + b_sums[j] + acc);
+        scores[i * b.rows + j] = score;
+      }
+      for (int64_t e = a.indptr[i]; e < a.indptr[i + 1]; ++e) dense[a.indices[e]] = 0.0f;
+    }
+  });
+}
+
 }  // namespace pybert::ops
