@@ -18,6 +18,7 @@ from sentence_transformers.base.modules import Transformer
 from sentence_transformers.sparse_encoder.modules import SpladePooling
 
 import pybert
+import pybert.cli
 from conftest import (FAMILIES, VARIED_TEXTS, assert_close_unmasked, bert_config, randomize_,
                       replace_tensor, save, with_tokenizer)
 
@@ -85,6 +86,9 @@ def test_masked_lm_logits_match_transformers(tmp_path, family, tied):
     at = np.flatnonzero(mask.ravel())[[0, 3, -1]]
     rows = model._core.forward_at(ids, mask, types, at, scores="logits")
     assert np.abs(rows - ref.logits.numpy().reshape(-1, cfg.vocab_size)[at]).max() <= LOGITS_ATOL
+    padded_at = np.flatnonzero(mask.ravel() == 0)[:1]
+    with pytest.raises(ValueError, match="is a padded token"):
+        model._core.forward_at(ids, mask, types, padded_at, scores="logits")
 
 
 @pytest.mark.parametrize("family", ["roberta", "xlm-roberta", "distilbert"])
@@ -105,6 +109,16 @@ def test_fill_mask_with_the_family_mask_token(request, tmp_path, family):
         assert np.abs(np.array([t["score"] for t in row]) - pp).max() <= PROBS_ATOL
     with pytest.raises(ValueError, match=re.escape(f"needs a {tok.mask_token} token")):
         model.fill_mask("no mask here")
+
+
+def test_cli_fill_mask_on_roberta(request, tmp_path, capsys):
+    with_tokenizer(request, "roberta", MASKED_LM["roberta"], tmp_path, 6)
+    model = pybert.RobertaForMaskedLM.from_pretrained(tmp_path)
+    text = "the cat <mask> on the mat"
+    assert pybert.cli.main(["fill-mask", "--model", str(tmp_path), "--top-k", "3", text]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in out] == \
+        [t["token"] for t in model.fill_mask(text, 3)[0]]
 
 
 @pytest.mark.parametrize("family", ["roberta", "xlm-roberta", "distilbert", "megatron-bert"])
