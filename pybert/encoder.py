@@ -258,10 +258,10 @@ def _check_max_pooled_tokens(mask: Optional[np.ndarray], shape: Tuple[int, int],
     empty = np.flatnonzero(tokens <= prompt_length)
     if empty.size:
         i = int(empty[0])
+        why = (f"{int(tokens[i])} tokens, of which the prompt's first {prompt_length} are left "
+               "out (include_prompt false)") if prompt_length else "attention_mask all 0"
         raise ValueError(
-            f"row {i} of the tokenized batch has no token left to max-pool: {int(tokens[i])} "
-            f"tokens, of which the prompt's first {prompt_length} are left out (include_prompt "
-            "false); "
+            f"row {i} of the tokenized batch has no token left to max-pool ({why}); "
             "sentence-transformers would give -inf there. Use a shorter prompt, a longer "
             "max_seq_length, or a checkpoint that pools the prompt")
 
