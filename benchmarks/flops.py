@@ -27,11 +27,17 @@ def model_dims(path: str) -> dict:
                 layers=c.get("num_hidden_layers", c.get("n_layers")))
 
 
-def encoder_flops(dims: dict, lengths) -> float:
-    """Flops of the encoder over sequences of the given lengths (tokens each)."""
+def encoder_flops(dims: dict, lengths, one_row_out: bool = False) -> float:
+    """Flops of the encoder over sequences of the given lengths (tokens each). one_row_out: the
+    head reads one row a sequence (a cross-encoder's or a classifier's first token), so the last
+    layer needs every row's key and value but only that row's query, attention, output
+    projection and feed-forward: 2 L (2 h^2) + 2 (2 h^2 + 2 h f) + 4 L h."""
     h, f = dims["hidden"], dims["ffn"]
-    per_layer = sum(2 * n * (4 * h * h + 2 * h * f) + 4 * n * n * h for n in lengths)
-    return float(dims["layers"] * per_layer)
+    full = sum(2 * n * (4 * h * h + 2 * h * f) + 4 * n * n * h for n in lengths)
+    if not one_row_out:
+        return float(dims["layers"] * full)
+    last = sum(2 * n * 2 * h * h + 2 * (2 * h * h + 2 * h * f) + 4 * n * h for n in lengths)
+    return float((dims["layers"] - 1) * full + last)
 
 
 def linear_flops(rows: int, d_in: int, d_out: int) -> float:

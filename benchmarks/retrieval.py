@@ -103,8 +103,9 @@ def engines(paths, query, docs, threads: int, batch_size: int):
     ours = pybert.CrossEncoder(paths["rerank"], num_threads=threads)
     lengths = ours.tokenizer([query] * len(docs), docs,
                              max_length=ours.max_length)["attention_mask"].sum(1)
-    # the encoder, then the pooler's dense on each pair's [CLS] and the 1-label classifier
-    work = (flops.encoder_flops(dims, lengths) + flops.linear_flops(len(docs), hidden, hidden)
+    # the encoder (its last layer for the [CLS] rows the head reads), then the pooler's dense
+    # on each pair's [CLS] and the 1-label classifier
+    work = (flops.encoder_flops(dims, lengths, one_row_out=True) + flops.linear_flops(len(docs), hidden, hidden)
             + flops.linear_flops(len(docs), hidden, 1))
     tasks["rerank (pairs)"] = ({
         "pybert": lambda: ours.predict(pairs, batch_size=batch_size),
