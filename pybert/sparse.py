@@ -264,10 +264,10 @@ class SparseEncoder:
         main = next((r for r in self._routes.values() if isinstance(r, _SpladeRoute)),
                     next(iter(self._routes.values())))
         self.tokenizer = main.tokenizer
-        if isinstance(main, _SpladeRoute):
-            self.config = main.config
-            self.pooling_strategy = main.pooling_strategy
-            self.activation_function = main.activation_function
+        splade = isinstance(main, _SpladeRoute)  # else a Router of static routes only
+        self.config: Optional[BertConfig] = main.config if splade else None
+        self.pooling_strategy = main.pooling_strategy if splade else None
+        self.activation_function = main.activation_function if splade else None
         saved = _st.model_config(self.path)
         self.max_active_dims = _inputs.optional_positive_int(
             max_active_dims if max_active_dims is not None else saved.get("max_active_dims"),
@@ -433,7 +433,7 @@ class SparseEncoder:
 
     def __repr__(self) -> str:
         routes = "" if self._router is None else f"routes={sorted(self._routes)}, "
-        splade = "" if not hasattr(self, "pooling_strategy") else (
+        splade = "" if self.pooling_strategy is None else (
             f"pooling_strategy={self.pooling_strategy!r}, "
             f"activation_function={self.activation_function!r}, ")
         return (f"SparseEncoder(path={self.path!r}, {routes}{splade}"

@@ -87,7 +87,9 @@ def assert_sparse_equal(ours, ref):
 
 @pytest.mark.parametrize("call", [("encode", {}), ("encode_query", {}), ("encode_document", {}),
                                   ("encode", {"task": "query"}),
-                                  ("encode", {"task": "document"})])
+                                  ("encode", {"task": "document"}),
+                                  ("encode", {"prompt": "find: "}),
+                                  ("encode_query", {"prompt": "find: "})])
 def test_routes_match_sentence_transformers(routed, call):
     st, ours, _ = routed
     method, kwargs = call
@@ -168,3 +170,21 @@ def test_router_with_an_unsupported_module_names_it(request, tmp_path):
     shutil.rmtree(os.path.join(path, "query_0_SparseStaticEmbedding"))
     with pytest.raises(ValueError, match=r"got \['SpladePooling'\]"):
         pybert.SparseEncoder(path)
+
+
+def test_router_of_static_routes_only(minilm_path, tmp_path):
+    tok = transformers.AutoTokenizer.from_pretrained(minilm_path)
+    router = Router.for_query_document(
+        query_modules=[SparseStaticEmbedding(tokenizer=tok, weight=static_weights(tok, 5))],
+        document_modules=[SparseStaticEmbedding(tokenizer=tok, weight=static_weights(tok, 6))])
+    SparseEncoder(modules=[router], device="cpu").save(os.fspath(tmp_path))
+    st = SparseEncoder(os.fspath(tmp_path), device="cpu")
+    ours = pybert.SparseEncoder(tmp_path)
+    assert ours.config is None and ours.max_seq_length is None and "routes" in repr(ours)
+    for method in ("encode_query", "encode_document", "encode"):
+        ref = getattr(st, method)(VARIED_TEXTS, convert_to_sparse_tensor=False).numpy()
+        assert_sparse_equal(getattr(ours, method)(VARIED_TEXTS), ref)
+    ours.close()
+    assert ours.closed
+    with pytest.raises(ValueError, match="closed"):
+        ours.encode_query(["a"])
