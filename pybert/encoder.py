@@ -87,14 +87,22 @@ class SentenceConfig:
     def from_pretrained(cls, path: str) -> "SentenceConfig":
         """Read modules.json and the module configs as sentence-transformers does; a plain
         Hugging Face directory (no modules.json) means mean pooling, no normalization."""
-        prompts, default_prompt_name = _prompt_config(path)
         modules_file = os.path.join(path, "modules.json")
         if not os.path.isfile(modules_file):
+            prompts, default_prompt_name = _prompt_config(path)
             return cls(transformer_path=path, pooling=["mean"], prompts=prompts,
                        default_prompt_name=default_prompt_name)
+        return cls.from_modules(path, _read_json(modules_file))
+
+    @classmethod
+    def from_modules(cls, path: str, entries: List[Dict[str, Any]]) -> "SentenceConfig":
+        """The config of modules.json ``entries`` of the directory ``path`` (e.g. those before
+        a SparseEncoder's SparseAutoEncoder)."""
+        prompts, default_prompt_name = _prompt_config(path)
+        modules_file = os.path.join(path, "modules.json")
         transformer_path, pooling, include_prompt = None, None, True
         after: List[SentenceModule] = []
-        for module in _read_json(modules_file):
+        for module in entries:
             kind = str(module.get("type", "")).rsplit(".", 1)[-1]
             module_path = os.path.join(path, module.get("path", ""))
             config_file = os.path.join(module_path, "config.json")

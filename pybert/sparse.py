@@ -14,7 +14,8 @@ import numpy as np
 
 from . import _core, _inputs, _st
 from .config import BertConfig
-from .encoder import _progress
+from .encoder import (SentenceConfig, _check_max_pooled_tokens, _load_sentence_model, _progress,
+                      _read_json)
 from .heads import MASKED_LM_CLASSES
 from .modeling import load_weights
 from .recipe import pickles_as_recipe
@@ -25,7 +26,8 @@ __all__ = ["SparseEncoder", "SparseEmbeddings"]
 
 _TRANSFORMERS = ("Transformer", "MLMTransformer")
 _ROUTE_MODULES = _TRANSFORMERS + ("SpladePooling", "SparseStaticEmbedding")
-_SUPPORTED = _TRANSFORMERS + ("SpladePooling", "Router")
+_SUPPORTED = _TRANSFORMERS + ("SpladePooling", "Router", "Pooling", "Dense", "LayerNorm",
+                              "Normalize", "SparseAutoEncoder")
 _SIMILARITIES = ("dot", "cosine", "euclidean", "manhattan")
 _Csr = Tuple[np.ndarray, np.ndarray, np.ndarray]  # indptr (n + 1), indices int32, data float32
 
@@ -142,7 +144,7 @@ class _SpladeRoute:
     def closed(self) -> bool:
         return self._core.closed
 
-    def encode(self, texts: List[str], max_active_dims: int) -> _Csr:
+    def encode(self, texts: List[str], max_active_dims: int, prompt: str = "") -> _Csr:
         batch = self.tokenizer(texts, max_length=self.max_seq_length)
         return self._core.encode(batch["input_ids"], batch["attention_mask"],
                                  batch["token_type_ids"], pooling_strategy=self.pooling_strategy,
@@ -174,7 +176,7 @@ class _StaticRoute:
     def close(self) -> None:
         self.closed = True
 
-    def encode(self, texts: List[str], max_active_dims: int) -> _Csr:
+    def encode(self, texts: List[str], max_active_dims: int, prompt: str = "") -> _Csr:
         if self.closed:
             raise ValueError("the model is closed")
         batch = self.tokenizer(texts, max_length=self.max_seq_length, add_special_tokens=False)
@@ -183,15 +185,87 @@ class _StaticRoute:
                                     num_threads=self.num_threads)
 
 
+class _CsrRoute:
+    """``Transformer``, ``Pooling`` (and ``Dense``, ``LayerNorm``, ``Normalize``), then
+    ``SparseAutoEncoder`` (CSR, "Beyond Matryoshka"): the sentence embedding as SentenceEncoder
+    computes it, then the autoencoder's k largest latents (relu), all in the core."""
+
+    def __init__(self, root: str, entries: List[Dict[str, Any]], sae: "_st.Module",
+                 max_length: Optional[int], num_threads: int, precision: str):
+        self.sentence = SentenceConfig.from_modules(root, entries)
+        self.model = _load_sentence_model(self.sentence, num_threads or None, precision)
+        if self.model.tokenizer is None:
+            raise FileNotFoundError(f"no tokenizer in {self.sentence.transformer_path!r}")
+        self.tokenizer = self.model.tokenizer.lowercased() if self.sentence.do_lower_case \
+            else self.model.tokenizer
+        self.config = self.model.config
+        self.max_seq_length = max_length if max_length is not None \
+            else _st.max_seq_length({"max_seq_length": self.sentence.max_seq_length},
+                                    self.tokenizer, self)
+        file = os.path.join(sae.path, "model.safetensors")
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"no model.safetensors in {sae.path!r}")
+        store = load_safetensors(file)
+        weight = next((n for n in ("encoder.weight", "decoder.linear.weight") if n in store), None)
+        for name in (weight or "encoder.weight", "latent_bias", "pre_bias"):
+            if name not in store:
+                raise ValueError(f"{file} has no tensor {name!r} (SparseAutoEncoder's weights)")
+        self.k = int(sae.config.get("k", 8))
+        self._sae = _core.SparseAutoEncoder(
+            store.get(weight), store.get("latent_bias"), store.get("pre_bias"),
+            normalize=bool(sae.config.get("normalize", False)), num_threads=num_threads)
+        self.dimension = self._sae.dim
+
+    @property
+    def num_threads(self) -> int:
+        return self._sae.num_threads
+
+    @num_threads.setter
+    def num_threads(self, value: int) -> None:
+        self._sae.num_threads = value
+        self.model._core.num_threads = value
+
+    def close(self) -> None:
+        self.model.close()
+        self._sae.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._sae.closed
+
+    def encode(self, texts: List[str], max_active_dims: int, prompt: str = "") -> _Csr:
+        if self.closed:
+            raise ValueError("the model is closed")
+        batch = self.tokenizer(texts, max_length=self.max_seq_length)
+        prompt_length = 0 if not prompt or self.sentence.include_prompt \
+            else self.tokenizer.prompt_length(prompt, max_length=self.max_seq_length)
+        if "max" in self.sentence.pooling:
+            _check_max_pooled_tokens(batch["attention_mask"], batch["input_ids"].shape,
+                                     prompt_length)
+        x = self.model._core.forward(batch["input_ids"], batch["attention_mask"],
+                                     batch["token_type_ids"], modes=None, pooler=False,
+                                     normalize_modules=True, normalize_last=False,
+                                     prompt_length=prompt_length, truncate_dim=0)
+        return self._sae.encode(x, max_active_dims or self.k)
+
+
+_MODEL_ROUTES = (_SpladeRoute, _CsrRoute)  # the routes that run a transformer
+
+
 def _route(modules: List["_st.Module"], max_length: Optional[int], num_threads: int,
-           precision: str) -> Union[_SpladeRoute, _StaticRoute]:
+           precision: str, root: Optional[str] = None
+           ) -> Union[_SpladeRoute, _StaticRoute, _CsrRoute]:
     kinds = [m.kind for m in modules]
     if kinds == ["SparseStaticEmbedding"]:
         return _StaticRoute(modules[0], num_threads)
     if len(modules) == 2 and kinds[0] in _TRANSFORMERS and kinds[1] == "SpladePooling":
         return _SpladeRoute(modules[0], modules[1], max_length, num_threads, precision)
+    if root is not None and kinds[-1:] == ["SparseAutoEncoder"] and kinds[0] == "Transformer":
+        entries = _read_json(os.path.join(root, "modules.json"))[:-1]
+        return _CsrRoute(root, entries, modules[-1], max_length, num_threads, precision)
     raise ValueError(f"SparseEncoder needs a Transformer (fill-mask) then a SpladePooling module, "
-                     f"or a SparseStaticEmbedding (in a Router route), got {kinds}")
+                     "a SparseStaticEmbedding (in a Router route), or a Transformer, Pooling, "
+                     f"(Dense, LayerNorm, Normalize,) then a SparseAutoEncoder; got {kinds}")
 
 
 def _as_sparse(embeddings: Union[SparseEmbeddings, np.ndarray], name: str) -> SparseEmbeddings:
@@ -254,18 +328,20 @@ class SparseEncoder:
                             for name, route in self._router.routes.items()}
         else:
             self._router = None
-            self._routes = {"": _route(modules, max_length, threads, self.precision)}
+            self._routes = {"": _route(modules, max_length, threads, self.precision, self.path)}
         dims = {r.dimension for r in self._routes.values()}
         if len(dims) != 1:
             raise ValueError(f"{self.path}: the Router's routes give vectors of different sizes "
                              f"{sorted(dims)}")
         _inputs.warn_precision_fallback(self.precision)
         # The SPLADE route (the document side of inference-free SPLADE) names the model.
-        main = next((r for r in self._routes.values() if isinstance(r, _SpladeRoute)),
+        main = next((r for r in self._routes.values() if isinstance(r, _MODEL_ROUTES)),
                     next(iter(self._routes.values())))
         self.tokenizer = main.tokenizer
-        splade = isinstance(main, _SpladeRoute)  # else a Router of static routes only
-        self.config: Optional[BertConfig] = main.config if splade else None
+        splade = isinstance(main, _SpladeRoute)
+        # None for a Router of static routes only
+        self.config: Optional[BertConfig] = main.config if isinstance(main, _MODEL_ROUTES) \
+            else None
         self.pooling_strategy = main.pooling_strategy if splade else None
         self.activation_function = main.activation_function if splade else None
         saved = _st.model_config(self.path)
@@ -277,9 +353,9 @@ class SparseEncoder:
 
     @property
     def max_seq_length(self) -> Optional[int]:
-        """Tokens a text keeps on the SPLADE routes (longer ones are truncated)."""
-        splade = [r for r in self._routes.values() if isinstance(r, _SpladeRoute)]
-        return splade[0].max_seq_length if splade else None
+        """Tokens a text keeps on the routes that run a model (longer ones are truncated)."""
+        models = [r for r in self._routes.values() if isinstance(r, _MODEL_ROUTES)]
+        return models[0].max_seq_length if models else None
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
@@ -287,7 +363,7 @@ class SparseEncoder:
         if length is None:
             raise ValueError("max_seq_length must be a positive integer, got None")
         for route in self._routes.values():
-            if isinstance(route, _SpladeRoute):
+            if isinstance(route, _MODEL_ROUTES):
                 route.max_seq_length = length
 
     @property
@@ -408,7 +484,7 @@ class SparseEncoder:
                  else _inputs.optional_positive_int(max_active_dims, "max_active_dims"))
         order = np.argsort([-len(t) for t in texts], kind="stable")
         batches = [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
-        parts = [route.encode([texts[i] for i in idx], limit or 0)
+        parts = [route.encode([texts[i] for i in idx], limit or 0, prompt)
                  for idx in _progress(batches, show_progress)]
         indptr, indices, data = _concat(parts, order)
         dim = route.dimension

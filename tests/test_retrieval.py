@@ -157,11 +157,19 @@ def test_splade_unsupported_modules(splade, tmp_path):
         os.symlink(os.path.join(path, name), os.path.join(bad, name))
     os.remove(os.path.join(bad, "modules.json"))
     with open(os.path.join(bad, "modules.json"), "w") as f:
-        json.dump(modules + [{"idx": 2, "name": "2", "path": "2_SparseAutoEncoder",
-                              "type": "sentence_transformers.sparse_encoder.modules."
-                                      "SparseAutoEncoder"}], f)
-    with pytest.raises(ValueError, match=r"SparseAutoEncoder.*not supported.*supported: "
-                                         r"Transformer, MLMTransformer, SpladePooling"):
+        json.dump(modules + [{"idx": 2, "name": "2", "path": "2_WordEmbeddings",
+                              "type": "sentence_transformers.sentence_transformer.modules."
+                                      "WordEmbeddings"}], f)
+    with pytest.raises(ValueError, match=r"WordEmbeddings.*not supported.*supported: "
+                                         r"Transformer, MLMTransformer, SpladePooling, Router, "
+                                         r"Pooling, Dense, LayerNorm, Normalize, "
+                                         r"SparseAutoEncoder"):
+        pybert.SparseEncoder(bad)
+    # Modules it knows, in an order it does not run, are refused too.
+    with open(os.path.join(bad, "modules.json"), "w") as f:
+        json.dump(modules + [{"idx": 2, "name": "2", "path": "", "type": "sentence_transformers."
+                              "sentence_transformer.modules.Normalize"}], f)
+    with pytest.raises(ValueError, match=r"got \['Transformer', 'SpladePooling', 'Normalize'\]"):
         pybert.SparseEncoder(bad)
     with pytest.raises(ValueError, match="BertForMaskedLM"):
         pybert.SparseEncoder(_plain_bert_splade(tmp_path, modules, path))

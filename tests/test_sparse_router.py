@@ -1,6 +1,6 @@
-"""SparseEncoder on sentence-transformers Routers: inference-free SPLADE (a SparseStaticEmbedding
-query route, a SPLADE document route) and routes picked through route_mappings, against
-sentence-transformers' SparseEncoder on checkpoints it saves itself."""
+"""SparseEncoder beyond plain SPLADE, against sentence-transformers' SparseEncoder on checkpoints
+it saves itself: Routers (inference-free SPLADE, a SparseStaticEmbedding query route and a SPLADE
+document route; routes picked through route_mappings) and SparseAutoEncoder (CSR) models."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ import torch
 import transformers
 from sentence_transformers import SparseEncoder
 from sentence_transformers.base.modules import Router, Transformer
-from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling
+from sentence_transformers.sparse_encoder.modules import (SparseAutoEncoder,
+                                                          SparseStaticEmbedding, SpladePooling)
+
+try:  # sentence-transformers >= 6
+    from sentence_transformers.sentence_transformer import modules as st_models
+except ImportError:  # pragma: no cover
+    from sentence_transformers import models as st_models
 
 import pybert
 from conftest import FAMILIES, VARIED_TEXTS, bert_config, randomize_
@@ -188,3 +194,42 @@ def test_router_of_static_routes_only(minilm_path, tmp_path):
     assert ours.closed
     with pytest.raises(ValueError, match="closed"):
         ours.encode_query(["a"])
+
+
+# ---- SparseAutoEncoder (CSR: a sparse code of a dense sentence embedding) ------------------------
+
+CSR_VARIANTS = {  # name: (pooling, include_prompt, Dense after pooling, SAE normalize, k)
+    "mean_normalize": ("mean", True, False, False, 6),
+    "max_dense_no_prompt": ("max", False, True, True, 4),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(CSR_VARIANTS))
+def test_sparse_autoencoder_matches_sentence_transformers(request, tmp_path, variant):
+    pooling, include_prompt, dense, normalize, k = CSR_VARIANTS[variant]
+    path, _ = masked_lm_dir(tmp_path, "bert", request.getfixturevalue("minilm_path"), 7)
+    transformers.BertModel.from_pretrained(path).save_pretrained(path)  # the base model
+    modules = [Transformer(path), st_models.Pooling(32, pooling_mode=pooling,
+                                                    include_prompt=include_prompt)]
+    width = 32
+    if dense:
+        modules.append(randomize_(st_models.Dense(32, 24, activation_function=torch.nn.Tanh()),
+                                  seed=8, std=0.3))
+        width = 24
+    modules += [st_models.Normalize(),
+                randomize_(SparseAutoEncoder(width, hidden_dim=80, k=k, normalize=normalize),
+                           seed=9, std=0.5)]
+    st = SparseEncoder(modules=modules, prompts={"query": "query: "}, device="cpu")
+    st.save(os.fspath(tmp_path / "csr"))
+    st = SparseEncoder(os.fspath(tmp_path / "csr"), device="cpu")
+    ours = pybert.SparseEncoder(tmp_path / "csr")
+    assert ours.get_embedding_dimension() == 80
+    for method in ("encode", "encode_query"):
+        ref = getattr(st, method)(VARIED_TEXTS, convert_to_sparse_tensor=False).numpy()
+        got = getattr(ours, method)(VARIED_TEXTS, batch_size=5)
+        assert_sparse_equal(got, ref)
+        assert np.all(np.diff(got.indptr) <= k)
+    ref = st.encode(VARIED_TEXTS, convert_to_sparse_tensor=False, max_active_dims=2).numpy()
+    assert_sparse_equal(ours.encode(VARIED_TEXTS, max_active_dims=2), ref)
+    with pytest.raises(ValueError, match="k must be between 1 and the encoder's 80 latents"):
+        ours.encode(["a"], max_active_dims=81)

@@ -128,6 +128,60 @@ void register_retrieval(py::module_& m) {
           "log1p for 'log1p_relu'), max or sum over each sequence's real tokens; with "
           "max_active_dims > 0 only that many largest entries a row.");
 
+  struct SparseAutoEncoder {
+    ops::Linear encoder;  // (hidden, in) + latent_bias
+    Tensor pre_bias;      // (in)
+    bool normalize;
+  };
+  using CoreSae = Held<SparseAutoEncoder>;
+  py::class_<CoreSae>(m, "SparseAutoEncoder",
+                      "sentence-transformers' SparseAutoEncoder (CSR) on sentence embeddings.")
+      .def(py::init([](FloatArray encoder_weight, FloatArray latent_bias, FloatArray pre_bias,
+                       bool normalize, int num_threads) {
+             require_ndim(encoder_weight, 2, "encoder_weight");
+             require_ndim(latent_bias, 1, "latent_bias");
+             require_ndim(pre_bias, 1, "pre_bias");
+             if (latent_bias.shape(0) != encoder_weight.shape(0) ||
+                 pre_bias.shape(0) != encoder_weight.shape(1))
+               throw py::value_error("latent_bias must have encoder_weight's rows (" +
+                                     std::to_string(encoder_weight.shape(0)) +
+                                     ") and pre_bias its columns (" +
+                                     std::to_string(encoder_weight.shape(1)) + ")");
+             return CoreSae{std::make_shared<SparseAutoEncoder>(SparseAutoEncoder{
+                                ops::Linear(owned_copy(encoder_weight), owned_copy(latent_bias)),
+                                owned_copy(pre_bias), normalize}),
+                            num_threads};
+           }),
+           py::arg("encoder_weight"), py::arg("latent_bias"), py::arg("pre_bias"), py::kw_only(),
+           py::arg("normalize") = false, py::arg("num_threads") = 0,
+           "encoder_weight (hidden, in), latent_bias (hidden), pre_bias (in); all copied.")
+      .def_readwrite("num_threads", &CoreSae::num_threads)
+      .def("close", [](CoreSae& s) { s.model.reset(); }, "Drop the weights.")
+      .def_property_readonly("closed", [](const CoreSae& s) { return !s.model; })
+      .def_property_readonly(
+          "dim", [](const CoreSae& s) { return s.live()->encoder.out_features(); })
+      .def(
+          "encode",
+          [](const CoreSae& self, FloatArray x, int64_t k) {
+            const std::shared_ptr<const SparseAutoEncoder> held = self.live();
+            const int64_t in = held->encoder.in_features(), hidden = held->encoder.out_features();
+            require_ndim(x, 2, "x");
+            if (x.shape(1) != in)
+              throw py::value_error("x has " + std::to_string(x.shape(1)) +
+                                    " features, the encoder expects " + std::to_string(in));
+            const int64_t n = x.shape(0);
+            std::vector<float> scratch(n * in);    // (n, in)
+            std::vector<float> latents(n * hidden);  // (n, hidden)
+            compute(self.num_threads, [&] {
+              ops::sparse_autoencoder(x.data(), n, held->pre_bias.data, held->encoder,
+                                      held->normalize, k, scratch.data(), latents.data());
+            });
+            return csr_rows(latents, n, hidden, 0, self.num_threads);
+          },
+          py::arg("x"), py::arg("k"),
+          "x (n, in) sentence embeddings -> CSR (indptr, indices int32, values float32) of the "
+          "(n, hidden) relu'd k largest latents of each row.");
+
   using model::BertMultiVector;
   using CoreMultiVector = Held<BertMultiVector>;
   py::class_<CoreMultiVector>(m, "MultiVectorModel",

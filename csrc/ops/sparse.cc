@@ -140,4 +140,40 @@ void sparse_similarity(const CsrRows& a, const CsrRows& b, Similarity sim, float
   });
 }
 
+void sparse_autoencoder(const float* x, int64_t n, const float* pre_bias, const Linear& encoder,
+                        bool normalize, int64_t k, float* scratch, float* out) {
+  const int64_t in = encoder.in_features(), hidden = encoder.out_features();
+  if (k < 1 || k > hidden)
+    throw std::invalid_argument("k must be between 1 and the encoder's " +
+                                std::to_string(hidden) + " latents, got " + std::to_string(k));
+  parallel_for(0, n, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = x + r * in;
+      float* y = scratch + r * in;  // (in)
+      float mean = 0.0f, scale = 1.0f;
+      if (normalize) {
+        for (int64_t c = 0; c < in; ++c) mean += row[c];
+        mean /= static_cast<float>(in);
+        float squares = 0.0f;
+        for (int64_t c = 0; c < in; ++c) squares += (row[c] - mean) * (row[c] - mean);
+        const float stddev = std::sqrt(squares / static_cast<float>(std::max<int64_t>(in - 1, 1)));
+        scale = 1.0f / (stddev + 1e-5f);
+      }
+      for (int64_t c = 0; c < in; ++c) y[c] = (row[c] - mean) * scale - pre_bias[c];
+    }
+  });
+  encoder(scratch, n, out);  // (n, hidden) latents before the activation
+  parallel_for(0, n, 16, [&](int64_t r0, int64_t r1) {
+    std::vector<int64_t> order(hidden);  // (hidden) latent indices, the k largest first
+    for (int64_t r = r0; r < r1; ++r) {
+      float* z = out + r * hidden;
+      for (int64_t c = 0; c < hidden; ++c) order[c] = c;
+      std::nth_element(order.begin(), order.begin() + (k - 1), order.end(),
+                       [z](int64_t a, int64_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); });
+      for (int64_t t = k; t < hidden; ++t) z[order[t]] = 0.0f;
+      for (int64_t t = 0; t < k; ++t) z[order[t]] = std::max(z[order[t]], 0.0f);
+    }
+  });
+}
+
 }  // namespace pybert::ops

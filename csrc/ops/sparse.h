@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "ops/linear.h"
+
 namespace pybert::ops {
 
 // x (n, cols) -> counts (n): the entries row r keeps: its nonzeros, at most max_active of them
@@ -49,5 +51,12 @@ Similarity similarity_from_name(const std::string& name);
 // a (n_a rows), b (n_b rows), same cols -> scores (n_a, n_b): scores[i, j] = sim(a_i, b_j).
 // Both must have been check()ed.
 void sparse_similarity(const CsrRows& a, const CsrRows& b, Similarity sim, float* scores);
+
+// sentence-transformers' SparseAutoEncoder at inference (CSR, "Beyond Matryoshka"):
+// x (n, in) -> [normalize: (x - mean) / (unbiased std + 1e-5) per row] -> z = (x - pre_bias) W^T
+// + latent_bias (encoder: W (hidden, in), latent_bias) -> out (n, hidden): relu of each row's k
+// largest z, zeros elsewhere. scratch (n, in). 1 <= k <= hidden.
+void sparse_autoencoder(const float* x, int64_t n, const float* pre_bias, const Linear& encoder,
+                        bool normalize, int64_t k, float* scratch, float* out);
 
 }  // namespace pybert::ops
