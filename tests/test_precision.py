@@ -251,3 +251,27 @@ def test_bad_precision_names_the_options(tmp_path, minilm_path):
     with pytest.raises(ValueError, match="unknown precision"):
         pybert._core.ops.linear(np.ones((1, 2), np.float32), np.ones((2, 2), np.float32),
                                 precision="int4")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_large_gemm_blocks_give_the_same_values(tmp_path, precision):
+    """The AMX kernels write an fp32 output block of >= 4 MiB with non-temporal stores (and an
+    sfence before the join), smaller ones with ordinary stores: the values must not change.
+    On one thread, 1101 tokens make QKV (1101 x 2304) and FFN1 (1101 x 2100) blocks of ~10 MiB;
+    each sequence alone on two threads, blocks of <= 256 x 2304 (2.3 MiB); the batch twice over
+    on two threads streams on both. Without AMX every path is the ordinary one."""
+    cfg = bert_config(hidden_size=768, num_attention_heads=12, num_hidden_layers=1,
+                      intermediate_size=2100, max_position_embeddings=512)
+    randomize_(transformers.BertModel(cfg), seed=3, std=0.03).save_pretrained(tmp_path)
+    ids, mask, types = padded_batch(cfg.vocab_size, [512, 512, 77], 512)
+    one = pybert.BertModel.from_pretrained(tmp_path, precision=precision, num_threads=1)
+    two = pybert.BertModel.from_pretrained(tmp_path, precision=precision, num_threads=2)
+    keep = mask.astype(bool)
+    streamed = one(ids, mask, types).last_hidden_state
+    assert np.isfinite(streamed[keep]).all()
+    for i in range(len(ids)):
+        alone = two(ids[i], mask[i], types[i]).last_hidden_state[0]
+        np.testing.assert_array_equal(streamed[i][keep[i]], alone[keep[i]])
+    twice = two(*(np.concatenate([a, a]) for a in (ids, mask, types))).last_hidden_state
+    keep2 = np.concatenate([keep, keep])
+    np.testing.assert_array_equal(np.concatenate([streamed, streamed])[keep2], twice[keep2])
