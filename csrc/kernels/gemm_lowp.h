@@ -73,6 +73,7 @@ void gemm_bf16_amx(const uint16_t* Ab, const void* packed, int64_t N, int64_t K,
 // The same, with the epilogue's result rounded to bf16 (RNE) and stored in Cb (row stride ldcb
 // elements) instead of fp32: for a result that only feeds another bf16 GEMM, Cb can be that
 // GEMM's staged A rows (ldcb = bf16_padded_k(N); the caller zeroes the padding rows and columns).
+// A block of >= 4 MiB of Cb is written with non-temporal stores, as gemm_bf16_amx's C.
 void gemm_bf16_amx_to_bf16(const uint16_t* Ab, const void* packed, int64_t N, int64_t K,
                            uint16_t* Cb, int64_t ldcb, int64_t m0, int64_t m1, int64_t n0,
                            int64_t n1, const Epilogue& ep);
