@@ -90,11 +90,12 @@ def num_threads_arg(num_threads: Optional[int]) -> int:
     return optional_positive_int(num_threads, "num_threads") or 0
 
 
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("fp32", "bf16", "int8", "int8_bf16_attention")
 
 
 class PrecisionWarning(UserWarning):
-    """A precision runs on other kernels than it names: bf16 without AMX-BF16 runs fp32."""
+    """A precision runs on other kernels than it names: bf16 without AMX-BF16 runs fp32 (the
+    attention of int8_bf16_attention too)."""
 
 
 _fallback_warned = False
@@ -111,12 +112,14 @@ def precision_arg(precision: Any) -> str:
 def warn_precision_fallback(precision: str) -> None:
     """Says once per process when a model loaded at ``precision`` runs other kernels."""
     global _fallback_warned
-    if precision != "bf16" or _fallback_warned:
+    if precision not in ("bf16", "int8_bf16_attention") or _fallback_warned:
         return
     info = _core.cpu_features()
     if info["bf16_kernels"] == "amx_bf16":
         return
     _fallback_warned = True
-    warnings.warn(f"precision='bf16' runs the fp32 {info['bf16_kernels']} kernels: this CPU (or "
+    what = "bf16" if precision == "bf16" else "its bf16 attention"
+    warnings.warn(f"precision={precision!r} runs {what} on the fp32 {info['bf16_kernels']} "
+                  "kernels: this CPU (or "
                   "PYBERT_ISA) has no AMX-BF16, and AVX-512 bf16 dot products are slower than "
                   "fp32 FMA; see pybert.cpu_info()", PrecisionWarning, stacklevel=3)

@@ -252,7 +252,8 @@ def _runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="threads (default: all CPUs)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="arithmetic of the Linear layers (default: fp32); bf16 needs AMX, "
-                   "int8 quantizes dynamically; see pybert.cpu_info()")
+                   "int8 quantizes dynamically, int8_bf16_attention adds bf16 attention (AMX); see "
+                   "pybert.cpu_info()")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

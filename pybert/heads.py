@@ -144,7 +144,7 @@ class _BertWithHead(CoreHandle):
     def from_pretrained(cls, path: str | os.PathLike, num_threads: Optional[int] = None,
                         precision: str = "fp32"):
         """Load ``config.json``, ``model.safetensors`` (body and head) and, when the directory
-        has one, the tokenizer, from a directory or a Hub model id. ``precision`` ("fp32", "bf16", "int8") is the arithmetic of the
+        has one, the tokenizer, from a directory or a Hub model id. ``precision`` ("fp32", "bf16", "int8", "int8_bf16_attention") is the arithmetic of the
         body's Linear layers, as in ``BertModel.from_pretrained``; the head runs in fp32."""
         path = _hub.resolve(path)
         config = BertConfig.from_pretrained(path)

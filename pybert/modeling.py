@@ -89,9 +89,11 @@ class BertModel(CoreHandle):
         tokenizer (tokenizer.json or vocab.txt), or None when it has none.
 
         ``precision`` is the arithmetic of the Linear layers: ``"fp32"``, ``"bf16"`` (AMX; the
-        fp32 kernels, with a ``PrecisionWarning``, on CPUs without it) or ``"int8"`` (weights
-        quantized per output channel at load, activations per token at run time). LayerNorm,
-        softmax, GELU, residuals and attention stay fp32; outputs are float32 either way.
+        fp32 kernels, with a ``PrecisionWarning``, on CPUs without it; attention's products in
+        bf16 too), ``"int8"`` (weights quantized per output channel at load, activations per
+        token at run time; attention fp32) or ``"int8_bf16_attention"`` (opt-in: int8's Linears,
+        bf16's attention; a little less accurate, faster on long sequences). LayerNorm,
+        softmax, GELU and residuals stay fp32; outputs are float32 either way.
         """
         path = _hub.resolve(path)
         config = BertConfig.from_pretrained(path)

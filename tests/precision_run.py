@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("fp32", "bf16", "int8", "int8_bf16_attention")
 
 
 def run(workdir: str, model_dirs: list, minilm_path: str, texts: list) -> dict:

@@ -162,8 +162,8 @@ void register_ops(py::module_& m) {
         for (int64_t b = 0; b < batch; ++b)
           if (off[b + 1] < off[b]) throw py::value_error("offsets must be non-decreasing");
         const ops::Precision p = ops::precision_from_name(precision);
-        if (p == ops::Precision::kInt8)
-          throw py::value_error("self_attention computes in fp32 or bf16, not int8");
+        if (p != ops::Precision::kFp32 && p != ops::Precision::kBf16)
+          throw py::value_error("self_attention computes in fp32 or bf16, not " + precision);
         FloatArray ctx({qkv.shape(0), static_cast<py::ssize_t>(hidden)});
         float* out = ctx.mutable_data();
         compute(num_threads, [&] {

@@ -62,7 +62,8 @@ void convert_rows_bf16(const float* A, int64_t lda, int64_t M, int64_t K, int64_
 void zero_bf16_padding(uint16_t* Ab, int64_t M, int64_t K);
 
 // C[m0:m1, n0:n1] = epilogue(bf16(A)[m0:m1, :] @ bf16(W)[n0:n1, :]^T), fp32 accumulation in
-// AMX tiles, fp32 epilogue.  Ab from convert_rows_bf16 of all M rows (rows [m0, m1 + 15) may be
+// AMX tiles, fp32 epilogue.  A block of >= 4 MiB of C is written with non-temporal stores (the
+// same values; the call ends with an sfence, so the caller's join publishes them).  Ab from convert_rows_bf16 of all M rows (rows [m0, m1 + 15) may be
 // read).  n0 must be a multiple of 16; m1 <= M; n1 <= N.  Cells of C outside the block are
 // neither read nor written.
 void gemm_bf16_amx(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, float* C,
@@ -72,6 +73,7 @@ void gemm_bf16_amx(const uint16_t* Ab, const void* packed, int64_t N, int64_t K,
 // The same, with the epilogue's result rounded to bf16 (RNE) and stored in Cb (row stride ldcb
 // elements) instead of fp32: for a result that only feeds another bf16 GEMM, Cb can be that
 // GEMM's staged A rows (ldcb = bf16_padded_k(N); the caller zeroes the padding rows and columns).
+// A block of >= 4 MiB of Cb is written with non-temporal stores, as gemm_bf16_amx's C.
 void gemm_bf16_amx_to_bf16(const uint16_t* Ab, const void* packed, int64_t N, int64_t K,
                            uint16_t* Cb, int64_t ldcb, int64_t m0, int64_t m1, int64_t n0,
                            int64_t n1, const Epilogue& ep);
@@ -105,7 +107,7 @@ void quantize_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0
 
 // C[m0:m1, n0:n1] = epilogue(s_m * s_n * (sum_k q_a[m, k] q_w[n, k] - a_zero[m] sum_k q_w[n, k])),
 // int32 accumulation.  Aq / a_scale / a_zero from quantize_rows(.., isa) (rows [m0, m1 + 15) of
-// Aq may be read).
+// Aq may be read).  Int8Isa::Amx writes a block of >= 4 MiB of C as gemm_bf16_amx does.
 // n0 must be a multiple of 16; m1 <= M; n1 <= N.
 void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, const void* packed,
                int64_t N, int64_t K, float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,

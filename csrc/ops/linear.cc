@@ -67,11 +67,14 @@ Precision precision_from_name(const std::string& name) {
   if (name == "fp32") return Precision::kFp32;
   if (name == "bf16") return Precision::kBf16;
   if (name == "int8") return Precision::kInt8;
-  throw std::invalid_argument("unknown precision '" + name + "'; expected one of: fp32, bf16, int8");
+  if (name == "int8_bf16_attention") return Precision::kInt8Bf16Attention;
+  throw std::invalid_argument("unknown precision '" + name +
+                              "'; expected one of: fp32, bf16, int8, int8_bf16_attention");
 }
 
 std::string kernels_for(Precision precision) {
-  if (precision == Precision::kInt8) return kernels::int8_isa_name(kernels::best_int8_isa());
+  if (precision == Precision::kInt8 || precision == Precision::kInt8Bf16Attention)
+    return kernels::int8_isa_name(kernels::best_int8_isa());
   if (precision == Precision::kBf16 && kernels::bf16_amx_available()) return "amx_bf16";
   return kernels::fp32_isa();
 }
@@ -88,7 +91,7 @@ Linear::Linear(Tensor weight, Tensor bias, Layout layout, Precision precision)
                                 ", got " + shape_str(bias_.shape));
   if (layout == Layout::kShared) return;
   const int64_t N = out_features_, K = in_features_;
-  if (precision == Precision::kInt8) {
+  if (precision == Precision::kInt8 || precision == Precision::kInt8Bf16Attention) {
     kernel_ = Kernel::kInt8;
     int8_isa_ = kernels::best_int8_isa();
     std::shared_ptr<float> packed =

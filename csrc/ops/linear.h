@@ -21,12 +21,16 @@ enum class Precision {
   kBf16,  // x and W rounded to bf16, fp32 accumulation (AMX); the fp32 kernels without AMX
   kInt8,  // W symmetric per output channel at load, x asymmetric per row at run time; int32
           // accumulation
+  // A model's precision, not a GEMM's: the Linears kInt8, attention's two products kBf16 (AMX;
+  // fp32 without it). Opt-in: faster from ~128 tokens, a little less accurate than kInt8.
+  kInt8Bf16Attention,
 };
 
 // How Linear::pooled folds the rows of a segment.
 enum class RowPool { kMax = 1, kSum = 2 };  // the kernels' Epilogue::pool codes
 
-// "fp32" | "bf16" | "int8" -> Precision; throws std::invalid_argument naming the choices.
+// "fp32" | "bf16" | "int8" | "int8_bf16_attention" -> Precision; throws std::invalid_argument
+// naming the choices.
 Precision precision_from_name(const std::string& name);
 
 // The kernels a Linear of this precision runs on this CPU: fp32 "avx512" | "avx2"; bf16
@@ -42,7 +46,7 @@ class Linear {
 
   Linear() = default;
   // weight (out_features, in_features); bias (out_features) or empty. The precision applies to
-  // Layout::kPacked; a shared weight is used in place, in fp32.
+  // Layout::kPacked (kInt8Bf16Attention: kInt8); a shared weight is used in place, in fp32.
   Linear(Tensor weight, Tensor bias, Layout layout = Layout::kPacked,
          Precision precision = Precision::kFp32);
 
