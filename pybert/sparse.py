@@ -26,8 +26,8 @@ __all__ = ["SparseEncoder", "SparseEmbeddings"]
 
 _TRANSFORMERS = ("Transformer", "MLMTransformer")
 _ROUTE_MODULES = _TRANSFORMERS + ("SpladePooling", "SparseStaticEmbedding")
-_SUPPORTED = _TRANSFORMERS + ("SpladePooling", "Router", "Pooling", "Dense", "LayerNorm",
-                              "Normalize", "SparseAutoEncoder")
+_SUPPORTED = _TRANSFORMERS + ("SpladePooling", "Router", "SparseStaticEmbedding", "Pooling",
+                              "Dense", "LayerNorm", "Normalize", "SparseAutoEncoder")
 _SIMILARITIES = ("dot", "cosine", "euclidean", "manhattan")
 _Csr = Tuple[np.ndarray, np.ndarray, np.ndarray]  # indptr (n + 1), indices int32, data float32
 

@@ -162,8 +162,8 @@ def test_splade_unsupported_modules(splade, tmp_path):
                                       "WordEmbeddings"}], f)
     with pytest.raises(ValueError, match=r"WordEmbeddings.*not supported.*supported: "
                                          r"Transformer, MLMTransformer, SpladePooling, Router, "
-                                         r"Pooling, Dense, LayerNorm, Normalize, "
-                                         r"SparseAutoEncoder"):
+                                         r"SparseStaticEmbedding, Pooling, Dense, LayerNorm, "
+                                         r"Normalize, SparseAutoEncoder"):
         pybert.SparseEncoder(bad)
     # Modules it knows, in an order it does not run, are refused too.
     with open(os.path.join(bad, "modules.json"), "w") as f:

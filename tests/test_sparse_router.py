@@ -194,6 +194,13 @@ def test_router_of_static_routes_only(minilm_path, tmp_path):
     assert ours.closed
     with pytest.raises(ValueError, match="closed"):
         ours.encode_query(["a"])
+    # A SparseStaticEmbedding alone, without a Router.
+    alone = tmp_path / "alone"
+    SparseEncoder(modules=[SparseStaticEmbedding(tokenizer=tok, weight=static_weights(tok, 7))],
+                  device="cpu").save(os.fspath(alone))
+    st = SparseEncoder(os.fspath(alone), device="cpu")
+    ref = st.encode(VARIED_TEXTS, convert_to_sparse_tensor=False).numpy()
+    assert_sparse_equal(pybert.SparseEncoder(alone).encode_query(VARIED_TEXTS), ref)
 
 
 # ---- SparseAutoEncoder (CSR: a sparse code of a dense sentence embedding) ------------------------
