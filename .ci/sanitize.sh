@@ -35,3 +35,9 @@ python -m pytest -q -p no:cacheprovider \
 python -m pytest -q -p no:cacheprovider "$repo/tests/test_retrieval.py" \
   -k "pooled_linear or log1p_activation or maxsim_matches \
       or (splade_matches and encode_query) or (multivector_matches and colbert_unattended)"
+# The masked-LM head on packed rows (RoBERTa's names, forward_at), the static route of
+# inference-free SPLADE, the sparse autoencoder (CSR) and the sparse similarity op.
+python -m pytest -q -p no:cacheprovider "$repo/tests/test_masked_lm_families.py" \
+  "$repo/tests/test_sparse_router.py" "$repo/tests/test_retrieval.py" \
+  -k "(masked_lm_logits and roberta) or (routes_match and inference_free and call1) \
+      or (autoencoder and mean_normalize) or (similarity_and_sparsity and max_relu)"

@@ -3,9 +3,10 @@ list, the module configs, prompts and the tokenizer's length."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .encoder import _read_json
 from .tokenizer import Tokenizer, has_tokenizer_files
@@ -42,6 +43,81 @@ def read_modules(path: str, encoder: str, supported: Sequence[str]) -> List[Modu
             else {}
         modules.append(Module(kind, str(entry.get("type")), module_path, config))
     return modules
+
+
+@dataclasses.dataclass
+class Router:
+    """A ``Router`` module (router_config.json): its routes' modules and how sentence-transformers
+    picks a route for an encode call's ``task`` (the text modality only)."""
+
+    routes: Dict[str, List[Module]]
+    default_route: Optional[str]
+    route_mappings: Dict[Tuple[Optional[str], Any], str]
+
+    def resolve(self, task: Optional[str]) -> str:
+        """The route for ``task`` as sentence-transformers' Router resolves it: the mappings
+        (task, "text"), (task, any), (any, "text"), (any, any); then the route named ``task``;
+        then, with no task, the default route."""
+        for key in ((task, "text"), (task, None), (None, "text"), (None, None)):
+            if key in self.route_mappings:
+                return self.route_mappings[key]
+        if task is not None and task in self.routes:
+            return task
+        if task is not None:
+            raise ValueError(f"no route for task {task!r}; the model's routes are "
+                             f"{sorted(self.routes)}")
+        if self.default_route is None:
+            raise ValueError("the model's Router has no default route: pass task= (one of "
+                             f"{sorted(self.routes)}), or use encode_query / encode_document")
+        return self.default_route
+
+
+def read_router(path: str, encoder: str, supported: Sequence[str]) -> Router:
+    """The Router saved in ``path`` (router_config.json and a folder per module); a module whose
+    class is not in ``supported`` is an error naming it and what ``encoder`` supports."""
+    config_file = os.path.join(path, "router_config.json")
+    if not os.path.isfile(config_file):
+        raise ValueError(f"{path!r} has a Router module but no router_config.json")
+    config = _read_json(config_file)
+    types, structure = config.get("types") or {}, config.get("structure") or {}
+    routes: Dict[str, List[Module]] = {}
+    for route, names in structure.items():
+        routes[route] = []
+        for name in names:
+            if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+                raise ValueError(f"{config_file}: module folder {name!r} is outside the model")
+            kind = str(types.get(name, "")).rsplit(".", 1)[-1]
+            if kind not in supported:
+                raise ValueError(f"{config_file}: module {name!r} of type {types.get(name)!r} in "
+                                 f"route {route!r} is not supported by pybert's {encoder} "
+                                 f"(supported in a Router: {', '.join(supported)})")
+            module_path = os.path.join(path, name)
+            module_config = os.path.join(module_path, "config.json")
+            routes[route].append(Module(kind, str(types[name]), module_path,
+                                        _read_json(module_config)
+                                        if os.path.isfile(module_config) else {}))
+    if not routes:
+        raise ValueError(f"{config_file} has no routes")
+    parameters = config.get("parameters") or {}
+    default = parameters.get("default_route")
+    if default is None and parameters.get("allow_empty_key", True):
+        default = next(iter(routes))
+    if default is not None and default not in routes:
+        raise ValueError(f"{config_file}: default_route {default!r} is not one of the routes "
+                         f"{sorted(routes)}")
+    mappings: Dict[Tuple[Optional[str], Any], str] = {}
+    for key, route in (parameters.get("route_mappings") or {}).items():
+        try:  # saved as str((task, modality)), e.g. "('query', 'text')" or "(None, None)"
+            task, modality = ast.literal_eval(key)
+        except (ValueError, SyntaxError, TypeError):
+            raise ValueError(f"{config_file}: route_mappings key {key!r} is not a "
+                             "(task, modality) pair") from None
+        if route not in routes:
+            raise ValueError(f"{config_file}: route_mappings maps {key} to {route!r}, not one "
+                             f"of the routes {sorted(routes)}")
+        if modality in (None, "text"):  # pybert encodes text only
+            mappings[(task, modality)] = route
+    return Router(routes, default, mappings)
 
 
 def model_config(path: str) -> Dict[str, Any]:
@@ -110,6 +186,14 @@ class Prompts:
         return self.resolve(prompt, prompt_name)
 
 
+def similarity_name(value: Any, supported: Sequence[str]) -> str:
+    """A similarity_fn_name the encoder's ``similarity`` computes, or a ValueError."""
+    if value not in supported:
+        raise ValueError(f"similarity_fn_name {value!r} is not supported (supported: "
+                         f"{', '.join(supported)})")
+    return value
+
+
 def check_dir(path: Any) -> str:
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -117,5 +201,5 @@ def check_dir(path: Any) -> str:
     return path
 
 
-__all__ = ["Module", "read_modules", "model_config", "transformer_config", "load_tokenizer",
-           "max_seq_length", "Prompts", "check_dir"]
+__all__ = ["Module", "Router", "read_router", "read_modules", "model_config", "transformer_config", "load_tokenizer",
+           "max_seq_length", "Prompts", "similarity_name", "check_dir"]

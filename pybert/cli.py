@@ -349,11 +349,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     classify.add_argument("--top-k", type=int, default=1, help="labels per line (default: 1)")
     classify.add_argument("--max-length", type=int, default=None)
     classify.set_defaults(func=_classify)
-    fill = sub.add_parser("fill-mask", help="the most probable tokens for each [MASK]: "
-                          "'token<TAB>probability' per line, a blank line between masks")
-    fill.add_argument("--model", required=True, help="BertForMaskedLM directory")
+    fill = sub.add_parser("fill-mask", help="the most probable tokens for each mask token "
+                          "([MASK], RoBERTa's <mask>): 'token<TAB>probability' per line, a "
+                          "blank line between masks")
+    fill.add_argument("--model", required=True, help="masked-LM directory (BERT, RoBERTa, XLM-R, "
+                      "DistilBERT, Megatron-BERT)")
     _runtime(fill)
-    fill.add_argument("text", help='text with [MASK], e.g. "Paris is the [MASK] of France."')
+    fill.add_argument("text", help='text with the mask token, e.g. "Paris is the [MASK] of '
+                      'France."')
     fill.add_argument("--top-k", type=int, default=5)
     fill.set_defaults(func=_fill_mask)
 

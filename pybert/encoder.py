@@ -87,14 +87,22 @@ class SentenceConfig:
     def from_pretrained(cls, path: str) -> "SentenceConfig":
         """Read modules.json and the module configs as sentence-transformers does; a plain
         Hugging Face directory (no modules.json) means mean pooling, no normalization."""
-        prompts, default_prompt_name = _prompt_config(path)
         modules_file = os.path.join(path, "modules.json")
         if not os.path.isfile(modules_file):
+            prompts, default_prompt_name = _prompt_config(path)
             return cls(transformer_path=path, pooling=["mean"], prompts=prompts,
                        default_prompt_name=default_prompt_name)
+        return cls.from_modules(path, _read_json(modules_file))
+
+    @classmethod
+    def from_modules(cls, path: str, entries: List[Dict[str, Any]]) -> "SentenceConfig":
+        """The config of modules.json ``entries`` of the directory ``path`` (e.g. those before
+        a SparseEncoder's SparseAutoEncoder)."""
+        prompts, default_prompt_name = _prompt_config(path)
+        modules_file = os.path.join(path, "modules.json")
         transformer_path, pooling, include_prompt = None, None, True
         after: List[SentenceModule] = []
-        for module in _read_json(modules_file):
+        for module in entries:
             kind = str(module.get("type", "")).rsplit(".", 1)[-1]
             module_path = os.path.join(path, module.get("path", ""))
             config_file = os.path.join(module_path, "config.json")
@@ -249,6 +257,23 @@ def _load_sentence_model(config: SentenceConfig, num_threads: Optional[int],
     return SentenceModel(body, core, precision, tokenizer)
 
 
+def _check_max_pooled_tokens(mask: Optional[np.ndarray], shape: Tuple[int, int],
+                             prompt_length: int) -> None:
+    """Max pooling over no token is -inf in sentence-transformers (NaN once normalized); pybert
+    refuses it rather than answer otherwise. A row pools its real tokens less the prompt's
+    ``prompt_length`` (include_prompt false)."""
+    tokens = np.full(shape[0], shape[1]) if mask is None else (mask != 0).sum(axis=1)
+    empty = np.flatnonzero(tokens <= prompt_length)
+    if empty.size:
+        i = int(empty[0])
+        why = (f"{int(tokens[i])} tokens, of which the prompt's first {prompt_length} are left "
+               "out (include_prompt false)") if prompt_length else "attention_mask all 0"
+        raise ValueError(
+            f"row {i} of the tokenized batch has no token left to max-pool ({why}); "
+            "sentence-transformers would give -inf there. Use a shorter prompt, a longer "
+            "max_seq_length, or a checkpoint that pools the prompt")
+
+
 @pickles_as_recipe("__init__")
 class SentenceEncoder(ModelWrapper):
     """Sentence embeddings from a BERT-family checkpoint (BERT, RoBERTa, XLM-R, DistilBERT, ...),
@@ -357,6 +382,8 @@ class SentenceEncoder(ModelWrapper):
                                           ids.shape)
         _inputs.check_size(ids.shape[0], ids.shape[1], self.model.config.hidden_size)
         modes = self._modes(pooling)
+        if "max" in modes:
+            _check_max_pooled_tokens(mask, ids.shape, prompt_length)
         truncate = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
         truncate = self.truncate_dim if truncate is None else truncate
         # normalize None: the Normalize modules as configured; True: those, then the final

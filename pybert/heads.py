@@ -21,14 +21,14 @@ from .tokenizer import Texts, Tokenizer, check_texts, has_tokenizer_files
 
 __all__ = ["LinearHead", "HeadOutput", "BertForSequenceClassification",
            "BertForTokenClassification", "BertForMaskedLM", "AutoModel",
+           "RobertaForMaskedLM", "XLMRobertaForMaskedLM", "DistilBertForMaskedLM",
+           "MegatronBertForMaskedLM",
            "AlbertForSequenceClassification", "AlbertForTokenClassification",
            "DistilBertForSequenceClassification", "DistilBertForTokenClassification",
            "ElectraForSequenceClassification", "ElectraForTokenClassification",
            "MegatronBertForSequenceClassification", "MegatronBertForTokenClassification",
            "RobertaForSequenceClassification", "RobertaForTokenClassification",
            "XLMRobertaForSequenceClassification", "XLMRobertaForTokenClassification"]
-
-MASK_TOKEN = "[MASK]"
 
 
 def _features(x: Any, name: str = "x") -> np.ndarray:
@@ -296,8 +296,12 @@ class BertForTokenClassification(_BertWithHead):
 class BertForMaskedLM(_BertWithHead):
     """BERT + the masked-LM head: ``logits`` (batch, seq, vocab_size).
 
-    The decoder's weight is the word-embedding matrix itself (tied, as in the checkpoint),
-    not a copy; it stays fp32 at every precision.
+    Any family with a masked-LM head pybert runs loads, with its own head names (config
+    ``model_type``): BERT and Megatron-BERT's ``cls.predictions``, RoBERTa and XLM-R's
+    ``lm_head`` (exact GELU), DistilBERT's ``vocab_transform`` / ``vocab_layer_norm`` /
+    ``vocab_projector``. The decoder's weight is the word-embedding matrix itself (tied, as in
+    the checkpoint), not a copy; it stays fp32 at every precision. The head runs on the real
+    tokens only; padded positions of ``logits`` are zeros.
     """
 
     _core_class = _core.BertForMaskedLM
@@ -316,17 +320,19 @@ class BertForMaskedLM(_BertWithHead):
 
     def fill_mask(self, text: str, top_k: int = 5, *, max_length: Optional[int] = None
                   ) -> List[List[Dict[str, Any]]]:
-        """For each [MASK] in ``text``, in order, its ``top_k`` most probable tokens:
+        """For each mask token (``tokenizer.mask_token``: [MASK], RoBERTa's <mask>) in ``text``,
+        in order, its ``top_k`` most probable tokens:
         ``{"token": vocabulary string, "token_id", "score": probability}``, best first."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a string, got {type(text).__name__}")
         k = _top_k_arg(top_k, self.config.vocab_size)
         batch = self._tokenize(text, max_length=max_length)
-        mask_id = self.tokenizer.token_to_id(MASK_TOKEN)
+        mask_token = self.tokenizer.mask_token
+        mask_id = self.tokenizer.token_to_id(mask_token)
         positions = np.flatnonzero(batch["input_ids"][0] == mask_id) if mask_id is not None \
             else np.array([], dtype=np.int64)
         if positions.size == 0:
-            raise ValueError(f"fill_mask needs a {MASK_TOKEN} token in the text, found none "
+            raise ValueError(f"fill_mask needs a {mask_token} token in the text, found none "
                              f"in {text!r}")
         probs = self._core.forward_at(batch["input_ids"], batch["attention_mask"],
                                       batch["token_type_ids"], positions,
@@ -369,6 +375,13 @@ AlbertForTokenClassification = _for_family(BertForTokenClassification, "Albert",
 MegatronBertForTokenClassification = _for_family(BertForTokenClassification, "MegatronBert",
                                                  "megatron-bert")
 
+RobertaForMaskedLM = _for_family(BertForMaskedLM, "Roberta", "roberta")
+XLMRobertaForMaskedLM = _for_family(BertForMaskedLM, "XLMRoberta", "xlm-roberta")
+DistilBertForMaskedLM = _for_family(BertForMaskedLM, "DistilBert", "distilbert")
+MegatronBertForMaskedLM = _for_family(BertForMaskedLM, "MegatronBert", "megatron-bert")
+MASKED_LM_CLASSES = (BertForMaskedLM, RobertaForMaskedLM, XLMRobertaForMaskedLM,
+                     DistilBertForMaskedLM, MegatronBertForMaskedLM)
+
 _ARCHITECTURES = {
     **{name: BertModel for name in BASE_ARCHITECTURES},
     **{cls.__name__: cls for cls in (
@@ -378,7 +391,8 @@ _ARCHITECTURES = {
         AlbertForSequenceClassification, MegatronBertForSequenceClassification,
         RobertaForTokenClassification, XLMRobertaForTokenClassification,
         DistilBertForTokenClassification, ElectraForTokenClassification,
-        AlbertForTokenClassification, MegatronBertForTokenClassification)},
+        AlbertForTokenClassification, MegatronBertForTokenClassification, RobertaForMaskedLM,
+        XLMRobertaForMaskedLM, DistilBertForMaskedLM, MegatronBertForMaskedLM)},
 }
 
 

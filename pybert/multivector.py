@@ -24,6 +24,7 @@ from .tokenizer import check_texts
 __all__ = ["MultiVectorEncoder", "maxsim"]
 
 _SUPPORTED = ("Transformer", "Dense", "MultiVectorMask", "Normalize")
+_SIMILARITIES = ("maxsim", "meanmaxsim")
 # torch activation classes a Dense module may name (its activation_function).
 _DENSE_ACTIVATIONS = ("Identity", "Tanh", "ReLU", "GELU")
 
@@ -69,8 +70,11 @@ class MultiVectorEncoder(CoreHandle):
     def __init__(self, path: Union[str, os.PathLike], max_length: Optional[int] = None,
                  num_threads: Optional[int] = None, precision: str = "fp32", *,
                  prompts: Optional[Dict[str, str]] = None,
-                 default_prompt_name: Optional[str] = None):
+                 default_prompt_name: Optional[str] = None,
+                 truncate_dim: Optional[int] = None,
+                 similarity_fn_name: Optional[str] = None):
         self.path = _st.check_dir(path)
+        self.truncate_dim = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
         modules = _st.read_modules(self.path, "MultiVectorEncoder", _SUPPORTED)
         kinds = [m.kind for m in modules]
         if not kinds or kinds[0] != "Transformer" or kinds.count("Transformer") != 1 \
@@ -113,7 +117,42 @@ class MultiVectorEncoder(CoreHandle):
         _inputs.warn_precision_fallback(self.precision)
         self.max_seq_length = max_length if max_length is not None \
             else _st.max_seq_length(st_config, self.tokenizer, self)
-        self._prompts = _st.Prompts(_st.model_config(self.path), prompts, default_prompt_name)
+        saved = _st.model_config(self.path)
+        self._prompts = _st.Prompts(saved, prompts, default_prompt_name)
+        self.similarity_fn_name = similarity_fn_name or saved.get("similarity_fn_name") \
+            or "maxsim"
+
+    @property
+    def similarity_fn_name(self) -> str:
+        """How ``similarity`` scores: "maxsim", or "meanmaxsim" (divided by the query's token
+        count); from config_sentence_transformers.json unless given."""
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, value: str) -> None:
+        self._similarity_fn_name = _st.similarity_name(value, _SIMILARITIES)
+
+    def similarity(self, queries: Any, documents: Any) -> np.ndarray:
+        """float32 (n_queries, n_documents) scores by ``similarity_fn_name``, as
+        sentence-transformers' ``similarity``; each argument a list of (tokens, dim) arrays,
+        or one (tokens, dim) array (a batch of one)."""
+        qs, ds = _multi_vectors(queries, "queries"), _multi_vectors(documents, "documents")
+        out = np.zeros((len(qs), len(ds)), dtype=np.float32)
+        for i, q in enumerate(qs):
+            out[i] = maxsim(q, ds, num_threads=self.num_threads,
+                            length_normalize=self._similarity_fn_name == "meanmaxsim")
+        return out
+
+    def similarity_pairwise(self, queries: Any, documents: Any) -> np.ndarray:
+        """float32 (n,) scores of queries[i] against documents[i], as ``similarity``'s
+        diagonal."""
+        qs, ds = _multi_vectors(queries, "queries"), _multi_vectors(documents, "documents")
+        if len(qs) != len(ds):
+            raise ValueError(f"got {len(qs)} queries and {len(ds)} documents; similarity_pairwise "
+                             "pairs them one to one")
+        return np.array([maxsim(q, [d], num_threads=self.num_threads,
+                                length_normalize=self._similarity_fn_name == "meanmaxsim")[0]
+                         for q, d in zip(qs, ds)], dtype=np.float32).reshape(len(qs))
 
     def _check_expansion(self, expansion: Dict[str, Any]) -> None:
         strategy, length = expansion.get("strategy"), expansion.get("length")
@@ -131,34 +170,41 @@ class MultiVectorEncoder(CoreHandle):
         return dict(self._prompts.prompts)
 
     def get_embedding_dimension(self) -> int:
-        return self._core.dim
+        """The width of each token vector ``encode`` returns (``truncate_dim`` applied)."""
+        return min(self._core.dim, self.truncate_dim or self._core.dim)
 
     def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                prompt_name: Optional[str] = None, prompt: Optional[str] = None,
-               task: Optional[str] = None, show_progress: Optional[bool] = None
+               task: Optional[str] = None, show_progress: Optional[bool] = None, *,
+               normalize_embeddings: bool = False, truncate_dim: Optional[int] = None
                ) -> Union[np.ndarray, List[np.ndarray]]:
         """A float32 (tokens, dim) array per text (one array for one string). ``task``:
-        None, "query" or "document" (the lengths, expansion and skiplist of that side)."""
+        None, "query" or "document" (the lengths, expansion and skiplist of that side).
+        ``normalize_embeddings`` L2-normalizes every token vector; ``truncate_dim`` (default:
+        the encoder's) keeps each vector's first features, renormalized, as
+        sentence-transformers does."""
         if task not in (None, "query", "document"):
             raise ValueError(f"task must be None, 'query' or 'document', got {task!r}")
         return self._encode(sentences, batch_size, self._prompts.resolve(prompt, prompt_name),
-                            task, show_progress)
+                            task, show_progress, normalize_embeddings, truncate_dim)
 
     def encode_query(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                      prompt_name: Optional[str] = None, prompt: Optional[str] = None,
-                     show_progress: Optional[bool] = None) -> Union[np.ndarray, List[np.ndarray]]:
+                     show_progress: Optional[bool] = None, *, normalize_embeddings: bool = False,
+                     truncate_dim: Optional[int] = None) -> Union[np.ndarray, List[np.ndarray]]:
         """``encode`` as a query: the "query" prompt, ``query_length``, query expansion."""
         return self._encode(sentences, batch_size, self._prompts.for_query(prompt, prompt_name),
-                            "query", show_progress)
+                            "query", show_progress, normalize_embeddings, truncate_dim)
 
     def encode_document(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                         prompt_name: Optional[str] = None, prompt: Optional[str] = None,
-                        show_progress: Optional[bool] = None
+                        show_progress: Optional[bool] = None, *,
+                        normalize_embeddings: bool = False, truncate_dim: Optional[int] = None
                         ) -> Union[np.ndarray, List[np.ndarray]]:
         """``encode`` as a document: the "document" prompt, ``document_length``, the skiplist."""
         return self._encode(sentences, batch_size,
                             self._prompts.for_document(prompt, prompt_name), "document",
-                            show_progress)
+                            show_progress, normalize_embeddings, truncate_dim)
 
     def _tokenize(self, texts: List[str], task: Optional[str]) -> Dict[str, np.ndarray]:
         """Token ids and the tokens to output (``keep``), as sentence-transformers' Transformer
@@ -195,19 +241,24 @@ class MultiVectorEncoder(CoreHandle):
         return batch
 
     def _encode(self, sentences: Union[str, Sequence[str]], batch_size: int, prompt: str,
-                task: Optional[str], show_progress: Optional[bool]
+                task: Optional[str], show_progress: Optional[bool],
+                normalize_embeddings: bool = False, truncate_dim: Optional[int] = None
                 ) -> Union[np.ndarray, List[np.ndarray]]:
         single = isinstance(sentences, str)
         texts = [prompt + t for t in check_texts(sentences, "sentences")]
         batch_size = _inputs.batch_size_arg(batch_size)
+        truncate = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
+        truncate = self.truncate_dim if truncate is None else truncate
+        width = min(self._core.dim, truncate or self._core.dim)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        out: List[np.ndarray] = [np.zeros((0, self._core.dim), np.float32)] * len(texts)
+        out: List[np.ndarray] = [np.zeros((0, width), np.float32)] * len(texts)
         for idx in _progress([order[i:i + batch_size] for i in range(0, len(texts), batch_size)],
                              show_progress):
             batch = self._tokenize([texts[i] for i in idx], task)
             vectors = self._core.encode(batch["input_ids"], batch["attention_mask"],
                                         batch["token_type_ids"], batch["keep"],
-                                        batch.get("query_only"))
+                                        batch.get("query_only"), truncate_dim=truncate or 0,
+                                        normalize_embeddings=bool(normalize_embeddings))
             counts = batch["keep"].sum(axis=1)
             for i, rows in zip(idx, np.split(vectors, np.cumsum(counts)[:-1])):
                 out[i] = rows
@@ -218,10 +269,21 @@ class MultiVectorEncoder(CoreHandle):
                 f"query_length={self.query_length}, document_length={self.document_length})")
 
 
-def maxsim(query: Any, documents: Sequence[Any], *, num_threads: Optional[int] = None
-           ) -> np.ndarray:
+def _multi_vectors(x: Any, name: str) -> List[np.ndarray]:
+    """A list of (tokens, dim) arrays, or one (tokens, dim) array as a list of one."""
+    if isinstance(x, np.ndarray) and x.ndim == 2:
+        return [x]
+    if isinstance(x, (str, bytes)) or not isinstance(x, (list, tuple)):
+        raise TypeError(f"{name} must be a list of (tokens, dim) arrays or one (tokens, dim) "
+                        f"array, got {type(x).__name__}")
+    return list(x)
+
+
+def maxsim(query: Any, documents: Sequence[Any], *, num_threads: Optional[int] = None,
+           length_normalize: bool = False) -> np.ndarray:
     """MaxSim scores of one query against documents, in the C++ core: for each document, the
-    sum over the query's token vectors of their largest dot product with the document's.
+    sum over the query's token vectors of their largest dot product with the document's
+    (divided by the query's token count with ``length_normalize``: MeanMaxSim).
 
     ``query`` (q, dim); ``documents`` a sequence of (d_i, dim) arrays -> float32 (n_docs,).
     A document without tokens scores -1e9, as in sentence-transformers.
@@ -240,4 +302,5 @@ def maxsim(query: Any, documents: Sequence[Any], *, num_threads: Optional[int] =
     rows = np.concatenate(docs) if docs else np.zeros((0, q.shape[1]), np.float32)
     offsets = np.zeros(len(docs) + 1, dtype=np.int64)
     np.cumsum([d.shape[0] for d in docs], out=offsets[1:])
-    return _core.maxsim(q, rows, offsets, num_threads=_inputs.num_threads_arg(num_threads))
+    return _core.maxsim(q, rows, offsets, length_normalize=bool(length_normalize),
+                        num_threads=_inputs.num_threads_arg(num_threads))

@@ -97,10 +97,11 @@ class Tokenizer:
     """
 
     def __init__(self, backend: tokenizers.Tokenizer, *, model_max_length: Optional[int] = None,
-                 pad_token: str = "[PAD]"):
+                 pad_token: str = "[PAD]", mask_token: str = "[MASK]"):
         self._backend = backend
         self.model_max_length = model_max_length
         self.pad_token = pad_token
+        self.mask_token = mask_token  # what fill-mask looks for: "[MASK]", RoBERTa's "<mask>"
         self.pad_token_id = backend.token_to_id(pad_token)
         if self.pad_token_id is None:
             self.pad_token_id = 0
@@ -125,7 +126,8 @@ class Tokenizer:
         if not isinstance(max_len, int) or max_len > 1_000_000:
             max_len = None
         return cls(backend, model_max_length=max_len,
-                   pad_token=_token(config.get("pad_token"), "[PAD]"))
+                   pad_token=_token(config.get("pad_token"), "[PAD]"),
+                   mask_token=_token(config.get("mask_token"), "[MASK]"))
 
     @property
     def vocab_size(self) -> int:
@@ -148,12 +150,13 @@ class Tokenizer:
         return tok
 
     def __call__(self, texts: Texts, text_pairs: Optional[Texts] = None,
-                 max_length: Optional[int] = None, direction: str = "right"
-                 ) -> Dict[str, np.ndarray]:
+                 max_length: Optional[int] = None, direction: str = "right", *,
+                 add_special_tokens: bool = True) -> Dict[str, np.ndarray]:
         """Token ids of a batch: ``input_ids``, ``attention_mask``, ``token_type_ids``, each
         int64 (batch, longest). ``max_length`` defaults to the checkpoint's model_max_length;
         pairs are truncated longest-first, as transformers does; ``direction`` ("right" or
-        "left") is the end truncation cuts tokens from."""
+        "left") is the end truncation cuts tokens from. ``add_special_tokens=False`` leaves out
+        [CLS]/[SEP] and the like."""
         texts = check_texts(texts)
         if text_pairs is not None:
             text_pairs = check_texts(text_pairs, "text_pairs")
@@ -170,7 +173,8 @@ class Tokenizer:
         inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
         try:
             encodings = self._backend_for(None if max_length is None else int(max_length),
-                                          direction).encode_batch(inputs, add_special_tokens=True)
+                                          direction).encode_batch(
+                                              inputs, add_special_tokens=bool(add_special_tokens))
         except Exception as e:  # tokenizers raises plain Exception, e.g. max_length too short
             raise ValueError(f"cannot tokenize with max_length={max_length}: {e}") from None
         seq = len(encodings[0].ids) if encodings else 0
@@ -209,7 +213,7 @@ class Tokenizer:
             backend.normalizer = normalizers.Sequence(
                 [normalizers.Lowercase()] + ([current] if current is not None else []))
         return Tokenizer(backend, model_max_length=self.model_max_length,
-                         pad_token=self.pad_token)
+                         pad_token=self.pad_token, mask_token=self.mask_token)
 
     def encode_with_offsets(self, texts: Texts, max_length: Optional[int] = None
                             ) -> Dict[str, np.ndarray]:

@@ -157,11 +157,19 @@ def test_splade_unsupported_modules(splade, tmp_path):
         os.symlink(os.path.join(path, name), os.path.join(bad, name))
     os.remove(os.path.join(bad, "modules.json"))
     with open(os.path.join(bad, "modules.json"), "w") as f:
-        json.dump(modules + [{"idx": 2, "name": "2", "path": "2_SparseAutoEncoder",
-                              "type": "sentence_transformers.sparse_encoder.modules."
-                                      "SparseAutoEncoder"}], f)
-    with pytest.raises(ValueError, match=r"SparseAutoEncoder.*not supported.*supported: "
-                                         r"Transformer, MLMTransformer, SpladePooling"):
+        json.dump(modules + [{"idx": 2, "name": "2", "path": "2_WordEmbeddings",
+                              "type": "sentence_transformers.sentence_transformer.modules."
+                                      "WordEmbeddings"}], f)
+    with pytest.raises(ValueError, match=r"WordEmbeddings.*not supported.*supported: "
+                                         r"Transformer, MLMTransformer, SpladePooling, Router, "
+                                         r"SparseStaticEmbedding, Pooling, Dense, LayerNorm, "
+                                         r"Normalize, SparseAutoEncoder"):
+        pybert.SparseEncoder(bad)
+    # Modules it knows, in an order it does not run, are refused too.
+    with open(os.path.join(bad, "modules.json"), "w") as f:
+        json.dump(modules + [{"idx": 2, "name": "2", "path": "", "type": "sentence_transformers."
+                              "sentence_transformer.modules.Normalize"}], f)
+    with pytest.raises(ValueError, match=r"got \['Transformer', 'SpladePooling', 'Normalize'\]"):
         pybert.SparseEncoder(bad)
     with pytest.raises(ValueError, match="BertForMaskedLM"):
         pybert.SparseEncoder(_plain_bert_splade(tmp_path, modules, path))
@@ -240,6 +248,61 @@ def test_splade_on_avx2_kernels(splade, tmp_path):
     assert done.returncode == 0, done.stderr
     diff, mismatched = done.stdout.split()[-2:]
     assert float(diff) <= ATOL and int(mismatched) == 0
+
+
+@pytest.mark.parametrize("fn", ["dot", "cosine", "euclidean", "manhattan"])
+def test_splade_similarity_and_sparsity_match(splade, fn):
+    st, ours, _ = splade
+    q, d = VARIED_TEXTS[:4], VARIED_TEXTS[4:10]
+    q_ref, d_ref = st.encode_query(q), st.encode_document(d)
+    st.similarity_fn_name = fn
+    ours.similarity_fn_name = fn
+    try:
+        ref = st.similarity(q_ref, d_ref).to_dense().numpy()
+        pairs = st.similarity_pairwise(q_ref, st.encode_document(d[:4])).to_dense().numpy()
+    finally:
+        st.similarity_fn_name = "dot"
+    q_ours, d_ours = ours.encode_query(q), ours.encode_document(d)
+    got = ours.similarity(q_ours, d_ours)
+    assert got.shape == (4, 6) and got.dtype == np.float32
+    assert (np.abs(got - ref) / np.maximum(1.0, np.abs(ref))).max() <= 1e-4
+    got_pairs = ours.similarity_pairwise(q_ours, d_ours.toarray()[:4])  # dense rows work too
+    assert (np.abs(got_pairs - pairs) / np.maximum(1.0, np.abs(pairs))).max() <= 1e-4
+    ours.similarity_fn_name = "dot"
+    ref_sparsity = st.sparsity(d_ref)
+    got_sparsity = ours.sparsity(d_ours)
+    assert got_sparsity["active_dims"] == pytest.approx(ref_sparsity["active_dims"])
+    assert got_sparsity["sparsity_ratio"] == pytest.approx(ref_sparsity["sparsity_ratio"])
+
+
+def test_splade_similarity_bad_input(splade):
+    _, ours, _ = splade
+    with pytest.raises(ValueError, match="similarity_fn_name 'hamming' is not supported"):
+        ours.similarity_fn_name = "hamming"
+    emb = ours.encode(VARIED_TEXTS[:2])
+    with pytest.raises(ValueError, match="columns"):
+        ours.similarity(emb, np.zeros((1, 5), np.float32))
+    bad = pybert.SparseEmbeddings(np.array([0, 2]), np.array([5, 3], np.int32),
+                                  np.ones(2, np.float32), (1, emb.shape[1]))
+    with pytest.raises(ValueError, match="strictly ascending"):
+        ours.similarity(bad, emb)
+    with pytest.raises(ValueError, match="one to one"):
+        ours.similarity_pairwise(emb, ours.encode(VARIED_TEXTS[:3]))
+
+
+def test_splade_max_seq_length_can_be_set(splade):
+    st, ours, path = splade
+    enc = pybert.SparseEncoder(path)
+    enc.max_seq_length = 6
+    old = st.max_seq_length
+    st.max_seq_length = 6
+    try:
+        ref = st_dense(st, "encode", VARIED_TEXTS[:6])
+    finally:
+        st.max_seq_length = old
+    assert_sparse_equal(enc.encode(VARIED_TEXTS[:6]), ref)
+    with pytest.raises(ValueError, match="max_seq_length"):
+        enc.max_seq_length = 0
 
 
 # ---- multi-vector -------------------------------------------------------------------------------
@@ -360,6 +423,53 @@ def test_multivector_scores_rank_as_sentence_transformers(multivector):
                         [torch.from_numpy(d) for d in d_ref]).numpy()[0]
     scores = pybert.maxsim(ours.encode_query("quick brown fox"), ours.encode_document(docs))
     assert scores.shape == (6,) and np.abs(scores - ref).max() <= 1e-4
+
+
+@pytest.mark.parametrize("multivector", ["colbert", "tanh_min"], indirect=True)
+def test_multivector_truncate_dim_and_normalize_embeddings(multivector):
+    st, ours, path = multivector
+    texts = VARIED_TEXTS[:6]
+    for kwargs in ({"truncate_dim": 8}, {"normalize_embeddings": True},
+                   {"truncate_dim": 8, "normalize_embeddings": True}, {"truncate_dim": 1000}):
+        ref = st.encode_document(texts, convert_to_numpy=True, **kwargs)
+        got = ours.encode_document(texts, **kwargs)
+        for a, b in zip(got, ref):
+            assert a.shape == b.shape
+            if a.size:
+                assert np.abs(a - b).max() <= ATOL
+    small = pybert.MultiVectorEncoder(path, truncate_dim=8)
+    assert small.get_embedding_dimension() == 8
+    ref = st.encode_query(texts, convert_to_numpy=True, truncate_dim=8)
+    for a, b in zip(small.encode_query(texts), ref):
+        assert a.shape == b.shape and np.abs(a - b).max() <= ATOL
+    with pytest.raises(ValueError, match="truncate_dim"):
+        ours.encode(texts, truncate_dim=0)
+
+
+@pytest.mark.parametrize("multivector", ["colbert"], indirect=True)
+@pytest.mark.parametrize("fn", ["maxsim", "meanmaxsim"])
+def test_multivector_similarity_matches(multivector, fn):
+    st, ours, path = multivector
+    q, d = VARIED_TEXTS[:3], VARIED_TEXTS[3:8]
+    old = st.similarity_fn_name
+    st.similarity_fn_name = fn
+    try:
+        q_ref = st.encode_query(q, convert_to_numpy=True)
+        d_ref = st.encode_document(d, convert_to_numpy=True)
+        ref = st.similarity(q_ref, d_ref).numpy()
+        pairs = st.similarity_pairwise(q_ref, d_ref[:3]).numpy()
+    finally:
+        st.similarity_fn_name = old
+    enc = pybert.MultiVectorEncoder(path, similarity_fn_name=fn)
+    q_ours, d_ours = enc.encode_query(q), enc.encode_document(d)
+    got = enc.similarity(q_ours, d_ours)
+    assert got.shape == (3, 5) and np.abs(got - ref).max() <= 1e-4
+    assert np.abs(enc.similarity_pairwise(q_ours, d_ours[:3]) - pairs).max() <= 1e-4
+    assert np.array_equal(enc.similarity(q_ours[0], d_ours), got[:1])
+    with pytest.raises(ValueError, match="similarity_fn_name"):
+        enc.similarity_fn_name = "cosine"
+    with pytest.raises(ValueError, match="one to one"):
+        enc.similarity_pairwise(q_ours, d_ours)
 
 
 # ---- maxsim -------------------------------------------------------------------------------------

@@ -92,6 +92,32 @@ def test_every_pooling_mode_matches(request, tmp_path, family, modes):
                  st.encode(VARIED_TEXTS, batch_size=4, convert_to_numpy=True))
 
 
+@pytest.mark.parametrize("pooling", ["mean", "cls", "weightedmean", "lasttoken", "max"])
+def test_nothing_left_to_pool(request, tmp_path, pooling):
+    """A text whose tokens are all prompt (include_prompt false): sentence-transformers' Pooling
+    gives zeros (mean, weightedmean, lasttoken) or the first token (cls), which pybert matches,
+    and -inf for max, which pybert refuses with an error instead."""
+    st, path = st_checkpoint(request, tmp_path, "bert", "small", lambda w: [], pooling=pooling,
+                             include_prompt=False)
+    enc = pybert.SentenceEncoder(path)
+    texts = ["hi", "a much longer sentence with quite a few words in it"]
+    batch = enc.tokenize(texts)
+    prompt_length = int(batch["attention_mask"][0].sum())  # row 0: every token is "prompt"
+    features = st.preprocess(texts)
+    features["prompt_length"] = prompt_length
+    with torch.no_grad():
+        ref = st(features)["sentence_embedding"].numpy()
+    if pooling == "max":
+        assert np.isneginf(ref[0]).all() and np.isfinite(ref[1]).all()
+        with pytest.raises(ValueError, match="row 0 of the tokenized batch has no token left to "
+                                             "max-pool.*-inf"):
+            enc.encode_tokens(batch, prompt_length=prompt_length)
+        assert_close(enc.encode_tokens(enc.tokenize(texts[1:]), prompt_length=prompt_length),
+                     ref[1:])
+    else:
+        assert_close(enc.encode_tokens(batch, prompt_length=prompt_length), ref)
+
+
 @pytest.mark.parametrize("include_prompt", [True, False])
 @pytest.mark.parametrize("pooling", ["mean", "cls", "weightedmean", "lasttoken", "max"])
 def test_prompts_and_include_prompt(request, tmp_path, include_prompt, pooling):
@@ -232,9 +258,16 @@ def test_one_core_call_equals_the_model_then_pool(encoder_minilm, minilm_path, m
     mask[2, 3:6] = 0  # holes inside a sequence
     batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
     body = pybert.BertModel.from_pretrained(minilm_path)
+    if "max" in modes:  # max over no token: -inf in sentence-transformers, an error here
+        with pytest.raises(ValueError, match="row 3 of the tokenized batch has no token left"):
+            encoder_minilm.encode_tokens(batch, pooling=modes)
+        keep = [0, 1, 2, 4]
+        ids, mask, types = ids[keep], mask[keep], types[keep]
+        batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
     hidden = body(ids, mask, types).last_hidden_state
     for normalize in (False, True):
         ours = encoder_minilm.encode_tokens(batch, normalize=normalize, pooling=modes)
         ref = pybert.pool(hidden, mask, modes, normalize=normalize)
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6)
-    assert not ours[3].any()  # the empty row pools to zeros
+    if "max" not in modes:
+        assert not ours[3].any()  # the empty row pools to zeros

@@ -47,7 +47,6 @@ std::string task_name(const BertConfig& config, const std::string& task) {
 
 // Activations and scratch of one head call, reused by the next call on the same thread.
 struct HeadWorkspace {
-  Buffer last_hidden;  // (batch, seq, hidden)
   Buffer pooled;       // (batch, hidden)  the pooler's or the head's dense output
   Buffer rows;         // (m, hidden)  the positions the head runs on (first tokens: m = batch)
   Buffer transformed;  // (m, hidden)  masked-LM transform output
@@ -67,23 +66,6 @@ std::vector<int64_t> real_positions(const BertInputs& in) {
   return positions;
 }
 
-// Runs the body, then head(rows (m, hidden), m, y (m, cols)) on the hidden states at
-// `positions`; y is `scores` itself.
-template <typename Head>
-void run_at(const BertModel& bert, const BertInputs& in, const std::vector<int64_t>& positions,
-            const std::vector<float*>& hidden_states, float* scores, const Head& head) {
-  const int64_t h = bert.config().hidden_size, m = static_cast<int64_t>(positions.size());
-  HeadWorkspace& ws = HeadWorkspace::for_this_thread();
-  BertOutputs out;
-  out.last_hidden_state = ws.last_hidden.reserve(in.batch * in.seq * h);  // (batch, seq, hidden)
-  out.hidden_states = hidden_states;
-  bert.forward(in, out);
-  float* rows = ws.rows.reserve(m * h);  // (m, hidden)
-  for (int64_t t = 0; t < m; ++t)
-    std::memcpy(rows + t * h, out.last_hidden_state + positions[t] * h, h * sizeof(float));
-  head(rows, m, scores);
-}
-
 // scores: m packed rows (m, cols) at the front -> (batch * seq, cols) with row t moved to
 // positions[t] (ascending, positions[t] >= t) and zeros elsewhere. Moving from the last row
 // down never overwrites a row still to be moved.
@@ -97,17 +79,6 @@ void spread_rows(const int64_t* positions, int64_t m, int64_t total_rows, int64_
     end = p;
   }
   std::memset(scores, 0, end * cols * sizeof(float));
-}
-
-// Runs the body and a per-token head on every real token: scores (batch, seq, cols).
-template <typename Head>
-void run_per_token(const BertModel& bert, const BertInputs& in,
-                   const std::vector<float*>& hidden_states, int64_t cols, float* scores,
-                   const Head& head) {
-  const std::vector<int64_t> positions = real_positions(in);
-  run_at(bert, in, positions, hidden_states, scores, head);
-  spread_rows(positions.data(), static_cast<int64_t>(positions.size()), in.batch * in.seq, cols,
-              scores);
 }
 
 }  // namespace
@@ -181,22 +152,29 @@ BertForMaskedLM::BertForMaskedLM(const BertConfig& config, const WeightStore& st
                                  ops::Precision precision, bool packed_decoder)
     : bert_(config, store, prefix, precision) {
   const int64_t h = config.hidden_size, vocab = config.vocab_size;
-  const HeadLoader load(store, "BertForMaskedLM");
-  const std::string t = "cls.predictions.transform.";
-  head_.transform = load.linear(t + "dense", h, h);
-  head_.activation = kernels::activation_from_name(config.hidden_act);
-  const bool old_names = !store.contains(t + "LayerNorm.weight") &&
-                         store.contains(t + "LayerNorm.gamma");
+  const NameTable& names = name_table(config.model_type);
+  const std::string model = task_name(config, "ForMaskedLM");
+  if (names.mlm_transform.empty())
+    throw std::invalid_argument(model + " is not supported: pybert runs the masked-LM head of "
+                                "model_type " + masked_lm_families());
+  const HeadLoader load(store, model);
+  head_.transform = load.linear(names.mlm_transform, h, h);
+  head_.activation = names.mlm_activation.value_or(
+      kernels::activation_from_name(config.hidden_act));
+  // LayerNorm parameters are "weight"/"bias", or "gamma"/"beta" in old BERT checkpoints.
+  const std::string& norm = names.mlm_norm;
+  const bool old_names = !store.contains(norm + ".weight") && store.contains(norm + ".gamma");
   head_.transform_norm =
-      ops::LayerNorm(load.get(t + "LayerNorm." + (old_names ? "gamma" : "weight"), {h}),
-                     load.get(t + "LayerNorm." + (old_names ? "beta" : "bias"), {h}),
+      ops::LayerNorm(load.get(norm + (old_names ? ".gamma" : ".weight"), {h}),
+                     load.get(norm + (old_names ? ".beta" : ".bias"), {h}),
                      static_cast<float>(config.layer_norm_eps));
   // Tied: the decoder weight is the very Tensor the embeddings read (same memory, same owner).
-  Tensor weight = tie_word_embeddings
-                      ? bert_.word_embeddings()
-                      : load.get("cls.predictions.decoder.weight", {vocab, h});
-  // The decoder adds its own bias; checkpoints with the two tied keep only cls.predictions.bias.
-  Tensor bias = load.first_of({"cls.predictions.decoder.bias", "cls.predictions.bias"}, {vocab});
+  Tensor weight = tie_word_embeddings ? bert_.word_embeddings()
+                                      : load.get(names.mlm_decoder + ".weight", {vocab, h});
+  // The decoder adds its own bias; checkpoints with the two tied keep only `mlm_bias`.
+  std::vector<std::string> bias_names = {names.mlm_decoder + ".bias"};
+  if (!names.mlm_bias.empty()) bias_names.push_back(names.mlm_bias);
+  Tensor bias = load.first_of(bias_names, {vocab});
   // Used in place (not repacked): tied, it must stay the embeddings' memory; either way a
   // vocab-sized copy would double the largest tensor for a product run on [MASK] rows only.
   // SPLADE runs it on every token: there the packed kernel (and its pooling epilogue) pays.
@@ -236,8 +214,12 @@ BertMultiVector::BertMultiVector(const BertConfig& config, const WeightStore& st
                                 std::to_string(config.hidden_size) + ")");
 }
 
-void BertMultiVector::forward(const BertInputs& in, const int64_t* keep, float* out) const {
+void BertMultiVector::forward(const BertInputs& in, const int64_t* keep, float* out,
+                              int64_t width, bool normalize_embeddings) const {
   const int64_t h = bert_.config().hidden_size, dim = dense_.out_features();
+  if (width < 1 || width > dim)
+    throw std::invalid_argument("width must be between 1 and the projection's " +
+                                std::to_string(dim) + " features, got " + std::to_string(width));
   // Packed row of each kept token: computed tokens (real, then query-only) are packed in
   // (sequence, position) order.
   std::vector<int64_t> kept_rows;
@@ -252,16 +234,21 @@ void BertMultiVector::forward(const BertInputs& in, const int64_t* keep, float* 
     row += computed;
   }
   const int64_t m = static_cast<int64_t>(kept_rows.size());
+  // Truncated (Matryoshka) vectors are renormalized, as sentence-transformers does.
+  const bool normalize = normalize_ || normalize_embeddings || width < dim;
   HeadWorkspace& ws = HeadWorkspace::for_this_thread();
   bert_.forward_packed(in, {}, [&](const PackedRows& rows) {
     float* gathered = ws.rows.reserve(m * h);  // (kept, hidden)
     for (int64_t t = 0; t < m; ++t)
       std::memcpy(gathered + t * h, rows.x + kept_rows[t] * h, h * sizeof(float));
-    dense_(gathered, m, out, activation_);  // (kept, dim)
-    if (normalize_)
-      parallel_for(0, m, 64, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) kernels::l2_normalize(out + r * dim, dim, 1e-12f);
-      });
+    float* projected = width < dim ? ws.transformed.reserve(m * dim) : out;  // (kept, dim)
+    dense_(gathered, m, projected, activation_);
+    parallel_for(0, m, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        if (width < dim) std::memcpy(out + r * width, projected + r * dim, width * sizeof(float));
+        if (normalize) kernels::l2_normalize(out + r * width, width, 1e-12f);
+      }
+    });
   });
 }
 
@@ -273,19 +260,39 @@ void BertForMaskedLM::run_head(const float* rows, int64_t m, float* y, ops::Scor
 
 void BertForMaskedLM::forward(const BertInputs& in, float* scores, ops::Scores kind,
                               const std::vector<float*>& hidden_states) const {
-  run_per_token(bert_, in, hidden_states, bert_.config().vocab_size, scores,
-                [&](const float* rows, int64_t m, float* y) { run_head(rows, m, y, kind); });
+  // The head reads the body's packed rows in place; their scores are then spread to the rows'
+  // places in the padded (batch, seq, vocab) output.
+  bert_.forward_packed(in, hidden_states, [&](const PackedRows& rows) {
+    const int64_t m = rows.layout.tokens();
+    run_head(rows.x, m, scores, kind);  // (m, hidden) -> (m, vocab)
+    spread_rows(rows.position, m, in.batch * in.seq, bert_.config().vocab_size, scores);
+  });
 }
 
 void BertForMaskedLM::forward_at(const BertInputs& in, const int64_t* positions, int64_t m,
                                  float* scores, ops::Scores kind) const {
-  for (int64_t i = 0; i < m; ++i)
+  // Packed row of each asked position: real tokens are packed in flat (b * seq + s) order.
+  const std::vector<int64_t> real = real_positions(in);
+  std::vector<int64_t> packed_row(m);
+  for (int64_t i = 0; i < m; ++i) {
     if (positions[i] < 0 || positions[i] >= in.batch * in.seq)
       throw std::out_of_range("position " + std::to_string(positions[i]) +
                               " is outside the batch of " + std::to_string(in.batch * in.seq) +
                               " tokens");
-  run_at(bert_, in, std::vector<int64_t>(positions, positions + m), {}, scores,
-         [&](const float* rows, int64_t n, float* y) { run_head(rows, n, y, kind); });
+    const auto at = std::lower_bound(real.begin(), real.end(), positions[i]);
+    if (at == real.end() || *at != positions[i])
+      throw std::invalid_argument("position " + std::to_string(positions[i]) +
+                                  " is a padded token (attention_mask 0); the head runs on real "
+                                  "tokens only");
+    packed_row[i] = at - real.begin();
+  }
+  const int64_t h = bert_.config().hidden_size;
+  bert_.forward_packed(in, {}, [&](const PackedRows& rows) {
+    float* gathered = HeadWorkspace::for_this_thread().rows.reserve(m * h);  // (m, hidden)
+    for (int64_t i = 0; i < m; ++i)
+      std::memcpy(gathered + i * h, rows.x + packed_row[i] * h, h * sizeof(float));
+    run_head(gathered, m, scores, kind);  // (m, hidden) -> (m, vocab)
+  });
 }
 
 }  // namespace pybert::model

@@ -61,10 +61,12 @@ class BertForTokenClassification : public BertWithClassifier {
                const std::vector<float*>& hidden_states = {}) const;
 };
 
-// HF BertForMaskedLM: cls.predictions.transform (dense + act + LayerNorm), then the decoder to
-// the vocabulary. With tied embeddings (the default) the decoder weight is the body's
-// word-embedding tensor itself, not a copy; only its bias comes from the head. The body
+// HF *ForMaskedLM of the config's family (BERT, Megatron-BERT, RoBERTa, XLM-R, DistilBERT), with
+// the family's head names (names.h): the transform (dense + activation + LayerNorm), then the
+// decoder to the vocabulary. With tied embeddings (the default) the decoder weight is the
+// body's word-embedding tensor itself, not a copy; only its bias comes from the head. The body
 // computes at `precision`, the head in fp32 (the tied decoder must stay the embeddings' memory).
+// The head runs on the body's packed rows of real tokens.
 class BertForMaskedLM {
  public:
   // packed_decoder: the decoder weight repacked for the GEMM kernel (a copy of vocab x hidden
@@ -77,8 +79,8 @@ class BertForMaskedLM {
   void forward(const BertInputs& in, float* scores, ops::Scores kind,
                const std::vector<float*>& hidden_states = {}) const;
 
-  // The head only where asked (the [MASK]s): positions (m) flat indices b * seq + s into the
-  // batch -> scores (m, vocab_size).
+  // The head only where asked (the [MASK]s): positions (m) flat indices b * seq + s of real
+  // tokens of the batch -> scores (m, vocab_size).
   void forward_at(const BertInputs& in, const int64_t* positions, int64_t m, float* scores,
                   ops::Scores kind) const;
 
@@ -111,8 +113,11 @@ class BertMultiVector {
                   bool normalize, ops::Precision precision = ops::Precision::kFp32);
 
   // in, keep (batch, seq; nonzero: output this token, which must be a real or query-only
-  // token) -> out (kept, dim): the kept tokens' vectors in (sequence, position) order.
-  void forward(const BertInputs& in, const int64_t* keep, float* out) const;
+  // token) -> out (kept, width): the kept tokens' vectors in (sequence, position) order, their
+  // first `width` <= dim features; L2-normalized when the model normalizes, when
+  // normalize_embeddings, or when truncated (width < dim).
+  void forward(const BertInputs& in, const int64_t* keep, float* out, int64_t width,
+               bool normalize_embeddings = false) const;
 
   const BertModel& bert() const { return bert_; }
   int64_t dim() const { return dense_.out_features(); }

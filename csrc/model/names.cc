@@ -27,6 +27,10 @@ NameTable bert() {
   t.pooler = "pooler.dense";
   t.architecture = "Bert";
   t.classifier = "classifier";  // on the pooler output
+  t.mlm_transform = "cls.predictions.transform.dense";
+  t.mlm_norm = "cls.predictions.transform.LayerNorm";
+  t.mlm_decoder = "cls.predictions.decoder";
+  t.mlm_bias = "cls.predictions.bias";
   return t;
 }
 
@@ -39,6 +43,12 @@ NameTable roberta(const std::string& model_type, const std::string& architecture
   t.architecture = architecture;
   t.classifier_dense = "classifier.dense";
   t.classifier = "classifier.out_proj";
+  // RobertaLMHead: exact-erf GELU whatever hidden_act says (transformers calls gelu()).
+  t.mlm_transform = "lm_head.dense";
+  t.mlm_activation = kernels::Activation::kGeluErf;
+  t.mlm_norm = "lm_head.layer_norm";
+  t.mlm_decoder = "lm_head.decoder";
+  t.mlm_bias = "lm_head.bias";
   return t;
 }
 
@@ -54,6 +64,7 @@ NameTable electra() {
   t.classifier_dense = "classifier.dense";
   t.classifier_activation = kernels::Activation::kGeluErf;
   t.classifier = "classifier.out_proj";
+  t.mlm_transform = "";  // the generator head projects to embedding_size: not run
   return t;
 }
 
@@ -89,6 +100,12 @@ NameTable distilbert() {
   t.architecture = "DistilBert";
   t.classifier_dense = "pre_classifier";  // first token -> pre_classifier + ReLU -> classifier
   t.classifier_activation = kernels::Activation::kRelu;
+  // DistilBertForMaskedLM: the config's activation; vocab_layer_norm's eps is 1e-12 as the
+  // body's (config.json has no layer_norm_eps, pybert's default is 1e-12).
+  t.mlm_transform = "vocab_transform";
+  t.mlm_norm = "vocab_layer_norm";
+  t.mlm_decoder = "vocab_projector";
+  t.mlm_bias = "";
   return t;
 }
 
@@ -111,6 +128,7 @@ NameTable albert() {
   t.output_norm = "full_layer_layer_norm";
   t.pooler = "pooler";
   t.architecture = "Albert";
+  t.mlm_transform = "";  // AlbertMLMHead projects to embedding_size: not run
   return t;
 }
 
@@ -137,6 +155,13 @@ const NameTable& name_table(const std::string& model_type) {
   }
   throw std::invalid_argument("model_type '" + model_type +
                               "' is not supported; pybert runs " + supported);
+}
+
+std::string masked_lm_families() {
+  std::string families;
+  for (const NameTable& t : all_tables())
+    if (!t.mlm_transform.empty()) families += (families.empty() ? "'" : ", '") + t.model_type + "'";
+  return families;
 }
 
 }  // namespace pybert::model

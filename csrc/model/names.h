@@ -4,6 +4,7 @@
 // names.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,11 +50,25 @@ struct NameTable {
   kernels::Activation classifier_activation = kernels::Activation::kTanh;
   std::string classifier;        // (num_labels, hidden)
 
+  // The *ForMaskedLM head, beside the body prefix: every token -> `mlm_transform` (hidden,
+  // hidden) + `mlm_activation` (or the config's hidden_act) -> LayerNorm `mlm_norm` ->
+  // `mlm_decoder` (vocab, hidden) + bias. The decoder weight is the word embeddings when tied;
+  // its bias is `mlm_decoder`.bias or, saved tied, `mlm_bias`. Empty `mlm_transform`: pybert
+  // has no masked-LM head for the family.
+  std::string mlm_transform;
+  std::optional<kernels::Activation> mlm_activation;  // none: the config's hidden_act
+  std::string mlm_norm;
+  std::string mlm_decoder;
+  std::string mlm_bias;          // empty: the decoder's own bias only
+
   // "encoder.layer.{i}." with the index filled in.
   std::string layer_prefix(int64_t i) const;
 };
 
 // The table for a config's model_type; throws std::invalid_argument listing the supported ones.
 const NameTable& name_table(const std::string& model_type);
+
+// "'bert', 'roberta', ...": the model_types whose table has a masked-LM head.
+std::string masked_lm_families();
 
 }  // namespace pybert::model
