@@ -9,7 +9,9 @@ the engine's process: the pipe between the processes is outside every timed call
 
 An engine is named by a spec, a plain tuple the child rebuilds it from:
 
-    ("pybert", checkpoint_dir, precision, threads)   pybert.BertModel, last_hidden_state
+    ("pybert", checkpoint_dir, precision, threads[, tree])
+                                                       pybert.BertModel, last_hidden_state;
+                                                       with a tree: that checkout's pybert
     ("torch", checkpoint_dir, autocast_bf16, threads) transformers BertModel, sdpa attention
     ("ort", onnx_path, threads)                        ONNX Runtime CPU session
     ("openvino", ir_xml_path, precision, threads)      OpenVINO CPU plugin, compiled as
@@ -31,18 +33,19 @@ import traceback
 
 
 def _build(spec):
-    """The engine of ``spec`` in this process: (call(feed) -> array, info() -> str)."""
+    """The engine of ``spec`` in this process: (call(feed) -> array, info() -> str: what it
+    ran, e.g. OpenVINO's kernels or the folder of the pybert package imported)."""
     kind = spec[0]
     if kind == "pybert":
         import pybert
 
-        _, path, precision, threads = spec
+        _, path, precision, threads = spec[:4]
         model = pybert.BertModel.from_pretrained(path, num_threads=threads, precision=precision)
 
         def call(feed):
             return model(feed["input_ids"], feed["attention_mask"],
                          feed["token_type_ids"]).last_hidden_state
-        return call, lambda: ""
+        return call, lambda: os.path.dirname(pybert.__file__)
     if kind == "torch":
         import torch
         import transformers
@@ -87,6 +90,8 @@ def _build(spec):
 def _serve(conn, spec, bench_dir):
     """The child's loop: build the engine, then answer the parent's requests until "stop"."""
     sys.path.insert(0, bench_dir)
+    if spec[0] == "pybert" and len(spec) > 4:  # another checkout's pybert, imported first
+        sys.path.insert(0, spec[4])
     try:
         call, info = _build(spec)
         conn.send(("ok", None))
