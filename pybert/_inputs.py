@@ -114,9 +114,10 @@ def warn_precision_fallback(precision: str) -> None:
     if precision != "bf16" or _fallback_warned:
         return
     info = _core.cpu_features()
-    if info["bf16_kernels"] == "amx_bf16":
+    if info["bf16_kernels"] != info["fp32_kernels"]:
         return
     _fallback_warned = True
     warnings.warn(f"precision='bf16' runs the fp32 {info['bf16_kernels']} kernels: this CPU (or "
-                  "PYBERT_ISA) has no AMX-BF16, and AVX-512 bf16 dot products are slower than "
-                  "fp32 FMA; see pybert.cpu_info()", PrecisionWarning, stacklevel=3)
+                  "PYBERT_ISA) has no bf16 matrix unit (AMX-BF16 on x86-64, BFMMLA on aarch64), "
+                  "and bf16 dot products without one are slower than fp32 FMA; see "
+                  "pybert.cpu_info()", PrecisionWarning, stacklevel=3)

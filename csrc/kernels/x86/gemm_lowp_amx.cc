@@ -35,9 +35,11 @@
 
 #include <cstring>
 
-#include "kernels/amx_tiles.h"
-#include "kernels/gemm_lowp_isa.h"
-#include "kernels/simd_math_avx512.h"
+#include "kernels/blocking.h"
+#include "kernels/x86/amx_tiles.h"
+#include "kernels/x86/attention_isa.h"
+#include "kernels/x86/gemm_lowp_isa.h"
+#include "kernels/x86/simd_math_avx512.h"
 
 namespace pybert {
 namespace kernels {
@@ -48,7 +50,6 @@ constexpr int64_t kPanelBytes = 512 * 1024;  // packed weight per n block (L2 sh
 constexpr int64_t kKcBytes = 512;            // k block: A strip slice 32 x 512 B = 16 KiB (L1)
 constexpr int64_t kMaxNb = 256;              // n block cap: C strip scratch 32 x 256 x 4 = 32 KiB
 
-int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // What dequantizes an int8 accumulator (gemm_lowp.h):
 //   a_scale[m] * w_scale[n] * (acc[m, n] - a_zero[m] * w_sum[n]).
@@ -246,5 +247,15 @@ void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, co
 }
 
 }  // namespace lowp_amx
+
+// int8 on AMX reads the AVX-512 quantizer's signed format.
+constexpr Int8Gemm kAmxInt8Gemm{"amx_int8", lowp_vnni::quantize_rows_s8, lowp_amx::gemm_int8};
+constexpr Bf16Gemm kAmxBf16Gemm{"amx_bf16",
+                                lowp_amx::convert_rows_bf16,
+                                lowp_amx::gemm_bf16,
+                                lowp_amx::gemm_bf16_out,
+                                attention_amx::attention_scratch_bytes,
+                                attention_amx::attention_head};
+
 }  // namespace kernels
 }  // namespace pybert

@@ -21,10 +21,11 @@
 
 #include <cstring>
 
-#include "kernels/amx_tiles.h"
-#include "kernels/attention_isa.h"
-#include "kernels/gemm_lowp_isa.h"
-#include "kernels/simd_math_avx512.h"
+#include "kernels/blocking.h"
+#include "kernels/x86/amx_tiles.h"
+#include "kernels/x86/attention_isa.h"
+#include "kernels/x86/gemm_lowp_isa.h"
+#include "kernels/x86/simd_math_avx512.h"
 
 namespace pybert {
 namespace kernels {
@@ -34,7 +35,6 @@ namespace {
 constexpr int64_t kRows = 16;   // query rows per group: one tile
 constexpr int64_t kGroups = 4;  // groups per block: P of a block is written before any is read
 
-int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // Sizes, in bytes, of the scratch regions (each a multiple of 64 bytes).

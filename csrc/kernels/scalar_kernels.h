@@ -1,0 +1,126 @@
+// Scalar pieces shared by the portable families (generic/, and arm/ where a step has no vector
+// form yet) and the packers: bf16 rounding, the GEMM epilogue and the int8 activation quantizer, with exactly the arithmetic
+// the x86 kernels' contracts give (gemm.h, gemm_lowp.h).
+//
+// ISA-neutral, in an unnamed namespace, calling only C library functions (erff, tanhf,
+// nearbyintf): each file gets its own copy, so no instance is shared between files built with
+// different flags (see blocking.h).
+#pragma once
+
+#include <math.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/gemm.h"
+#include "kernels/gemm_lowp.h"
+
+namespace pybert {
+namespace kernels {
+namespace {
+
+// bf16 round-to-nearest-even of x, exactly as vcvtne2ps2bf16: denormals -> signed 0,
+// NaN -> quiet NaN.  (The packers' rounding, and the arm bf16 family's.)
+inline uint16_t to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7F800000u) == 0) return uint16_t((u >> 16) & 0x8000u);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((u >> 16) | 0x0040u);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+// Epilogue::activation codes: 0 none, 1 gelu (erf), 2 gelu (tanh), 3 relu, 4 tanh,
+// 5 log(1 + relu), 6 log(1 + log(1 + relu)).
+inline float activate_scalar(float x, int activation) {
+  switch (activation) {
+    case 1:
+      return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case 2: {
+      const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+      return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+    }
+    case 3:
+      return x > 0.0f ? x : 0.0f;
+    case 4:
+      return tanhf(x);
+    case 5:
+      return log1pf(x > 0.0f ? x : 0.0f);
+    case 6:
+      return log1pf(log1pf(x > 0.0f ? x : 0.0f));
+    default:
+      return x;
+  }
+}
+
+// c[j] = act(c[j] + bias[n + j]) + residual[m, n + j] for j < cols: the epilogue on one row of a
+// finished tile (row m, columns [n, n + cols)).
+inline void epilogue_row(float* c, int64_t cols, int64_t m, int64_t n, const Epilogue& ep) {
+  if (!ep.bias && !ep.activation && !ep.residual) return;
+  const float* r = ep.residual ? ep.residual + m * ep.ldr + n : nullptr;
+  for (int64_t j = 0; j < cols; ++j) {
+    float x = c[j];
+    if (ep.bias) x += ep.bias[n + j];
+    x = activate_scalar(x, ep.activation);
+    if (r) x += r[j];
+    c[j] = x;
+  }
+}
+
+// y (cols): row m of a finished tile, columns [n, n + cols), after epilogue_row, folded into its
+// pooled row (Epilogue::pool 1 max, 2 sum).
+inline void pool_row(const float* y, int64_t cols, int64_t m, int64_t n, const Epilogue& ep) {
+  float* p = ep.pooled + ep.segment[m] * ep.ldp + n;
+  for (int64_t j = 0; j < cols; ++j) p[j] = ep.pool == 1 ? (y[j] > p[j] ? y[j] : p[j]) : p[j] + y[j];
+}
+
+// One fp32 row (K) -> (Kp) int8 u - 128 (gemm_lowp.h's signed storage); returns the row scale
+// s_m and sets *zero = z_m - 128.  The padding K..Kp is 0 (against zero weights).
+inline float quantize_row_signed(const float* a, int64_t K, int64_t Kp, int8_t* out,
+                                 int32_t* zero) {
+  float lo = 0.f, hi = 0.f;
+  for (int64_t k = 0; k < K; ++k) {
+    lo = a[k] < lo ? a[k] : lo;
+    hi = a[k] > hi ? a[k] : hi;
+  }
+  const float inv_s = hi > lo ? 255.0f / (hi - lo) : 0.f;
+  const int32_t z = int32_t(nearbyintf(-lo * inv_s));
+  for (int64_t k = 0; k < K; ++k) {
+    const float q = nearbyintf(a[k] * inv_s) + float(z - 128);
+    out[k] = int8_t(q > 127.f ? 127.f : q < -128.f ? -128.f : q);
+  }
+  for (int64_t k = K; k < Kp; ++k) out[k] = 0;
+  *zero = z - 128;
+  return (hi - lo) / 255.0f;
+}
+
+// Rows [m0, m1) of the signed format; the call with m1 == M zero-fills the padding rows.
+inline void quantize_rows_signed(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0,
+                                 int64_t m1, int8_t* Aq, float* a_scale, int32_t* a_zero) {
+  const int64_t Kp = int8_padded_k(K);
+  for (int64_t m = m0; m < m1; ++m)
+    a_scale[m] = quantize_row_signed(A + m * lda, K, Kp, Aq + m * Kp, a_zero + m);
+  if (m1 == M) std::memset(Aq + M * Kp, 0, size_t(lowp_padded_m(M) - M) * size_t(Kp));
+}
+
+// The packed int8 weight's parts (gemm_lowp.h): panels, then Np scales s_n, then Np sums.
+struct Int8Weight {
+  Int8Weight(const void* packed, int64_t N, int64_t K)
+      : Np(lowp_padded_n(N)), Kp(int8_padded_k(K)), q(static_cast<const int8_t*>(packed)),
+        scale(reinterpret_cast<const float*>(q + Np * Kp)),
+        sum(reinterpret_cast<const int32_t*>(scale + Np)) {}
+  int64_t Np, Kp;
+  const int8_t* q;       // (Np / 16, Kp / 4, 16, 4)
+  const float* scale;    // (Np) s_n
+  const int32_t* sum;    // (Np) sum_k q[n, k]
+};
+
+// One int8 GEMM output before the epilogue: s_m * s_n * (acc - a_zero[m] * sum_k q_w[n, k]).
+inline float dequantize(int32_t acc, int32_t a_zero, float a_scale, const Int8Weight& w,
+                        int64_t n) {
+  return float(acc - a_zero * w.sum[n]) * (a_scale * w.scale[n]);
+}
+
+}  // namespace
+}  // namespace kernels
+}  // namespace pybert

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Builds pybert for aarch64 in a Debian arm64 root run under qemu-user, and runs the op, model,
+# family, precision and tokenizer tests there once per kernel family (PYBERT_ISA), with qemu's
+# `max` CPU exposing the dot-product, i8mm and bf16 extensions.
+#
+#   scripts/arm64_check.sh            # root at $ARM64_ROOT (default /work/arm64root)
+#   ARM64_STAGES=root scripts/arm64_check.sh   # only build the root (debootstrap + pip)
+#
+# Idempotent: the root is built once (debootstrap ~5 min, pip ~5 min) and reused; each run copies
+# the working tree in afresh. Needs root, and Debian's qemu-user-static, binfmt-support and
+# debootstrap on the host (installed here when missing). Timings: docs/arm64.md.
+set -euo pipefail
+
+ROOT=${ARM64_ROOT:-/work/arm64root}
+STAGES=${ARM64_STAGES:-root build test}
+ISAS=${ARM64_ISAS:-generic neon dotprod i8mm bf16}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+TESTS=${ARM64_TESTS:-tests/test_ops.py tests/test_model.py tests/test_families.py tests/test_precision.py tests/test_tokenizer.py}
+log() { printf '[arm64_check %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------- host tools
+need=()
+command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static binfmt-support)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+if ((${#need[@]})); then
+  log "installing ${need[*]}"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  update-binfmts --enable qemu-aarch64 || update-binfmts --import qemu-aarch64
+fi
+
+# The Debian mirror apt uses here (deb822 sources or a one-line sources.list).
+mirror() {
+  local m
+  m=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' |
+      grep -v security | head -1 || true)
+  [ -n "$m" ] || m=$(grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | head -1 || true)
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+mounts_up() {
+  mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+  mountpoint -q "$ROOT/dev" || mount --bind /dev "$ROOT/dev"
+}
+mounts_down() {
+  umount "$ROOT/dev" 2>/dev/null || true
+  umount "$ROOT/proc" 2>/dev/null || true
+}
+in_root() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/opt/venv/bin:/usr/bin:/bin \
+  QEMU_CPU="${QEMU_CPU:-max}" LANG=C.UTF-8 "$@"; }
+
+# ---------------------------------------------------------------- the root
+if has_stage root && [ ! -e "$ROOT/.pybert-root-ready" ]; then
+  t0=$(date +%s)
+  if [ ! -e "$ROOT/.debootstrap-done" ]; then
+    log "debootstrap arm64 bookworm into $ROOT from $(mirror)"
+    rm -rf "$ROOT"
+    debootstrap --arch=arm64 --variant=minbase bookworm "$ROOT" "$(mirror)"
+    touch "$ROOT/.debootstrap-done"
+  fi
+  cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+  mkdir -p "$ROOT/etc/ssl/certs"
+  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
+  trap mounts_down EXIT
+  mounts_up
+  log "apt-get install python3 g++ cmake ninja in the root"
+  in_root apt-get update -q
+  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    python3 python3-venv python3-dev g++ cmake ninja-build git patchelf
+  log "venv + pip (torch 2.9.1 aarch64 CPU build, transformers, sentence-transformers, ...)"
+  [ -e "$ROOT/opt/venv/bin/python" ] || in_root python3 -m venv /opt/venv
+  pip_env=(env PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180
+           PIP_DISABLE_PIP_VERSION_CHECK=1)
+  in_root "${pip_env[@]}" pip install -q torch==2.9.1
+  in_root "${pip_env[@]}" pip install -q transformers sentence-transformers pytest safetensors \
+    pybind11 scikit-build-core cmeel-eigen numpy tokenizers auditwheel build
+  touch "$ROOT/.pybert-root-ready"
+  log "root ready in $(( $(date +%s) - t0 )) s"
+fi
+
+# ---------------------------------------------------------------- build + tests
+if has_stage build || has_stage test; then
+  [ -e "$ROOT/.pybert-root-ready" ] || { echo "no arm64 root at $ROOT (run the root stage)"; exit 1; }
+  trap mounts_down EXIT
+  mounts_up
+fi
+if has_stage build; then
+  t0=$(date +%s)
+  log "copying the working tree into $ROOT/src/pybert"
+  rm -rf "$ROOT/src/pybert.new"
+  mkdir -p "$ROOT/src/pybert.new"
+  (cd "$REPO" && git ls-files -co --exclude-standard -z | grep -zv '^pybert/_core' |
+     xargs -0 cp --parents -t "$ROOT/src/pybert.new")
+  # keep the previous build folder: ninja rebuilds only what changed
+  if [ -d "$ROOT/src/pybert/build" ]; then mv "$ROOT/src/pybert/build" "$ROOT/src/pybert.new/"; fi
+  rm -rf "$ROOT/src/pybert" && mv "$ROOT/src/pybert.new" "$ROOT/src/pybert"
+  log "cmake + ninja in the root (aarch64 g++ under qemu)"
+  in_root sh -c 'cd /src/pybert &&
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/opt/venv/bin/python \
+      -Dpybind11_DIR=$(python -c "import pybind11; print(pybind11.get_cmake_dir())") >/dev/null &&
+    ninja -C build && cp build/_core*.so pybert/'
+  log "built in $(( $(date +%s) - t0 )) s"
+fi
+if has_stage test; then
+  status=0
+  for isa in $ISAS; do
+    t0=$(date +%s)
+    log "PYBERT_ISA=$isa: $(in_root env PYBERT_ISA=$isa PYTHONPATH=/src/pybert python -c \
+      'import pybert, json; print(json.dumps(pybert.cpu_info()))')"
+    if in_root env PYBERT_ISA=$isa PYTHONPATH=/src/pybert sh -c \
+        "cd /src/pybert && python -m pytest -q -p no:cacheprovider $TESTS"; then
+      log "PYBERT_ISA=$isa: passed in $(( $(date +%s) - t0 )) s"
+    else
+      log "PYBERT_ISA=$isa: FAILED after $(( $(date +%s) - t0 )) s"
+      status=1
+    fi
+  done
+  exit $status
+fi
