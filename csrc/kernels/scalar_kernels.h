@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/blocking.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_lowp.h"
 
@@ -119,6 +120,97 @@ struct Int8Weight {
 inline float dequantize(int32_t acc, int32_t a_zero, float a_scale, const Int8Weight& w,
                         int64_t n) {
   return float(acc - a_zero * w.sum[n]) * (a_scale * w.scale[n]);
+}
+
+// The (m, n) block loop of a kernel that reads A in place: depth blocks of at most kc_max, row
+// blocks of mc rows, panels of NR columns, tiles of MR rows; tile(r, A, lda, B, kc, C, ldc, cols,
+// accumulate) computes a tile of r rows (as gemm.h, the panel slice B is (kc, NR)), and the
+// epilogue runs on each tile after its last depth block.  A pooled epilogue (Epilogue::pool) runs
+// all of K in one depth block into a tile on the stack, folded into `pooled` (C not touched).
+template <int MR, int64_t NR, typename Tile>
+void tiled_gemm(const float* A, int64_t lda, const float* packed, int64_t K, float* C, int64_t ldc,
+                int64_t m0, int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep, int64_t kc_max,
+                int64_t mc, const Tile& tile) {
+  const bool pooled = ep.pool != 0;
+  const DepthBlocks depth(K, pooled ? (K > kc_max ? K : kc_max) : kc_max);
+  float pooled_tile[MR * NR];  // (MR, NR): a pooled call's finished tile, before it is folded
+  for (int64_t mb = m0; mb < m1; mb += mc) {
+    const int64_t me = mb + mc < m1 ? mb + mc : m1;
+    for (int64_t kb = 0; kb < depth.count; ++kb) {
+      const int64_t k0 = kb * depth.size;
+      const int64_t kc = K - k0 < depth.size ? K - k0 : depth.size;
+      for (int64_t n = n0; n < n1; n += NR) {
+        const int64_t cols = n1 - n < NR ? n1 - n : NR;
+        const float* B = packed + (n / NR) * K * NR + k0 * NR;
+        for (int64_t m = mb; m < me; m += MR) {
+          const int rows = int(me - m < MR ? me - m : MR);
+          float* Ct = pooled ? pooled_tile : C + m * ldc + n;
+          const int64_t ldt = pooled ? NR : ldc;
+          tile(rows, A + m * lda + k0, lda, B, kc, Ct, ldt, cols, kb > 0);
+          if (kb < depth.count - 1) continue;
+          for (int i = 0; i < rows; ++i) {
+            epilogue_row(Ct + i * ldt, cols, m + i, n, ep);
+            if (pooled) pool_row(Ct + i * ldt, cols, m + i, n, ep);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The block loop of an int8 kernel on the packed weight (panels of 16 columns): tile(A, Kp, B,
+// acc) computes acc (MR, 16) = Aq rows [m, m + MR) @ panel B exactly (rows past m1 are padding,
+// gemm_lowp.h), then each row is dequantized and the epilogue applied.
+template <int MR, typename Tile>
+void tiled_gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero,
+                     const void* packed, int64_t N, int64_t K, float* C, int64_t ldc, int64_t m0,
+                     int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep, const Tile& tile) {
+  const Int8Weight w(packed, N, K);
+  for (int64_t n = n0; n < n1; n += 16) {
+    const int64_t cols = n1 - n < 16 ? n1 - n : 16;
+    const int8_t* B = w.q + (n / 16) * 16 * w.Kp;  // (Kp / 4, 16, 4)
+    for (int64_t m = m0; m < m1; m += MR) {
+      const int rows = int(m1 - m < MR ? m1 - m : MR);
+      int32_t acc[MR][16];
+      tile(Aq + m * w.Kp, w.Kp, B, acc);
+      for (int i = 0; i < rows; ++i) {
+        float* c = C + (m + i) * ldc + n;
+        for (int64_t j = 0; j < cols; ++j)
+          c[j] = dequantize(acc[i][j], a_zero[m + i], a_scale[m + i], w, n + j);
+        epilogue_row(c, cols, m + i, n, ep);
+      }
+    }
+  }
+}
+
+// Attention of one head in fp32 over rows of q, k, v (row strides ld_q, ld_k, ld_v), one query
+// at a time: scores (len) in s, softmax, probabilities through round_p (identity in fp32, bf16
+// rounding in the bf16 kernels), then store(i, t, value) for each output element.
+template <typename RoundP, typename Store>
+void attention_rows(const float* q, int64_t ld_q, const float* k, int64_t ld_k, const float* v,
+                    int64_t ld_v, int64_t len, int64_t d, float scale, float* s,
+                    const RoundP& round_p, const Store& store) {
+  for (int64_t i = 0; i < len; ++i) {
+    float max = -INFINITY;
+    for (int64_t j = 0; j < len; ++j) {
+      float dot = 0.0f;
+      for (int64_t t = 0; t < d; ++t) dot += q[i * ld_q + t] * k[j * ld_k + t];
+      s[j] = dot;
+      max = dot > max ? dot : max;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < len; ++j) {
+      s[j] = expf((s[j] - max) * scale);
+      sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < len; ++j) s[j] = round_p(s[j] * inv);
+    for (int64_t t = 0; t < d; ++t) {
+      float o = 0.0f;
+      for (int64_t j = 0; j < len; ++j) o += s[j] * v[j * ld_v + t];
+      store(i, t, o);
+    }
+  }
 }
 
 }  // namespace
