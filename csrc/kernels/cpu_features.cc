@@ -14,6 +14,9 @@
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
+#if defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 
 namespace pybert::kernels {
 namespace {
@@ -85,6 +88,7 @@ void apply_cap(const char* cap, CpuFeatures& f) {
 constexpr const char* kCaps[] = {"avx512", "avx2", "generic", nullptr};
 
 #elif defined(__aarch64__)
+// Linux: getauxval's hardware capability bits; macOS: the hw.optional.arm sysctls.
 CpuFeatures detect() {
   CpuFeatures f;
   f.neon = true;  // armv8-a: Advanced SIMD is part of the base architecture on Linux
@@ -97,6 +101,15 @@ CpuFeatures detect() {
   f.dotprod = hwcap & kHwcapAsimddp;
   f.i8mm = hwcap2 & kHwcap2I8mm;
   f.bf16 = hwcap2 & kHwcap2Bf16;
+#elif defined(__APPLE__)
+  const auto has = [](const char* name) {
+    int value = 0;
+    size_t size = sizeof(value);
+    return sysctlbyname(name, &value, &size, nullptr, 0) == 0 && value != 0;
+  };
+  f.dotprod = has("hw.optional.arm.FEAT_DotProd");
+  f.i8mm = has("hw.optional.arm.FEAT_I8MM");
+  f.bf16 = has("hw.optional.arm.FEAT_BF16");
 #endif
   return f;
 }

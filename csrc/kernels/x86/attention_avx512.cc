@@ -19,7 +19,9 @@
 // ODR: only intrinsics and internal-linkage helpers (see gemm_avx512.cc).
 
 // GCC 12 false positive on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
+#if !defined(__clang__)  // clang has neither the warning nor the false positive
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "kernels/x86/attention_isa.h"

@@ -18,7 +18,9 @@
 // After the last k block the tile gets the epilogue in registers, before its one store.
 
 // GCC 12 false positive on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
+#if !defined(__clang__)  // clang has neither the warning nor the false positive
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "kernels/x86/gemm_isa.h"
 #include "kernels/x86/simd_math_avx512.h"

@@ -28,7 +28,9 @@
 // calls can interleave with any other tile user on the same thread.
 
 // GCC 12 false positives on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
+#if !defined(__clang__)  // clang has neither the warning nor the false positive
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <immintrin.h>
