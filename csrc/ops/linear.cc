@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
 #include "parallel.h"
 
