@@ -183,21 +183,47 @@ void tiled_gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_ze
   }
 }
 
+// sum_t a[t] b[t], t < n, in 8 interleaved partial sums (lane l takes t = l mod 8) added by a
+// fixed tree: independent lanes, so the compiler vectorizes the loop on any SIMD baseline.
+inline float dot_lanes(const float* a, const float* b, int64_t n) {
+  constexpr int kLanes = 8;
+  float lane[kLanes] = {};
+  int64_t t = 0;
+  for (; t + kLanes <= n; t += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] += a[t + l] * b[t + l];
+  for (int l = 0; t < n; ++t, ++l) lane[l] += a[t] * b[t];
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int l = 0; l < width; ++l) lane[l] += lane[l + width];
+  return lane[0];
+}
+
+// Floats of attention_rows' scratch: the keys transposed (d, len), one row of scores (len) and
+// one output row (d).
+inline int64_t attention_rows_scratch_floats(int64_t len, int64_t d) { return d * len + len + d; }
+
 // Attention of one head in fp32 over rows of q, k, v (row strides ld_q, ld_k, ld_v), one query
-// at a time: scores (len) in s, softmax, probabilities through round_p (identity in fp32, bf16
-// rounding in the bf16 kernels), then store(i, t, value) for each output element.
+// at a time: scores (len), softmax, probabilities through round_p (identity in fp32, bf16
+// rounding in the bf16 kernels), then store(i, t, value) for each output element.  Every inner
+// loop runs along a contiguous row (keys transposed once into the scratch), so it vectorizes:
+//   s[j] = sum_t q[i, t] kT[t, j]      o[t] = sum_j p[j] v[j, t]
 template <typename RoundP, typename Store>
 void attention_rows(const float* q, int64_t ld_q, const float* k, int64_t ld_k, const float* v,
-                    int64_t ld_v, int64_t len, int64_t d, float scale, float* s,
+                    int64_t ld_v, int64_t len, int64_t d, float scale, float* scratch,
                     const RoundP& round_p, const Store& store) {
+  float* kt = scratch;     // (d, len) k transposed
+  float* s = kt + d * len;  // (len) scores, then probabilities
+  float* o = s + len;       // (d) one output row
+  for (int64_t j = 0; j < len; ++j)
+    for (int64_t t = 0; t < d; ++t) kt[t * len + j] = k[j * ld_k + t];
   for (int64_t i = 0; i < len; ++i) {
-    float max = -INFINITY;
-    for (int64_t j = 0; j < len; ++j) {
-      float dot = 0.0f;
-      for (int64_t t = 0; t < d; ++t) dot += q[i * ld_q + t] * k[j * ld_k + t];
-      s[j] = dot;
-      max = dot > max ? dot : max;
+    for (int64_t j = 0; j < len; ++j) s[j] = 0.0f;
+    for (int64_t t = 0; t < d; ++t) {
+      const float qt = q[i * ld_q + t];
+      const float* kr = kt + t * len;
+      for (int64_t j = 0; j < len; ++j) s[j] += qt * kr[j];
     }
+    float max = -INFINITY;
+    for (int64_t j = 0; j < len; ++j) max = s[j] > max ? s[j] : max;
     float sum = 0.0f;
     for (int64_t j = 0; j < len; ++j) {
       s[j] = expf((s[j] - max) * scale);
@@ -205,11 +231,13 @@ void attention_rows(const float* q, int64_t ld_q, const float* k, int64_t ld_k, 
     }
     const float inv = 1.0f / sum;
     for (int64_t j = 0; j < len; ++j) s[j] = round_p(s[j] * inv);
-    for (int64_t t = 0; t < d; ++t) {
-      float o = 0.0f;
-      for (int64_t j = 0; j < len; ++j) o += s[j] * v[j * ld_v + t];
-      store(i, t, o);
+    for (int64_t t = 0; t < d; ++t) o[t] = 0.0f;
+    for (int64_t j = 0; j < len; ++j) {
+      const float p = s[j];
+      const float* vj = v + j * ld_v;
+      for (int64_t t = 0; t < d; ++t) o[t] += p * vj[t];
     }
+    for (int64_t t = 0; t < d; ++t) store(i, t, o[t]);
   }
 }
 

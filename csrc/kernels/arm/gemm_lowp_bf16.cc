@@ -111,9 +111,9 @@ void gemm_to_bf16(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, 
   gemm_tiles(Ab, packed, N, K, nullptr, 0, Cb, ldcb, m0, m1, n0, n1, ep);
 }
 
-// Scratch: q, k, v rounded to bf16 (kept as fp32 values), (len, d) each, then one row of scores.
+// Scratch: q, k, v rounded to bf16 (kept as fp32 values), (len, d) each, then attention_rows'.
 int64_t attention_scratch_bytes(int64_t len, int64_t d_head) {
-  return (3 * len * d_head + len) * int64_t(sizeof(float));
+  return (3 * len * d_head + attention_rows_scratch_floats(len, d_head)) * int64_t(sizeof(float));
 }
 
 void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
@@ -122,14 +122,14 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
   float* qr = static_cast<float*>(scratch);
   float* kr = qr + len * d;
   float* vr = kr + len * d;
-  float* s = vr + len * d;  // (len) scores, then probabilities
+  float* rows = vr + len * d;  // attention_rows' scratch
   for (int64_t i = 0; i < len; ++i)
     for (int64_t t = 0; t < d; ++t) {
       qr[i * d + t] = round_bf16(q[i * ld + t]);
       kr[i * d + t] = round_bf16(k[i * ld + t]);
       vr[i * d + t] = round_bf16(v[i * ld + t]);
     }
-  attention_rows(qr, d, kr, d, vr, d, len, d, scale, s, round_bf16,
+  attention_rows(qr, d, kr, d, vr, d, len, d, scale, rows, round_bf16,
                  [&](int64_t i, int64_t t, float o) {
                    if (out_bf16)
                      out_bf16[i * ld_out + t] = to_bf16(o);

@@ -63,11 +63,7 @@ void bias_activate(float* y, int64_t rows, int64_t cols, int64_t ldy, const floa
 void matmul_nt(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n,
                int64_t k, float* C, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      float dot = 0.0f;
-      for (int64_t t = 0; t < k; ++t) dot += A[i * lda + t] * B[j * ldb + t];
-      C[i * ldc + j] = dot;
-    }
+    for (int64_t j = 0; j < n; ++j) C[i * ldc + j] = dot_lanes(A + i * lda, B + j * ldb, k);
 }
 
 void matmul_nn(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n,
