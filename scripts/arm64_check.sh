@@ -17,7 +17,7 @@ ROOT=${ARM64_ROOT:-/work/arm64root}
 STAGES=${ARM64_STAGES:-root build test}
 ISAS=${ARM64_ISAS:-generic neon dotprod i8mm all}  # all: PYBERT_ISA unset
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-TESTS=${ARM64_TESTS:-tests/test_ops.py tests/test_model.py tests/test_families.py tests/test_precision.py tests/test_tokenizer.py}
+TESTS=${ARM64_TESTS:-tests/test_ops.py tests/test_model.py tests/test_families.py tests/test_retrieval.py tests/test_precision.py tests/test_tokenizer.py}
 log() { printf '[arm64_check %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
@@ -121,7 +121,7 @@ if has_stage build && [ "${ARM64_BUILD:-root}" = cross ]; then
     -DPython_INCLUDE_DIR="$ROOT/usr/include/python3.11" \
     -DCMAKE_CXX_FLAGS="-idirafter $ROOT/usr/include" \
     -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" > /dev/null
-  ninja -C "$REPO/build/aarch64-module" _core
+  ninja -C "$REPO/build/aarch64-module" -j "${JOBS:-2}" _core
   cp "$REPO"/build/aarch64-module/_core*.so "$ROOT/src/pybert/pybert/_core.so"
   log "built in $(( $(date +%s) - t0 )) s"
 elif has_stage build; then
@@ -130,13 +130,13 @@ elif has_stage build; then
   in_root sh -c 'cd /src/pybert &&
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/opt/venv/bin/python \
       -Dpybind11_DIR=$(python -c "import pybind11; print(pybind11.get_cmake_dir())") >/dev/null &&
-    ninja -C build && cp build/_core*.so pybert/'
+    ninja -C build -j 2 && cp build/_core*.so pybert/'
   log "built in $(( $(date +%s) - t0 )) s"
 fi
 if has_stage wheel; then
-  # The aarch64 wheel, repaired by auditwheel (libgomp vendored, the manylinux tag the glibc of
-  # the root allows) into $REPO/wheelhouse, then installed into a fresh venv of the root with
-  # binary packages only, running `pybert rank` on the sample corpus (scripts/build_wheels.sh).
+  # The aarch64 wheel, repaired by auditwheel (the manylinux tag the glibc of the root allows)
+  # into $REPO/wheelhouse, then installed into a fresh venv of the root with binary packages
+  # only, running `pybert rank` on the sample corpus (scripts/build_wheels.sh).
   t0=$(date +%s)
   log "pip wheel + auditwheel repair in the root"
   in_root sh -c 'cd /src/pybert && rm -rf dist wheelhouse &&

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the pybert wheels, repairs them with auditwheel (libgomp vendored, the manylinux tag the
-# build machine's glibc allows) into wheelhouse/, and checks each one in a fresh virtualenv that
-# installs binary packages only (no compiler involved): `pybert rank` on the sample corpus.
+# Builds the pybert wheels, repairs them with auditwheel into wheelhouse/ (the manylinux tag the
+# build machine's glibc allows; the core needs only libstdc++, libgcc and glibc, no OpenMP
+# runtime), and checks each one in a fresh virtualenv that installs binary packages only (no
+# compiler involved): `pybert rank` on the sample corpus.
 #   scripts/build_wheels.sh             # x86-64 (native) and aarch64 (in the arm64 root, qemu)
 #   WHEEL_ARCHS=x86_64 scripts/build_wheels.sh
 set -euo pipefail

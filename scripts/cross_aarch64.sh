@@ -10,4 +10,4 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.c
   -DPython_EXECUTABLE="$py" \
   -DPython_INCLUDE_DIR="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" > /dev/null
-ninja -C "$build" pybert_core
+ninja -C "$build" -j "${JOBS:-2}" pybert_core
