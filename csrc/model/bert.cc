@@ -272,8 +272,39 @@ void PackedRows::first_rows(int64_t hidden, float* first) const {
   }
 }
 
+namespace {
+
+// The packed rows `which` selects, one per non-empty sequence (see HeadRows).
+struct SelectedRows {
+  std::vector<int64_t> rows, seqs;
+  layers::RowSelection view() const {
+    return {rows.data(), seqs.data(), static_cast<int64_t>(rows.size())};
+  }
+};
+
+SelectedRows select_rows(const ops::SequenceLayout& layout, const int64_t* source,
+                         const HeadRows& which) {
+  SelectedRows out;
+  for (int64_t b = 0; b < layout.batch; ++b) {
+    const int64_t o = layout.offsets[b], n = layout.offsets[b + 1] - o;
+    if (n == 0) continue;
+    int64_t row = n - 1;
+    if (which.kind == HeadRows::Kind::kFirst) {
+      row = 0;  // as pooling's "cls": the first row at least `skip` positions after the first
+      while (row < n && source[o + row] - source[o] < which.skip) ++row;
+      if (row == n) row = 0;
+    }
+    out.rows.push_back(o + row);
+    out.seqs.push_back(b);
+  }
+  return out;
+}
+
+}  // namespace
+
 void BertModel::forward_packed(const BertInputs& in, const std::vector<float*>& hidden_states,
-                               const std::function<void(const PackedRows&)>& head) const {
+                               const std::function<void(const PackedRows&)>& head,
+                               HeadRows head_rows) const {
   check_batch(in.batch, in.seq);
   const int64_t h = config_.hidden_size, padded_rows = in.batch * in.seq;
   if (!hidden_states.empty() &&
@@ -296,9 +327,17 @@ void BertModel::forward_packed(const BertInputs& in, const std::vector<float*>& 
                       in.token_type_ids ? packed.types.data() : nullptr, n, embedded);
   if (projection_) (*projection_)(embedded, n, x);
   if (!hidden_states.empty()) packed.scatter(x, h, padded_rows, hidden_states[0]);
-  encoder_.forward(x, layout, ws, [&](int64_t i, const float* y) {
-    if (!hidden_states.empty()) packed.scatter(y, h, padded_rows, hidden_states[i + 1]);
-  });
+  if (!hidden_states.empty()) {
+    encoder_.forward(x, layout, ws, [&](int64_t i, const float* y) {
+      packed.scatter(y, h, padded_rows, hidden_states[i + 1]);
+    });
+  } else if (head_rows.kind != HeadRows::Kind::kAll) {
+    const SelectedRows selected = select_rows(layout, packed.source.data(), head_rows);
+    const layers::RowSelection view = selected.view();
+    encoder_.forward(x, layout, ws, {}, &view);
+  } else {
+    encoder_.forward(x, layout, ws);
+  }
   head(PackedRows{x, layout, packed.source.data(), in.batch, in.seq});
 }
 
@@ -309,6 +348,8 @@ void BertModel::pool_first(const float* first, int64_t batch, float* out) const 
 
 void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
   const int64_t h = config_.hidden_size;
+  // Without the last hidden state the pooler and first_token read the first rows alone.
+  const HeadRows head_rows{out.last_hidden_state ? HeadRows::Kind::kAll : HeadRows::Kind::kFirst};
   forward_packed(in, out.hidden_states, [&](const PackedRows& rows) {
     if (out.last_hidden_state)
       PackedBatch::for_this_thread().scatter(rows.x, h, in.batch * in.seq, out.last_hidden_state);
@@ -320,7 +361,7 @@ void BertModel::forward(const BertInputs& in, const BertOutputs& out) const {
       rows.first_rows(h, first);
       if (pool) pooler_->forward(first, in.batch, out.pooler_output);
     }
-  });
+  }, head_rows);
 }
 
 void BertModel::embed(const int64_t* input_ids, const int64_t* token_type_ids, int64_t batch,

@@ -56,6 +56,17 @@ struct PackedRows {
   void first_rows(int64_t hidden, float* first) const;
 };
 
+// The rows of the last layer a head reads. kAll: every row. kFirst: one a sequence, its first
+// real token after the first `skip` positions (what pooling's "cls" mode reads past a prompt;
+// its first token when the sequence is no longer than that). kLast: its last real token.
+// With kFirst or kLast the last layer computes those rows only (every row still gives its key
+// and value): PackedRows' other rows then hold the layer below's output.
+struct HeadRows {
+  enum class Kind { kAll, kFirst, kLast };
+  Kind kind = Kind::kAll;
+  int64_t skip = 0;  // kFirst only
+};
+
 class BertModel {
  public:
   // Reads every body tensor from `store` under `prefix` (see detect_prefix) with the name table
@@ -75,8 +86,10 @@ class BertModel {
   // Runs the body on the real tokens of `in` and hands their last hidden state, still packed, to
   // `head` (which runs on the calling thread, before this returns; the rows live in the thread's
   // layers::Workspace, whose `pooled` buffer alone is free for the head). hidden_states: none, or num_hidden_layers + 1 padded buffers, as forward.
+  // head_rows: the rows `head` reads (with hidden_states, every row is computed anyway).
   void forward_packed(const BertInputs& in, const std::vector<float*>& hidden_states,
-                      const std::function<void(const PackedRows&)>& head) const;
+                      const std::function<void(const PackedRows&)>& head,
+                      HeadRows head_rows = {}) const;
 
   // first (batch, hidden) -> out (batch, hidden) = tanh(first W^T + b); needs has_pooler().
   void pool_first(const float* first, int64_t batch, float* out) const;

@@ -1,5 +1,6 @@
 #include "model/sentence.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -109,16 +110,28 @@ void SentenceEncoder::forward(const BertInputs& in, const SentenceOptions& optio
   int64_t width = pooled_width(options);
   int current = 0;                                          // vectors[current] holds x
   float* x = ws.vectors[current].reserve(batch * width);  // (batch, width)
+  // One token a sentence is all "cls", "lasttoken" and the pooler read: the last layer computes
+  // that row only.
+  const std::vector<kernels::PoolMode>& modes = options.modes.empty() ? modes_ : options.modes;
+  auto all_modes = [&](kernels::PoolMode mode) {
+    return !modes.empty() && std::all_of(modes.begin(), modes.end(), [&](kernels::PoolMode m) { return m == mode; });
+  };
+  HeadRows head_rows;
+  if (options.pooler)
+    head_rows = {HeadRows::Kind::kFirst, 0};
+  else if (all_modes(kernels::PoolMode::kCls))
+    head_rows = {HeadRows::Kind::kFirst, options.prompt_length};
+  else if (all_modes(kernels::PoolMode::kLastToken))
+    head_rows = {HeadRows::Kind::kLast, 0};
   bert_.forward_packed(in, {}, [&](const PackedRows& rows) {
     if (options.pooler) {
       float* first = ws.first.reserve(batch * h);  // (batch, hidden)
       rows.first_rows(h, first);
       bert_.pool_first(first, batch, x);
     } else {
-      ops::pool_packed(rows.x, rows.layout, rows.position, h,
-                       options.modes.empty() ? modes_ : options.modes, options.prompt_length, x);
+      ops::pool_packed(rows.x, rows.layout, rows.position, h, modes, options.prompt_length, x);
     }
-  });
+  }, head_rows);
   for (const SentenceStep& step : steps_) {
     switch (step.kind) {
       case SentenceStep::Kind::kNormalize:

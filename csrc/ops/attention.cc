@@ -36,15 +36,20 @@ void attend_query_only(const float* q, const float* k, const float* v, int64_t l
   kernels::matmul_nn(scratch, keys, v, ld, m, d_head, keys, out, ld_out);
 }
 
-// Shared body: ctx fp32 (ld hidden) or, with ctx_bf16, bf16 staged rows (ld bf16_padded_k).
-// Query-only rows (layout.keys) need ctx in fp32.
-void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int64_t num_heads,
-            float* ctx, uint16_t* ctx_bf16, bool bf16) {
+// d_head of `hidden` split over `num_heads`; throws when it does not divide.
+int64_t head_size(int64_t hidden, int64_t num_heads) {
   if (num_heads <= 0 || hidden % num_heads != 0)
     throw std::invalid_argument("hidden_size " + std::to_string(hidden) +
                                 " is not divisible by num_attention_heads " +
                                 std::to_string(num_heads));
-  const int64_t d_head = hidden / num_heads;
+  return hidden / num_heads;
+}
+
+// Shared body: ctx fp32 (ld hidden) or, with ctx_bf16, bf16 staged rows (ld bf16_padded_k).
+// Query-only rows (layout.keys) need ctx in fp32.
+void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int64_t num_heads,
+            float* ctx, uint16_t* ctx_bf16, bool bf16) {
+  const int64_t d_head = head_size(hidden, num_heads);
   const int64_t ld = 3 * hidden;
   const int64_t ld_out = ctx_bf16 ? kernels::bf16_padded_k(hidden) : hidden;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d_head));
@@ -88,6 +93,25 @@ void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidd
                     int64_t num_heads, float* ctx, Precision precision) {
   const bool bf16 = precision == Precision::kBf16 && kernels::kernel_set().bf16;
   attend(qkv, layout, hidden, num_heads, ctx, nullptr, bf16);
+}
+
+void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* rows,
+                 const int64_t* seqs, int64_t m, int64_t hidden, int64_t num_heads, float* ctx) {
+  const int64_t d_head = head_size(hidden, num_heads), ld = 3 * hidden;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d_head));
+  const int64_t max_len = layout.max_length();
+  parallel_for(0, m * num_heads, 1, [&](int64_t w0, int64_t w1) {
+    thread_local Buffer scores;  // (1, keys) probabilities, reused across calls
+    float* scratch = scores.reserve(max_len);
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t i = w / num_heads, h = w % num_heads, b = seqs[i];
+      const int64_t start = layout.offsets[b];
+      const int64_t keys = layout.keys ? layout.keys[b] : layout.offsets[b + 1] - start;
+      const float* first = qkv + start * ld + h * d_head;  // the sequence's q of head h
+      attend_query_only(qkv + rows[i] * ld + h * d_head, first + hidden, first + 2 * hidden, ld,
+                        1, keys, d_head, scale, ctx + i * hidden + h * d_head, hidden, scratch);
+    }
+  });
 }
 
 void self_attention_to_bf16(const float* qkv, const SequenceLayout& layout, int64_t hidden,

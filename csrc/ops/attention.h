@@ -27,6 +27,13 @@ struct SequenceLayout {
 void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
                     int64_t num_heads, float* ctx, Precision precision = Precision::kFp32);
 
+// Selected rows as the only queries: for i < m, row rows[i] of sequence seqs[i] attends to that
+// sequence's keys (all its rows, or its first keys[b] with layout.keys), in fp32:
+//   ctx (m, hidden) row i = the row self_attention writes at rows[i], heads concatenated.
+// What the last layer of an encoder computes when its head reads one row per sequence.
+void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* rows,
+                 const int64_t* seqs, int64_t m, int64_t hidden, int64_t num_heads, float* ctx);
+
 // bf16 kernels only (kernels::kernel_set().bf16): ctx rounded to bf16 and written as the
 // staged input rows of a bf16 Linear (row stride kernels::bf16_padded_k(hidden), padding zeroed),
 // ready for Linear::forward_from_bf16.
