@@ -72,8 +72,8 @@ def machine_line() -> str:
     except OSError:
         pass
     info = pybert.cpu_info()
-    isa = [k for k in ("avx2", "avx512", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-           if info.get(k)]
+    isa = [k for k in ("avx2", "avx512", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
+                       "neon", "dotprod", "i8mm", "bf16") if info.get(k)]
     return (f"{cpu}; {os.cpu_count()} CPUs visible, {info['usable_cpus']} usable; ISA: "
             f"{', '.join(isa)}; pybert kernels: fp32 {info['fp32_kernels']}, bf16 "
             f"{info['bf16_kernels']}, int8 {info['int8_kernels']}")

@@ -54,10 +54,16 @@ def get_num_threads() -> int:
 def cpu_info() -> dict:
     """The ISA features pybert detected and the kernels each precision uses.
 
-    ``fp32_kernels``: "avx512" or "avx2"; ``bf16_kernels``: "amx_bf16", or the fp32 kernels'
-    name where the CPU has no AMX-BF16; ``int8_kernels``: "amx_int8", "avx512_vnni" or "avx2".
-    ``isa_cap`` is the ``PYBERT_ISA`` cap in force ("avx512": no AMX, "avx2": nothing wider), or
-    None.
+    ``arch``: "x86_64" or "aarch64", with that architecture's features (x86-64: ``avx2``,
+    ``fma``, ``avx512``, ``avx512_vnni``, ``avx512_bf16``, ``amx_tile``, ``amx_bf16``,
+    ``amx_int8``; aarch64: ``neon``, ``dotprod``, ``i8mm``, ``bf16``).
+    ``fp32_kernels``: "avx512", "avx2", "neon" or "generic"; ``bf16_kernels``: "amx_bf16" or
+    "neon_bf16", or the fp32 kernels' name where the CPU has no bf16 matrix unit;
+    ``int8_kernels``: "amx_int8", "avx512_vnni", "avx2", "neon_i8mm", "neon_dotprod" or
+    "generic".  ``isa_cap`` is the ``PYBERT_ISA`` cap in force, or None; ``isa_caps`` the caps
+    this architecture knows, widest first (x86-64: "avx512": no AMX, "avx2": nothing wider,
+    "generic": portable C++ only; aarch64: "i8mm": no bf16, "dotprod": no i8mm, "neon": no
+    optional extension, "generic").
     """
     info = dict(_core.cpu_features())
     info["usable_cpus"] = _core.usable_cpus()

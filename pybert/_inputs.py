@@ -115,11 +115,11 @@ def warn_precision_fallback(precision: str) -> None:
     if precision not in ("bf16", "int8_bf16_attention") or _fallback_warned:
         return
     info = _core.cpu_features()
-    if info["bf16_kernels"] == "amx_bf16":
+    if info["bf16_kernels"] != info["fp32_kernels"]:
         return
     _fallback_warned = True
     what = "bf16" if precision == "bf16" else "its bf16 attention"
     warnings.warn(f"precision={precision!r} runs {what} on the fp32 {info['bf16_kernels']} "
-                  "kernels: this CPU (or "
-                  "PYBERT_ISA) has no AMX-BF16, and AVX-512 bf16 dot products are slower than "
+                  "kernels: this CPU (or PYBERT_ISA) has no bf16 matrix unit (AMX-BF16 on "
+                  "x86-64, BFMMLA on aarch64), and bf16 dot products without one are slower than "
                   "fp32 FMA; see pybert.cpu_info()", PrecisionWarning, stacklevel=3)

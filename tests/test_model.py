@@ -12,6 +12,7 @@ import transformers
 from safetensors.torch import load_file, save_file
 
 import pybert
+from pybert import _core
 from conftest import (assert_close_unmasked, bert_config, padded_batch, randomize_, run_python,
                       save)
 
@@ -232,11 +233,11 @@ def test_outputs_do_not_depend_on_batch_mates(tmp_path, precision, lengths):
 
 
 
-AVX2_CHECK = r"""
+FALLBACK_CHECK = r"""
 import sys
 import numpy as np, torch, transformers, pybert
 from conftest import bert_config, padded_batch, randomize_
-assert pybert.cpu_info()["fp32_kernels"] == "avx2", pybert.cpu_info()
+assert pybert.cpu_info()["fp32_kernels"] == sys.argv[2], pybert.cpu_info()
 cfg = bert_config(hidden_size=64, num_attention_heads=4, intermediate_size=100)
 ref = randomize_(transformers.BertModel(cfg), seed=12)
 ref.save_pretrained(sys.argv[1])
@@ -251,10 +252,14 @@ print(max(np.abs(out.last_hidden_state[keep] - r.last_hidden_state.numpy()[keep]
           np.abs(out.pooler_output - r.pooler_output.numpy()).max()))
 """
 
+# The fp32 family each PYBERT_ISA fallback runs: what CPUs without the wider ISA get.
+FALLBACKS = {"avx2": "avx2", "neon": "neon", "generic": "generic"}
 
-def test_avx2_kernels_match_transformers(tmp_path):
-    # The AVX2 path is what CPUs without AVX-512 run; PYBERT_ISA=avx2 forces it here.
-    done = run_python(["-c", AVX2_CHECK, str(tmp_path)], cwd=tmp_path,
-                      env=dict(os.environ, PYBERT_ISA="avx2"))
+
+@pytest.mark.parametrize("cap", [c for c in _core.cpu_features()["isa_caps"] if c in FALLBACKS])
+def test_fallback_kernels_match_transformers(tmp_path, cap):
+    # PYBERT_ISA forces the fallback family on a wider CPU.
+    done = run_python(["-c", FALLBACK_CHECK, str(tmp_path), FALLBACKS[cap]], cwd=tmp_path,
+                      env=dict(os.environ, PYBERT_ISA=cap))
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) <= ATOL

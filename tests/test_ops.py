@@ -159,7 +159,8 @@ def test_attention_bf16(lengths, heads, d_head):
     # round to the neighbouring bf16 value where its exp differs from torch's in the last bits,
     # so each output may differ by at most one bf16 step of every probability times |v|.
     # Without AMX the op is the fp32 attention (tested above against torch).
-    amx = _core.cpu_features()["amx_bf16"] and _core.cpu_features()["avx512_bf16"]
+    info = _core.cpu_features()
+    amx = info["bf16_kernels"] != info["fp32_kernels"]  # a bf16 unit: AMX or BFMMLA
     hidden = heads * d_head
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     qkv = rng.standard_normal((offsets[-1], 3 * hidden), dtype=np.float32) * 2

@@ -32,6 +32,7 @@ import transformers
 from sentence_transformers import SentenceTransformer
 
 import pybert
+from pybert import _core
 from conftest import VARIED_TEXTS, bert_config, padded_batch, randomize_
 from precision_run import run
 
@@ -120,8 +121,25 @@ def workdir(tmp_path_factory, minilm_path):
 
 
 # Each kernel family once: what this CPU picks (in this process), then the fallbacks forced by
-# PYBERT_ISA in a fresh process (on a CPU without the wider ISA the cap changes nothing).
-CAPS = [None, "avx512", "avx2"]
+# PYBERT_ISA in a fresh process (on a CPU without the wider ISA the cap changes nothing): x86-64
+# "avx512", "avx2", "generic"; aarch64 "i8mm", "dotprod", "neon", "generic".
+CAPS = [None] + list(_core.cpu_features()["isa_caps"])
+
+
+def expected_kernels(info: dict) -> dict:
+    """The kernels each precision should run with these features (kernels/dispatch.cc's rule)."""
+    if info["arch"] == "aarch64":
+        if not info["neon"]:
+            return dict(fp32="generic", int8="generic", bf16="generic")
+        int8 = "neon_i8mm" if info["i8mm"] else "neon_dotprod" if info["dotprod"] else "generic"
+        return dict(fp32="neon", int8=int8, bf16="neon_bf16" if info["bf16"] else "neon")
+    if not (info["avx2"] and info["fma"]):
+        return dict(fp32="generic", int8="generic", bf16="generic")
+    fp32 = "avx512" if info["avx512"] else "avx2"
+    int8 = ("amx_int8" if info["amx_int8"] and info["avx512_vnni"]
+            else "avx512_vnni" if info["avx512_vnni"] else "avx2")
+    bf16 = "amx_bf16" if info["amx_bf16"] and info["avx512_bf16"] else fp32
+    return dict(fp32=fp32, int8=int8, bf16=bf16)
 
 
 @pytest.fixture(scope="module", params=CAPS, ids=lambda c: c or "native")
@@ -144,8 +162,8 @@ def test_kernels_follow_the_cap(outputs):
     cap, out = outputs
     info = json.loads(str(out["cpu_info"]))
     assert info["isa_cap"] == (cap or os.environ.get("PYBERT_ISA"))  # "native" obeys a user's cap
-    if cap is not None:  # no AMX under any cap: bf16 falls back to fp32, and says so once
-        assert not info["amx_bf16"] and not info["amx_int8"]
+    if cap is not None:  # no bf16 unit under any cap: bf16 falls back to fp32, and says so once
+        assert not info.get("amx_bf16") and not info.get("amx_int8") and not info.get("bf16")
         assert info["bf16_kernels"] == info["fp32_kernels"]
         assert list(out["warnings"]) == [str(out["warnings"][0])]
         assert "bf16" in str(out["warnings"][0]) and "fp32" in str(out["warnings"][0])
@@ -155,11 +173,12 @@ def test_kernels_follow_the_cap(outputs):
         assert same == (info["bf16_kernels"] != "amx_bf16")
     if cap == "avx2":
         assert info["fp32_kernels"] == "avx2" and info["int8_kernels"] == "avx2"
-    expected_int8 = ("amx_int8" if info["amx_int8"] and info["avx512_vnni"]
-                     else "avx512_vnni" if info["avx512_vnni"] else "avx2")
-    assert info["int8_kernels"] == expected_int8
-    expected_bf16 = "amx_bf16" if info["amx_bf16"] and info["avx512_bf16"] else info["fp32_kernels"]
-    assert info["bf16_kernels"] == expected_bf16
+    if cap == "neon":
+        assert info["fp32_kernels"] == "neon" and info["int8_kernels"] == "generic"
+    if cap == "generic":
+        assert {info[f"{p}_kernels"] for p in ("fp32", "bf16", "int8")} == {"generic"}
+    expected = expected_kernels(info)
+    assert {p: info[f"{p}_kernels"] for p in expected} == expected
 
 
 @pytest.mark.parametrize("i", range(len(LINEAR_SHAPES)))
@@ -179,7 +198,7 @@ def test_bf16_linear_matches_rounded_inputs(outputs, workdir, i):
     _, inputs, _, _ = workdir
     x, w, b = (inputs[f"linear{i}_{k}"] for k in "xwb")
     info = json.loads(str(out["cpu_info"]))
-    if info["bf16_kernels"] == "amx_bf16":
+    if info["bf16_kernels"] != info["fp32_kernels"]:
         xr, wr = bf16_round(x).astype(np.float64), bf16_round(w).astype(np.float64)
         tol = x.shape[1] * 2.0 ** -24 * (np.abs(xr) @ np.abs(wr).T) + 1e-6
     else:  # the fp32 kernels

@@ -41,6 +41,18 @@ void register_runtime(py::module_& m) {
   m.def("cpu_features", [] {
     const kernels::CpuFeatures& f = kernels::cpu_features();
     py::dict d;
+#if defined(__aarch64__)
+    d["arch"] = "aarch64";
+    d["neon"] = f.neon;
+    d["dotprod"] = f.dotprod;
+    d["i8mm"] = f.i8mm;
+    d["bf16"] = f.bf16;
+#else
+#if defined(__x86_64__)
+    d["arch"] = "x86_64";
+#else
+    d["arch"] = "other";
+#endif
     d["avx2"] = f.avx2;
     d["fma"] = f.fma;
     d["avx512"] = f.avx512;
@@ -49,7 +61,11 @@ void register_runtime(py::module_& m) {
     d["amx_tile"] = f.amx_tile;
     d["amx_bf16"] = f.amx_bf16;
     d["amx_int8"] = f.amx_int8;
+#endif
     d["isa_cap"] = f.isa_cap.empty() ? py::object(py::none()) : py::str(f.isa_cap);
+    py::list caps;
+    for (const char* const* c = kernels::isa_caps(); *c; ++c) caps.append(*c);
+    d["isa_caps"] = caps;
     d["fp32_kernels"] = ops::kernels_for(ops::Precision::kFp32);
     d["bf16_kernels"] = ops::kernels_for(ops::Precision::kBf16);
     d["int8_kernels"] = ops::kernels_for(ops::Precision::kInt8);

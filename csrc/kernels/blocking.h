@@ -7,6 +7,8 @@
 //
 // DepthBlocks: K in near-equal depth blocks of at most a kernel's block depth.
 //
+// round_up: x rounded up to a multiple of m (the padded sizes of every packed layout).
+//
 // ISA-neutral (no intrinsics, no std:: templates), in an unnamed namespace, and instantiated with
 // each kernel file's own lambdas: no instance can be shared between files compiled for different
 // ISAs (see the ODR notes of the kernel files).
@@ -17,6 +19,8 @@
 namespace pybert {
 namespace kernels {
 namespace {
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 template <int R>
 struct Rows {

@@ -1,18 +1,29 @@
 #include "kernels/cpu_features.h"
 
-#include <cpuid.h>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <cstdint>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+#if defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
 #endif
 
 namespace pybert::kernels {
 namespace {
 
+bool cap_is(const char* cap, const char* name) { return cap && std::strcmp(cap, name) == 0; }
+
+#if defined(__x86_64__)
 uint64_t xgetbv0() {
   uint32_t eax, edx;
   __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
@@ -55,28 +66,95 @@ CpuFeatures detect() {
     f.amx_bf16 = amx_bf16;
     f.amx_int8 = amx_int8;
   }
-  // PYBERT_ISA caps what the kernels may use, to test the fallbacks on a wider CPU.
-  const char* cap = std::getenv("PYBERT_ISA");
-  if (cap && std::strcmp(cap, "avx512") == 0) {  // no AMX: int8 on VNNI, bf16 on fp32 kernels
+  return f;
+}
+
+void apply_cap(const char* cap, CpuFeatures& f) {
+  if (cap_is(cap, "avx512")) {  // no AMX: int8 on VNNI, bf16 on fp32 kernels
     f.amx_tile = f.amx_bf16 = f.amx_int8 = false;
-    f.isa_cap = cap;
-  } else if (cap && std::strcmp(cap, "avx2") == 0) {
+  } else if (cap_is(cap, "avx2")) {
     const bool avx2 = f.avx2, fma = f.fma;
     f = CpuFeatures{};
     f.avx2 = avx2;
     f.fma = fma;
-    f.isa_cap = cap;
+  } else if (cap_is(cap, "generic")) {
+    f = CpuFeatures{};
+  } else {
+    return;
   }
+  f.isa_cap = cap;
+}
+
+constexpr const char* kCaps[] = {"avx512", "avx2", "generic", nullptr};
+
+#elif defined(__aarch64__)
+// Linux: getauxval's hardware capability bits; macOS: the hw.optional.arm sysctls.
+CpuFeatures detect() {
+  CpuFeatures f;
+  f.neon = true;  // armv8-a: Advanced SIMD is part of the base architecture on Linux
+#if defined(__linux__)
+  // Bits from the kernel's uapi asm/hwcap.h (named here so the build needs no kernel headers).
+  constexpr unsigned long kHwcapAsimddp = 1ul << 20;
+  constexpr unsigned long kHwcap2I8mm = 1ul << 13;
+  constexpr unsigned long kHwcap2Bf16 = 1ul << 14;
+  const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+  f.dotprod = hwcap & kHwcapAsimddp;
+  f.i8mm = hwcap2 & kHwcap2I8mm;
+  f.bf16 = hwcap2 & kHwcap2Bf16;
+#elif defined(__APPLE__)
+  const auto has = [](const char* name) {
+    int value = 0;
+    size_t size = sizeof(value);
+    return sysctlbyname(name, &value, &size, nullptr, 0) == 0 && value != 0;
+  };
+  f.dotprod = has("hw.optional.arm.FEAT_DotProd");
+  f.i8mm = has("hw.optional.arm.FEAT_I8MM");
+  f.bf16 = has("hw.optional.arm.FEAT_BF16");
+#endif
+  return f;
+}
+
+void apply_cap(const char* cap, CpuFeatures& f) {
+  if (cap_is(cap, "i8mm")) {
+    f.bf16 = false;
+  } else if (cap_is(cap, "dotprod")) {
+    f.i8mm = f.bf16 = false;
+  } else if (cap_is(cap, "neon")) {
+    f.dotprod = f.i8mm = f.bf16 = false;
+  } else if (cap_is(cap, "generic")) {
+    f = CpuFeatures{};
+  } else {
+    return;
+  }
+  f.isa_cap = cap;
+}
+
+constexpr const char* kCaps[] = {"i8mm", "dotprod", "neon", "generic", nullptr};
+
+#else
+CpuFeatures detect() { return CpuFeatures{}; }
+
+void apply_cap(const char* cap, CpuFeatures& f) {
+  if (cap_is(cap, "generic")) f.isa_cap = cap;
+}
+
+constexpr const char* kCaps[] = {"generic", nullptr};
+#endif
+
+CpuFeatures detect_capped() {
+  CpuFeatures f = detect();
+  // PYBERT_ISA caps what the kernels may use, to test the fallbacks on a wider CPU.
+  apply_cap(std::getenv("PYBERT_ISA"), f);
   return f;
 }
 
 }  // namespace
 
 const CpuFeatures& cpu_features() {
-  static const CpuFeatures features = detect();
+  static const CpuFeatures features = detect_capped();
   return features;
 }
 
-std::string fp32_isa() { return cpu_features().avx512 ? "avx512" : "avx2"; }
+const char* const* isa_caps() { return kCaps; }
 
 }  // namespace pybert::kernels

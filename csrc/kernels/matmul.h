@@ -1,4 +1,5 @@
-// fp32 matrix products on unpacked operands (Eigen), single-threaded; callers split the work.
+// fp32 matrix products on unpacked operands (the family's VectorMath), single-threaded; callers
+// split the work.
 // Used where packing does not pay: attention's per-head products and weights shared with
 // another layer (a tied decoder).
 #pragma once

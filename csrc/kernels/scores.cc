@@ -1,19 +1,11 @@
 #include "kernels/scores.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
-#include "kernels/fixed_order.h"
-
 namespace pybert::kernels {
-
-void sigmoid(float* x, int64_t n) {
-  // exp overflows to inf for x << 0, giving exactly 0; x may lie anywhere (fixed_order.h).
-  map_fixed_order(x, n, [](auto& a) { a = 1.0f / (1.0f + (-a).exp()); });
-}
 
 int64_t argmax(const float* x, int64_t n) {
   int64_t best = 0;

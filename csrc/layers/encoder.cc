@@ -20,7 +20,7 @@ void FeedForward::forward(const float* x, int64_t n, float* mid, float* y,
                           const float* residual, const ops::Linear* then) const {
   if (intermediate.precision() == ops::Precision::kBf16 &&
       output.precision() == ops::Precision::kBf16) {
-    // bf16 on AMX: GELU's output goes straight into the second GEMM's bf16 input rows.
+    // bf16 kernels: GELU's output goes straight into the second GEMM's bf16 input rows.
     auto* mid_bf16 = reinterpret_cast<uint16_t*>(mid);
     intermediate.forward_to_bf16(x, n, mid_bf16, activation);
     output.forward_from_bf16(mid_bf16, n, y, ops::Activation::kNone, residual);
@@ -37,7 +37,7 @@ void SelfAttention::forward(const float* x, const ops::SequenceLayout& layout, f
   qkv(x, n, qkv_buf, ops::Activation::kNone, nullptr, &output);
   if (qkv.precision() == ops::Precision::kBf16 && output.precision() == ops::Precision::kBf16 &&
       !layout.keys) {  // query-only rows are attended in fp32
-    // bf16 on AMX: the heads write the output projection's bf16 input rows directly.
+    // bf16 kernels: the heads write the output projection's bf16 input rows directly.
     auto* ctx_rows = reinterpret_cast<uint16_t*>(ctx);
     ops::self_attention_to_bf16(qkv_buf, layout, hidden, num_heads, ctx_rows);
     output.forward_from_bf16(ctx_rows, n, y, ops::Activation::kNone, residual);

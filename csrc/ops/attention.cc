@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "kernels/attention.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm_lowp.h"
 #include "kernels/matmul.h"
 #include "kernels/softmax.h"
@@ -54,12 +54,14 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
   const int64_t ld_out = ctx_bf16 ? kernels::bf16_padded_k(hidden) : hidden;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d_head));
   const int64_t max_len = layout.max_length();
-  const kernels::Isa isa = kernels::detect_isa();
+  const kernels::KernelSet& family = kernels::kernel_set();
+  const kernels::Bf16Gemm* bf16_kernels = bf16 ? family.bf16 : nullptr;
+  const kernels::AttentionKernels& fp32_kernels = *family.attention;
   if (layout.keys && ctx_bf16)
     throw std::logic_error("query-only rows need the attention output in fp32");
   const int64_t scratch_floats = std::max(
-      bf16 ? (kernels::attention_bf16_scratch_bytes(max_len, d_head) + 3) / 4
-           : kernels::attention_scratch_floats(max_len, d_head, isa),
+      bf16 ? (bf16_kernels->attention_scratch_bytes(max_len, d_head) + 3) / 4
+           : fp32_kernels.scratch_floats(max_len, d_head),
       layout.keys ? max_len * max_len : int64_t{0});
   parallel_for(0, layout.batch * num_heads, 1, [&](int64_t w0, int64_t w1) {
     thread_local Buffer scores;  // the kernel's scratch, reused across calls
@@ -75,12 +77,12 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
                           scale, ctx + out_at + len * ld_out, ld_out, scratch);
       if (len == 0) continue;
       if (bf16)
-        kernels::attention_head_bf16(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale,
+        bf16_kernels->attention_head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale,
                                      ctx ? ctx + out_at : nullptr,
                                      ctx_bf16 ? ctx_bf16 + out_at : nullptr, ld_out, scratch);
       else
-        kernels::attention_head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale,
-                                ctx + out_at, ld_out, scratch, isa);
+        fp32_kernels.head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, ctx + out_at,
+                          ld_out, scratch);
     }
   });
 }
@@ -89,7 +91,7 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
 
 void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
                     int64_t num_heads, float* ctx, Precision precision) {
-  const bool bf16 = precision == Precision::kBf16 && kernels::bf16_amx_available();
+  const bool bf16 = precision == Precision::kBf16 && kernels::kernel_set().bf16;
   attend(qkv, layout, hidden, num_heads, ctx, nullptr, bf16);
 }
 
@@ -114,8 +116,8 @@ void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* 
 
 void self_attention_to_bf16(const float* qkv, const SequenceLayout& layout, int64_t hidden,
                             int64_t num_heads, uint16_t* ctx_rows) {
-  if (!kernels::bf16_amx_available())
-    throw std::logic_error("self_attention_to_bf16 needs AMX-BF16");
+  if (!kernels::kernel_set().bf16)
+    throw std::logic_error("self_attention_to_bf16 needs bf16 kernels");
   kernels::zero_bf16_padding(ctx_rows, layout.tokens(), hidden);
   attend(qkv, layout, hidden, num_heads, nullptr, ctx_rows, true);
 }

@@ -22,8 +22,8 @@ struct SequenceLayout {
 // qkv (tokens, 3 * hidden): per row [q | k | v], head h in columns h*d_head .. (h+1)*d_head.
 // ctx (tokens, hidden) = per sequence and head softmax(q k^T / sqrt(d_head)) v, heads
 // concatenated. Tokens attend only within their own sequence.
-// precision kBf16 (AMX only, see Linear::precision): q, k, v and the probabilities rounded to
-// bf16 for the two products, fp32 accumulation and softmax; anything else: fp32.
+// precision kBf16 (with bf16 kernels only, see Linear::precision): q, k, v and the probabilities
+// rounded to bf16 for the two products, fp32 accumulation and softmax; anything else: fp32.
 void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
                     int64_t num_heads, float* ctx, Precision precision = Precision::kFp32);
 
@@ -34,7 +34,7 @@ void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidd
 void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* rows,
                  const int64_t* seqs, int64_t m, int64_t hidden, int64_t num_heads, float* ctx);
 
-// bf16 on AMX only (kernels::bf16_amx_available()): ctx rounded to bf16 and written as the
+// bf16 kernels only (kernels::kernel_set().bf16): ctx rounded to bf16 and written as the
 // staged input rows of a bf16 Linear (row stride kernels::bf16_padded_k(hidden), padding zeroed),
 // ready for Linear::forward_from_bf16.
 void self_attention_to_bf16(const float* qkv, const SequenceLayout& layout, int64_t hidden,

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
 #include "parallel.h"
 
@@ -73,10 +72,11 @@ Precision precision_from_name(const std::string& name) {
 }
 
 std::string kernels_for(Precision precision) {
+  const kernels::KernelSet& k = kernels::kernel_set();
   if (precision == Precision::kInt8 || precision == Precision::kInt8Bf16Attention)
-    return kernels::int8_isa_name(kernels::best_int8_isa());
-  if (precision == Precision::kBf16 && kernels::bf16_amx_available()) return "amx_bf16";
-  return kernels::fp32_isa();
+    return k.int8->name;
+  if (precision == Precision::kBf16 && k.bf16) return k.bf16->name;
+  return k.fp32->name;
 }
 
 Linear::Linear(Tensor weight, Tensor bias, Layout layout, Precision precision)
@@ -91,25 +91,28 @@ Linear::Linear(Tensor weight, Tensor bias, Layout layout, Precision precision)
                                 ", got " + shape_str(bias_.shape));
   if (layout == Layout::kShared) return;
   const int64_t N = out_features_, K = in_features_;
+  const kernels::KernelSet& family = kernels::kernel_set();
   if (precision == Precision::kInt8 || precision == Precision::kInt8Bf16Attention) {
     kernel_ = Kernel::kInt8;
-    int8_isa_ = kernels::best_int8_isa();
+    int8_ = family.int8;
     std::shared_ptr<float> packed =
         make_packed_weight_storage(kernels::packed_weight_int8_bytes(N, K));
     kernels::pack_weight_int8(weight_.data, N, K, packed.get());
     packed_ = packed;
-  } else if (precision == Precision::kBf16 && kernels::bf16_amx_available()) {
-    kernel_ = Kernel::kBf16Amx;
+  } else if (precision == Precision::kBf16 && family.bf16) {
+    kernel_ = Kernel::kBf16;
+    bf16_ = family.bf16;
     std::shared_ptr<float> packed =
         make_packed_weight_storage(kernels::packed_weight_bf16_bytes(N, K));
     kernels::pack_weight_bf16(weight_.data, N, K, packed.get());
     packed_ = packed;
-  } else {  // fp32, and bf16 without AMX (AVX512-BF16 dot products lose to fp32 FMA)
+  } else {  // fp32, and bf16 without bf16 kernels (AVX512-BF16 dot products lose to fp32 FMA)
     kernel_ = Kernel::kFp32;
-    isa_ = kernels::detect_isa();
+    fp32_ = family.fp32;
+    const int64_t nr = fp32_->panel_width;
     std::shared_ptr<float> packed =
-        make_packed_weight_storage(kernels::packed_weight_floats(N, K, isa_) * sizeof(float));
-    kernels::pack_weight(weight_.data, N, K, packed.get(), isa_);
+        make_packed_weight_storage(kernels::panel_packed_floats(N, K, nr) * sizeof(float));
+    kernels::pack_panels(weight_.data, N, K, nr, packed.get());
     packed_ = packed;
   }
   weight_ = Tensor{};  // the packed copy is the weight from now on
@@ -138,8 +141,8 @@ void Linear::operator()(const float* x, int64_t n, float* y, Activation act,
 }
 
 void Linear::forward_to_bf16(const float* x, int64_t n, uint16_t* y_rows, Activation act) const {
-  if (kernel_ != Kernel::kBf16Amx)
-    throw std::logic_error("Linear::forward_to_bf16 needs a bf16 Linear on AMX");
+  if (kernel_ != Kernel::kBf16)
+    throw std::logic_error("Linear::forward_to_bf16 needs a Linear on bf16 kernels");
   if (n <= 0) return;
   const int64_t ld = kernels::bf16_padded_k(out_features_);
   kernels::zero_bf16_padding(y_rows, n, out_features_);  // what the next GEMM reads past y
@@ -152,8 +155,8 @@ void Linear::forward_to_bf16(const float* x, int64_t n, uint16_t* y_rows, Activa
 
 void Linear::forward_from_bf16(const uint16_t* x_rows, int64_t n, float* y, Activation act,
                                const float* residual) const {
-  if (kernel_ != Kernel::kBf16Amx)
-    throw std::logic_error("Linear::forward_from_bf16 needs a bf16 Linear on AMX");
+  if (kernel_ != Kernel::kBf16)
+    throw std::logic_error("Linear::forward_from_bf16 needs a Linear on bf16 kernels");
   if (n <= 0) return;
   gemm_lowp(x_rows, nullptr, nullptr, n, y, nullptr, 0, epilogue(act, residual));
 }
@@ -176,16 +179,16 @@ void Linear::run_shared(const float* x, int64_t n, float* y, Activation act,
 
 kernels::GemmBlocks Linear::packed_blocks(int64_t n, int budget) const {
   const int threads = gemm_threads(n, out_features_, in_features_, kMinFlopsPerThread, budget);
-  return kernels::choose_blocks(n, out_features_, in_features_, threads, isa_);
+  return fp32_->choose_blocks(n, out_features_, in_features_, threads);
 }
 
 kernels::Prefetch Linear::first_panel_of_thread(int64_t n, int t, int budget) const {
   // for_each_block's split: parallel_for's chunk of the grid for `budget` threads.
   const BlockGrid grid(n, out_features_, packed_blocks(n, budget));
   const int64_t b = t * parallel_chunk(grid.total, 1, budget);
-  if (b >= grid.total) return {};
-  return kernels::first_panel(static_cast<const float*>(packed_.get()), out_features_,
-                              in_features_, grid.c0(b), isa_);
+  if (b >= grid.total || !fp32_->first_panel) return {};
+  return fp32_->first_panel(static_cast<const float*>(packed_.get()), out_features_,
+                            in_features_, grid.c0(b));
 }
 
 void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epilogue& ep,
@@ -194,22 +197,22 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
   const auto* packed = static_cast<const float*>(packed_.get());
   const int budget = thread_budget();  // the caller's: the workers' own budget is the default
   const BlockGrid grid(n, out, packed_blocks(n, budget));
-  const auto ws_floats =
-      static_cast<int64_t>(kernels::gemm_workspace_floats(grid.blocks.mb, in, isa_));
+  const auto ws_floats = static_cast<int64_t>(fp32_->workspace_floats(grid.blocks.mb, in, false));
   const bool chain = then && then->kernel_ == Kernel::kFp32;
   // Split by rows, the threads sweep the same weight panels side by side.
   const bool rows_split = grid.total > 1 && grid.blocks.mb < n;
   // Split by columns only, every block reads all rows of x: they are packed once, a share of the
   // strips per thread, instead of by every thread in full.
   kernels::PackedRows rows;
-  const auto rows_floats = static_cast<int64_t>(kernels::packed_rows_floats(n, in, isa_));
+  const auto rows_floats =
+      fp32_->packed_rows_floats ? static_cast<int64_t>(fp32_->packed_rows_floats(n, in)) : 0;
   if (grid.total > 1 && !rows_split && rows_floats > 0) {
     thread_local Buffer shared_rows;  // the caller's, read by all the GEMM's threads
     float* r = shared_rows.reserve(rows_floats);
-    const int64_t strips = (n + kernels::tile_rows(isa_) - 1) / kernels::tile_rows(isa_);
+    const int64_t strips = (n + fp32_->tile_rows - 1) / fp32_->tile_rows;
     constexpr int64_t kStripGrain = 8;  // a fork costs more than packing a few strips
     parallel_for(0, strips, kStripGrain, [&](int64_t s0, int64_t s1) {
-      kernels::pack_rows(x, in, n, in, s0, s1, r, isa_);
+      fp32_->pack_rows(x, in, n, in, s0, s1, r);
     });
     rows = kernels::PackedRows{r, n};
   }
@@ -221,7 +224,7 @@ void Linear::run_packed(const float* x, int64_t n, float* y, const kernels::Epil
     ctx.rows = rows;
     ctx.panels_shared = rows_split;
     float* ws = rows.data ? nullptr : a_blocks.reserve(ws_floats);
-    kernels::gemm_packed(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep, ws, isa_, ctx);
+    fp32_->gemm(x, in, packed, out, in, y, out, m0, m1, c0, c1, ep, ws, ctx);
   });
 }
 
@@ -242,16 +245,16 @@ void Linear::pooled(const float* x, int64_t n, const int32_t* segment, int64_t s
   ep.ldp = out;
   // Columns split over threads, every thread on all rows: a pooled entry has one writer.
   const int threads = gemm_threads(n, out, in, kMinFlopsPerThread, thread_budget());
-  const int64_t nr = kernels::panel_width(isa_), panels = (out + nr - 1) / nr;
+  const int64_t nr = fp32_->panel_width, panels = (out + nr - 1) / nr;
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, panels));
   const BlockGrid grid(n, out, kernels::GemmBlocks{n, (panels + parts - 1) / parts * nr});
   const auto* packed = static_cast<const float*>(packed_.get());
   const auto ws_floats =
-      static_cast<int64_t>(kernels::gemm_workspace_floats(n, in, isa_, /*pooled=*/true));
+      static_cast<int64_t>(fp32_->workspace_floats(n, in, /*pooled=*/true));
   for_each_block(grid, [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1, bool) {
     thread_local Buffer a_blocks;  // the kernel's packed rows of x, reused across calls
-    kernels::gemm_packed(x, in, packed, out, in, nullptr, out, m0, m1, c0, c1, ep,
-                         a_blocks.reserve(ws_floats), isa_);
+    fp32_->gemm(x, in, packed, out, in, nullptr, out, m0, m1, c0, c1, ep,
+                a_blocks.reserve(ws_floats), kernels::BlockContext{});
   });
 }
 
@@ -268,7 +271,7 @@ void Linear::stage_lowp(const float* x, int64_t n, void** rows, float** scales,
   // x (n, in) -> rows (padded_m, Kp) bf16 or int8 [+ scales, zeros (n)], rows split over threads;
   // every (m, n) block of the GEMM then reads the shared rows.
   const int64_t in = in_features_;
-  const bool bf16 = kernel_ == Kernel::kBf16Amx;
+  const bool bf16 = kernel_ == Kernel::kBf16;
   const size_t row_bytes =
       bf16 ? kernels::bf16_rows_bytes(n, in) : kernels::quantized_rows_bytes(n, in);
   LowpWorkspace& ws = LowpWorkspace::for_this_thread();
@@ -278,9 +281,9 @@ void Linear::stage_lowp(const float* x, int64_t n, void** rows, float** scales,
   constexpr int64_t kRowGrain = 16;
   parallel_for(0, n, kRowGrain, [&](int64_t m0, int64_t m1) {
     if (bf16)
-      kernels::convert_rows_bf16(x, in, n, in, m0, m1, static_cast<uint16_t*>(r));
+      bf16_->convert_rows(x, in, n, in, m0, m1, static_cast<uint16_t*>(r));
     else
-      kernels::quantize_rows(x, in, n, in, m0, m1, static_cast<int8_t*>(r), sc, z, int8_isa_);
+      int8_->quantize_rows(x, in, n, in, m0, m1, static_cast<int8_t*>(r), sc, z);
   });
   *rows = r;
   *scales = sc;
@@ -296,13 +299,12 @@ void Linear::gemm_lowp(const void* rows, const float* scales, const int32_t* zer
   for_each_block(BlockGrid(n, out, kernels::choose_lowp_blocks(n, out, in, threads)),
                  [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1, bool) {
                    if (kernel_ == Kernel::kInt8)
-                     kernels::gemm_int8(static_cast<const int8_t*>(rows), scales, zeros, packed,
-                                        out, in, y, out, m0, m1, c0, c1, ep, int8_isa_);
+                     int8_->gemm(static_cast<const int8_t*>(rows), scales, zeros, packed, out, in,
+                                 y, out, m0, m1, c0, c1, ep);
                    else if (yb)
-                     kernels::gemm_bf16_amx_to_bf16(rows_b, packed, out, in, yb, ldyb, m0, m1, c0,
-                                                    c1, ep);
+                     bf16_->gemm_to_bf16(rows_b, packed, out, in, yb, ldyb, m0, m1, c0, c1, ep);
                    else
-                     kernels::gemm_bf16_amx(rows_b, packed, out, in, y, out, m0, m1, c0, c1, ep);
+                     bf16_->gemm(rows_b, packed, out, in, y, out, m0, m1, c0, c1, ep);
                  });
 }
 

@@ -1,5 +1,6 @@
 // Linear: y = act(x W^T + b) [+ residual], W stored (out_features, in_features) as nn.Linear,
-// computed at a precision chosen at load: fp32, bf16 (AMX) or int8 (dynamic quantization).
+// computed at a precision chosen at load: fp32, bf16 or int8 (dynamic quantization), on the
+// kernels of the family kernels::kernel_set() picked for this CPU.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "kernels/activation.h"
+#include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_lowp.h"
 #include "tensor.h"
@@ -18,7 +20,7 @@ using kernels::Activation;
 // The arithmetic of the GEMM; bias, activation and residual are always added in fp32.
 enum class Precision {
   kFp32,
-  kBf16,  // x and W rounded to bf16, fp32 accumulation (AMX); the fp32 kernels without AMX
+  kBf16,  // x and W rounded to bf16, fp32 accumulation (AMX, arm BFMMLA); else the fp32 kernels
   kInt8,  // W symmetric per output channel at load, x asymmetric per row at run time; int32
           // accumulation
   // A model's precision, not a GEMM's: the Linears kInt8, attention's two products kBf16 (AMX;
@@ -33,8 +35,9 @@ enum class RowPool { kMax = 1, kSum = 2 };  // the kernels' Epilogue::pool codes
 // naming the choices.
 Precision precision_from_name(const std::string& name);
 
-// The kernels a Linear of this precision runs on this CPU: fp32 "avx512" | "avx2"; bf16
-// "amx_bf16", else fp32's; int8 "amx_int8" | "avx512_vnni" | "avx2".
+// The kernels a Linear of this precision runs on this CPU (the names of kernel_set()'s tables):
+// fp32 "avx512" | "avx2" | "neon" | "generic"; bf16 "amx_bf16" | "neon_bf16", else fp32's;
+// int8 "amx_int8" | "avx512_vnni" | "avx2" | "neon_i8mm" | "neon_dotprod" | "generic".
 std::string kernels_for(Precision precision);
 
 class Linear {
@@ -65,18 +68,18 @@ class Linear {
   void pooled(const float* x, int64_t n, const int32_t* segment, int64_t segments, float* pooled,
               Activation act, RowPool pool) const;
 
-  // bf16 Linears on AMX (precision() == kBf16) that feed another one: the result written as that
+  // bf16 Linears (precision() == kBf16) that feed another one: the result written as that
   // Linear's staged bf16 input rows, and the input taken already staged, skipping a round trip of
   // fp32 activations through memory.  Staged rows of f features: (kernels::lowp_padded_m(n),
-  // kernels::bf16_padded_k(f)) bf16, as kernels::convert_rows_bf16 writes them (padding zeroed).
+  // kernels::bf16_padded_k(f)) bf16, as Bf16Gemm::convert_rows writes them (padding zeroed).
   void forward_to_bf16(const float* x, int64_t n, uint16_t* y_rows, Activation act) const;
   void forward_from_bf16(const uint16_t* x_rows, int64_t n, float* y, Activation act,
                          const float* residual = nullptr) const;
 
   int64_t in_features() const { return in_features_; }
-  // The arithmetic actually used: kBf16 only with AMX (bf16 without it computes in fp32).
+  // The arithmetic actually used: kBf16 only with bf16 kernels (without, it computes in fp32).
   Precision precision() const {
-    return kernel_ == Kernel::kBf16Amx ? Precision::kBf16
+    return kernel_ == Kernel::kBf16 ? Precision::kBf16
            : kernel_ == Kernel::kInt8  ? Precision::kInt8
                                        : Precision::kFp32;
   }
@@ -86,7 +89,7 @@ class Linear {
   const Tensor& bias() const { return bias_; }
 
  private:
-  enum class Kernel { kShared, kFp32, kBf16Amx, kInt8 };
+  enum class Kernel { kShared, kFp32, kBf16, kInt8 };
 
   // y (n, out) = epilogue(x (n, in) @ W^T), by kernel_.
   void run_shared(const float* x, int64_t n, float* y, Activation act,
@@ -109,10 +112,12 @@ class Linear {
   Tensor weight_;
   Tensor bias_;
   Kernel kernel_ = Kernel::kShared;
-  // kFp32: kernels::pack_weight for isa_; kBf16Amx: pack_weight_bf16; kInt8: pack_weight_int8.
+  // kFp32: kernels::pack_panels for fp32_; kBf16: pack_weight_bf16; kInt8: pack_weight_int8.
   std::shared_ptr<const void> packed_;
-  kernels::Isa isa_ = kernels::Isa::Avx2;
-  kernels::Int8Isa int8_isa_ = kernels::Int8Isa::Avx2;
+  // The family's tables, from kernels::kernel_set() at load (the one for kernel_ is set).
+  const kernels::Fp32Gemm* fp32_ = nullptr;
+  const kernels::Bf16Gemm* bf16_ = nullptr;
+  const kernels::Int8Gemm* int8_ = nullptr;
   int64_t in_features_ = 0;
   int64_t out_features_ = 0;
 };

@@ -9,6 +9,9 @@
 // x[i] for i = j (mod 16) in increasing i, and the 16 lanes are added pairwise:
 //   sum(x) = ((l0 + l8) + (l4 + l12)) + ... (a fixed tree), l_j = sum_{i = j mod 16} x[i].
 // The compiler vectorizes the lane loop (it is 16 independent sums, no reassociation).
+//
+// Include from eigen/ only: these inline functions are instantiated with the Eigen family's
+// flags (the generic family's scalar loops are address-independent as they are).
 #pragma once
 
 #include <Eigen/Core>

@@ -14,17 +14,20 @@
 // ODR: only intrinsics and internal-linkage helpers (see gemm_lowp_amx.cc).
 
 // GCC 12 false positives on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
+#if !defined(__clang__)  // clang has neither the warning nor the false positive
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <immintrin.h>
 
 #include <cstring>
 
-#include "kernels/amx_tiles.h"
-#include "kernels/attention_isa.h"
-#include "kernels/gemm_lowp_isa.h"
-#include "kernels/simd_math_avx512.h"
+#include "kernels/blocking.h"
+#include "kernels/x86/amx_tiles.h"
+#include "kernels/x86/attention_isa.h"
+#include "kernels/x86/gemm_lowp_isa.h"
+#include "kernels/x86/simd_math_avx512.h"
 
 namespace pybert {
 namespace kernels {
@@ -34,7 +37,6 @@ namespace {
 constexpr int64_t kRows = 16;   // query rows per group: one tile
 constexpr int64_t kGroups = 4;  // groups per block: P of a block is written before any is read
 
-int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // Sizes, in bytes, of the scratch regions (each a multiple of 64 bytes).

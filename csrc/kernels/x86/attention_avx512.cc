@@ -19,12 +19,14 @@
 // ODR: only intrinsics and internal-linkage helpers (see gemm_avx512.cc).
 
 // GCC 12 false positive on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
+#if !defined(__clang__)  // clang has neither the warning nor the false positive
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-#include "kernels/attention_isa.h"
-#include "kernels/gemm_isa.h"
-#include "kernels/simd_math_avx512.h"
+#include "kernels/x86/attention_isa.h"
+#include "kernels/x86/gemm_isa.h"
+#include "kernels/x86/simd_math_avx512.h"
 #include "kernels/blocking.h"
 
 namespace pybert {
@@ -34,7 +36,6 @@ namespace {
 
 constexpr int64_t kBlock = 64;  // query rows per block: (64, len) scores <= 128 KB
 
-int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // Kp[(p * d + k) * nr + j] = K[p * nr + j][k]   (0 past len): K (len, d) as a (len, d) weight.
 // 8 keys x 8 columns at a time, transposed in registers.
@@ -248,5 +249,9 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
 }
 
 }  // namespace avx512
+
+constexpr AttentionKernels kAvx512Attention{avx512::attention_scratch_floats,
+                                            avx512::attention_head};
+
 }  // namespace kernels
 }  // namespace pybert

@@ -37,7 +37,9 @@
 // (FFN1 -> FFN2 at 32x128: 12 MiB a thread): bf16 32x128 -2..-3% with both (+-3%, not separated).
 
 // GCC 12 false positives on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
+#if !defined(__clang__)  // clang has neither the warning nor the false positive
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <immintrin.h>
@@ -45,9 +47,11 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/amx_tiles.h"
-#include "kernels/gemm_lowp_isa.h"
-#include "kernels/simd_math_avx512.h"
+#include "kernels/blocking.h"
+#include "kernels/x86/amx_tiles.h"
+#include "kernels/x86/attention_isa.h"
+#include "kernels/x86/gemm_lowp_isa.h"
+#include "kernels/x86/simd_math_avx512.h"
 
 namespace pybert {
 namespace kernels {
@@ -59,7 +63,6 @@ constexpr int64_t kKcBytes = 512;            // k block: A strip slice 32 x 512 
 constexpr int64_t kMaxNb = 256;              // n block cap: C strip scratch 32 x 256 x 4 = 32 KiB
 constexpr int64_t kStreamBytes = 4 << 20;    // output blocks from this size: non-temporal
 
-int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // What dequantizes an int8 accumulator (gemm_lowp.h):
 //   a_scale[m] * w_scale[n] * (acc[m, n] - a_zero[m] * w_sum[n]).
@@ -268,5 +271,15 @@ void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, co
 }
 
 }  // namespace lowp_amx
+
+// int8 on AMX reads the AVX-512 quantizer's signed format.
+constexpr Int8Gemm kAmxInt8Gemm{"amx_int8", lowp_vnni::quantize_rows_s8, lowp_amx::gemm_int8};
+constexpr Bf16Gemm kAmxBf16Gemm{"amx_bf16",
+                                lowp_amx::convert_rows_bf16,
+                                lowp_amx::gemm_bf16,
+                                lowp_amx::gemm_bf16_out,
+                                attention_amx::attention_scratch_bytes,
+                                attention_amx::attention_head};
+
 }  // namespace kernels
 }  // namespace pybert

@@ -14,8 +14,8 @@
 
 #include <cstring>
 
-#include "kernels/gemm_lowp_isa.h"
-#include "kernels/simd_math_avx2.h"
+#include "kernels/x86/gemm_lowp_isa.h"
+#include "kernels/x86/simd_math_avx2.h"
 #include "kernels/blocking.h"
 
 namespace pybert {
@@ -26,7 +26,6 @@ namespace {
 constexpr int kMR = 4;
 constexpr int64_t kMC = 256;
 
-int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // Lane mask for `cols` (may be <= 0 or >= 8) valid lanes.
 __m256i lane_mask(int64_t cols) {
@@ -168,5 +167,8 @@ void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, co
 }
 
 }  // namespace lowp_avx2
+
+constexpr Int8Gemm kAvx2Int8Gemm{"avx2", lowp_avx2::quantize_rows, lowp_avx2::gemm_int8};
+
 }  // namespace kernels
 }  // namespace pybert

@@ -4,8 +4,8 @@
 // 6 x 16 tile in 12 ymm accumulators (+ 2 panel vectors + 1 broadcast = 15 of 16 ymm).
 // ODR: no external-linkage inline/template entities in this file.
 
-#include "kernels/gemm_isa.h"
-#include "kernels/simd_math_avx2.h"
+#include "kernels/x86/gemm_isa.h"
+#include "kernels/x86/simd_math_avx2.h"
 #include "kernels/blocking.h"
 
 namespace pybert {
@@ -127,19 +127,9 @@ size_t gemm_workspace_floats(int64_t rows, int64_t K, bool pooled) {
   return 0;
 }
 
-size_t packed_weight_floats(int64_t N, int64_t K) {
-  return size_t((N + kNR - 1) / kNR) * size_t(kNR) * size_t(K);
-}
-
-// W (N, K) -> panels (ceil(N / kNR), K, kNR), zero-padded.
-void pack_weight(const float* W, int64_t N, int64_t K, float* packed) {
-  for (int64_t p = 0; p * kNR < N; ++p) {
-    float* P = packed + p * K * kNR;
-    for (int64_t j = 0; j < kNR; ++j) {
-      const int64_t n = p * kNR + j;
-      for (int64_t k = 0; k < K; ++k) P[k * kNR + j] = n < N ? W[n * K + k] : 0.0f;
-    }
-  }
+GemmBlocks choose_blocks(int64_t M, int64_t N, int64_t K, int n_threads) {
+  (void)K;
+  return split_blocks(M, N, kMR, kNR, n_threads);
 }
 
 void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, int64_t K,
@@ -187,5 +177,10 @@ void gemm_packed(const float* A, int64_t lda, const float* packed, int64_t N, in
 }
 
 }  // namespace avx2
+
+constexpr Fp32Gemm kAvx2Fp32Gemm{"avx2",        avx2::kNR, avx2::kMR, avx2::gemm_workspace_floats,
+                                 avx2::gemm_packed, avx2::choose_blocks, nullptr, nullptr,
+                                 nullptr};
+
 }  // namespace kernels
 }  // namespace pybert

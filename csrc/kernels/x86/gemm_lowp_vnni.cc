@@ -13,15 +13,17 @@
 // with the tile dequantized + epilogued straight from the registers.
 
 // GCC 12 false positives on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
+#if !defined(__clang__)  // clang has neither the warning nor the false positive
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <immintrin.h>
 
 #include <cstring>
 
-#include "kernels/gemm_lowp_isa.h"
-#include "kernels/simd_math_avx512.h"
+#include "kernels/x86/gemm_lowp_isa.h"
+#include "kernels/x86/simd_math_avx512.h"
 #include "kernels/blocking.h"
 
 namespace pybert {
@@ -33,7 +35,6 @@ constexpr int kMR = 8;
 constexpr int kNV = 3;
 constexpr int64_t kMC = 256;
 
-int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 struct WeightView {
   const int8_t* q;      // panels
@@ -175,6 +176,19 @@ void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, co
   }
 }
 
+void quantize_rows_u8(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0, int64_t m1,
+                      int8_t* Aq, float* a_scale, int32_t* a_zero) {
+  quantize_rows(A, lda, M, K, m0, m1, Aq, a_scale, a_zero, true);
+}
+
+void quantize_rows_s8(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0, int64_t m1,
+                      int8_t* Aq, float* a_scale, int32_t* a_zero) {
+  quantize_rows(A, lda, M, K, m0, m1, Aq, a_scale, a_zero, false);
+}
+
 }  // namespace lowp_vnni
+
+constexpr Int8Gemm kVnniInt8Gemm{"avx512_vnni", lowp_vnni::quantize_rows_u8, lowp_vnni::gemm_int8};
+
 }  // namespace kernels
 }  // namespace pybert

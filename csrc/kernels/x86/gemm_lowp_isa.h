@@ -2,6 +2,7 @@
 // implemented in its own translation unit compiled for that ISA; arguments are already checked
 // and the layouts are those documented in gemm_lowp.h.
 #pragma once
+#include "kernels/families.h"
 #include "kernels/gemm_lowp.h"
 
 namespace pybert {
@@ -25,6 +26,11 @@ namespace lowp_vnni {  // gemm_lowp_vnni.cc: -mavx512{f,bw,vl,dq,vnni}
 // instead of int8 u - 128.
 void quantize_rows(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0, int64_t m1,
                    int8_t* Aq, float* a_scale, int32_t* a_zero, bool u8_shift);
+// The same, each format (Int8Gemm::quantize_rows of the VNNI and AMX-INT8 tables).
+void quantize_rows_u8(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0, int64_t m1,
+                      int8_t* Aq, float* a_scale, int32_t* a_zero);
+void quantize_rows_s8(const float* A, int64_t lda, int64_t M, int64_t K, int64_t m0, int64_t m1,
+                      int8_t* Aq, float* a_scale, int32_t* a_zero);
 void gemm_int8(const int8_t* Aq, const float* a_scale, const int32_t* a_zero, const void* packed,
                int64_t N, int64_t K, float* C, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
                int64_t n1, const Epilogue& ep);

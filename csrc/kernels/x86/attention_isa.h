@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "kernels/families.h"
+
 namespace pybert {
 namespace kernels {
 namespace avx512 {
