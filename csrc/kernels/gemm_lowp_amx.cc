@@ -36,6 +36,16 @@
 // went +7% (its 2.25 MiB QKV output is read at once by attention), hence 4 MiB.  bf16 Cb too
 // (FFN1 -> FFN2 at 32x128: 12 MiB a thread): bf16 32x128 -2..-3% with both (+-3%, not separated).
 
+// Epilogue cost (measured, 1 thread, bias epilogue, benchmarks/gemm_lowp_amx.cc and a copy of
+// this file with switches): at K = 768 the epilogue, not the tile loop, is the largest cost
+// beside the products: int8 M=512 N=2304 2.2 TOP/s with it, 3.6-3.9 without (2.7 without only
+// its stores); bf16 1.3 vs 1.7 TFLOP/s.  Spreading one n pair's epilogue over the next pair's
+// k steps (software pipelining) gained nothing measurable (int8 +-3%, bf16 +5%): the vector
+// work does not overlap the tile products, so its instruction count is what matters.  Hence
+// the activation as a template constant (no per-vector dispatch), and rows outer so a row's
+// scale / zero point are broadcast once: int8 +5..+15% (e.g. M=512 3072 x 768 2.1-2.2 ->
+// 2.5 TOP/s, M=2048 2304 x 768 1.5-1.7 -> 1.9), bf16 within noise (shared 2-core VM).
+
 // GCC 12 false positives on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -74,45 +84,70 @@ struct Int8Scales {
 // acc: the tile scratch (fp32 for bf16; int32 for int8, dequantized with `q`).
 // Cb (bf16 only): write bf16(result) to Cb[(m + i) * ldc + n + j] instead of C.
 // stream: full vectors of C / Cb with non-temporal stores (rows 64 / 32-byte aligned).
+// kActivation: ep.activation as a constant, so the per-vector code has no dispatch.
+// Rows outer, the two 16-column halves inner: a row's scale and zero point are broadcast once.
+template <bool kInt8, int kActivation>
+void epilogue_rows(const void* acc, int64_t acc_ld, int rows, int64_t cols, int64_t m, int64_t n,
+                   const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, const Epilogue& ep,
+                   bool stream) {
+  __mmask16 mask[2];
+  __m512 bias[2], ws[2];
+  __m512i wsum[2];
+  for (int v = 0; v < 2; ++v) {
+    mask[v] = avx512::tail_mask(cols - 16 * v);
+    const int64_t nv = n + 16 * v;
+    bias[v] = ep.bias ? _mm512_maskz_loadu_ps(mask[v], ep.bias + nv) : _mm512_setzero_ps();
+    ws[v] = kInt8 ? _mm512_maskz_loadu_ps(mask[v], q.w_scale + nv) : _mm512_setzero_ps();
+    wsum[v] = kInt8 ? _mm512_maskz_loadu_epi32(mask[v], q.w_sum + nv) : _mm512_setzero_si512();
+  }
+  const int halves = cols > 16 ? 2 : 1;
+  for (int i = 0; i < rows; ++i) {
+    __m512i zero_point = _mm512_setzero_si512();
+    __m512 row_scale = _mm512_setzero_ps();
+    if (kInt8) {
+      zero_point = _mm512_set1_epi32(q.a_zero[m + i]);
+      row_scale = _mm512_set1_ps(q.a_scale[m + i]);
+    }
+    for (int v = 0; v < halves; ++v) {
+      const int64_t nv = n + 16 * v;
+      __m512 x;
+      if (kInt8) {
+        const __m512i a = _mm512_load_si512(static_cast<const int32_t*>(acc) + i * acc_ld + 16 * v);
+        const __m512i zero = _mm512_mullo_epi32(zero_point, wsum[v]);
+        x = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, zero)),
+                          _mm512_mul_ps(row_scale, ws[v]));
+      } else {
+        x = _mm512_load_ps(static_cast<const float*>(acc) + i * acc_ld + 16 * v);
+      }
+      if (ep.bias) x = _mm512_add_ps(x, bias[v]);
+      x = avx512::activate_ps(x, kActivation);
+      if (ep.residual)
+        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ep.residual + (m + i) * ep.ldr + nv));
+      if (Cb && stream && mask[v] == 0xFFFF)
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(Cb + (m + i) * ldc + nv),
+                            (__m256i)_mm512_cvtneps_pbh(x));
+      else if (Cb)
+        _mm256_mask_storeu_epi16(Cb + (m + i) * ldc + nv, mask[v], (__m256i)_mm512_cvtneps_pbh(x));
+      else if (stream && mask[v] == 0xFFFF)
+        _mm512_stream_ps(C + (m + i) * ldc + nv, x);
+      else
+        _mm512_mask_storeu_ps(C + (m + i) * ldc + nv, mask[v], x);
+    }
+  }
+}
+
 template <bool kInt8>
 void epilogue_block(const void* acc, int64_t acc_ld, int rows, int64_t cols, int64_t m, int64_t n,
                     const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, const Epilogue& ep,
                     bool stream) {
-  for (int v = 0; v < 2; ++v) {
-    const __mmask16 mask = avx512::tail_mask(cols - 16 * v);
-    if (!mask) continue;
-    const int64_t nv = n + 16 * v;
-    const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + nv) : _mm512_setzero_ps();
-    __m512 ws = _mm512_setzero_ps();
-    __m512i wsum = _mm512_setzero_si512();
-    if (kInt8) {
-      ws = _mm512_maskz_loadu_ps(mask, q.w_scale + nv);
-      wsum = _mm512_maskz_loadu_epi32(mask, q.w_sum + nv);
-    }
-    for (int i = 0; i < rows; ++i) {
-      __m512 x;
-      if (kInt8) {
-        const __m512i a = _mm512_load_si512(static_cast<const int32_t*>(acc) + i * acc_ld + 16 * v);
-        const __m512i zero = _mm512_mullo_epi32(_mm512_set1_epi32(q.a_zero[m + i]), wsum);
-        x = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, zero)),
-                          _mm512_mul_ps(_mm512_set1_ps(q.a_scale[m + i]), ws));
-      } else {
-        x = _mm512_load_ps(static_cast<const float*>(acc) + i * acc_ld + 16 * v);
-      }
-      if (ep.bias) x = _mm512_add_ps(x, bias);
-      x = avx512::activate_ps(x, ep.activation);
-      if (ep.residual)
-        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, ep.residual + (m + i) * ep.ldr + nv));
-      if (Cb && stream && mask == 0xFFFF)
-        _mm256_stream_si256(reinterpret_cast<__m256i*>(Cb + (m + i) * ldc + nv),
-                            (__m256i)_mm512_cvtneps_pbh(x));
-      else if (Cb)
-        _mm256_mask_storeu_epi16(Cb + (m + i) * ldc + nv, mask, (__m256i)_mm512_cvtneps_pbh(x));
-      else if (stream && mask == 0xFFFF)
-        _mm512_stream_ps(C + (m + i) * ldc + nv, x);
-      else
-        _mm512_mask_storeu_ps(C + (m + i) * ldc + nv, mask, x);
-    }
+  switch (ep.activation) {
+    case 1: return epilogue_rows<kInt8, 1>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 2: return epilogue_rows<kInt8, 2>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 3: return epilogue_rows<kInt8, 3>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 4: return epilogue_rows<kInt8, 4>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 5: return epilogue_rows<kInt8, 5>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 6: return epilogue_rows<kInt8, 6>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    default: return epilogue_rows<kInt8, 0>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
   }
 }
 
