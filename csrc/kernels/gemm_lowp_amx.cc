@@ -22,6 +22,8 @@
 //       for k step: C(32 x 32) += A strip slice (32 x 64 B) @ B pair slice
 //       C tiles -> strip scratch; after the last k block: dequant + epilogue -> C (masked, so
 //       M/N tails never touch C outside the block; padded A rows / W columns are dropped).
+// Deep K (an n block of < kDeepMinNb columns, i.e. bf16 K > 2048): m block (A in L2) -> n pair
+// -> m strip -> all k steps with C in the tiles; see gemm_tiles_deep.
 // Measured (1 thread, M=128 N=K=768): k blocking 1190 -> 1430 GFLOP/s bf16; this core's
 // tdpbf16ps peak with register operands is ~2.1 TFLOP/s (tools/amx_peak.cc).
 // The tile configuration is loaded at the start of each call and released at its end, so
@@ -68,6 +70,8 @@ constexpr int64_t kPanelBytes = 512 * 1024;  // packed weight per n block (L2 sh
 constexpr int64_t kKcBytes = 512;            // k block: A strip slice 32 x 512 B = 16 KiB (L1)
 constexpr int64_t kMaxNb = 256;              // n block cap: C strip scratch 32 x 256 x 4 = 32 KiB
 constexpr int64_t kStreamBytes = 4 << 20;    // output blocks from this size: non-temporal
+constexpr int64_t kDeepMinNb = 128;          // n blocks narrower than this: the deep-K order
+constexpr int64_t kDeepABytes = 1 << 20;     // deep-K order: A rows per m block (L2 share)
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -192,30 +196,76 @@ void tile_block(const uint8_t* A, int64_t a_ld, const uint8_t* B, int64_t b_ld, 
   if (MT > 1 && NT > 1) _tile_stored(3, c + 16 * acc_ld + 64, acc_ld);
 }
 
-// Shared driver.  A: staged rows, row m at A + m * Kp_bytes, rows up to m1 + 14
-// readable (a strip of > 16 rows starting at m reads m..m+31 with m + 16 < m1).
-// For strips of > 16 rows K is split into near-equal blocks of <= kKcBytes so that the A strip
-// slice (32 x kc bytes) stays in L1 while the n pairs of the n block stream their B slices from
-// L2; the partial
-// C of the strip (32 x nb fp32/int32) lives in a stack scratch between k blocks.
+// tile_block for a strip of `rows` (<= 32) rows and `cols` (<= 32) columns: the 2 x 2, 2 x 1,
+// 1 x 2 or 1 x 1 tile grid that covers it.
 template <bool kInt8>
-void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const Int8Scales& q,
-                float* C, uint16_t* Cb, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
-                int64_t n1, const Epilogue& ep) {
+void tile_block_any(int rows, int64_t cols, const uint8_t* A, int64_t a_ld, const uint8_t* B,
+                    int64_t b_ld, int64_t kt, void* acc, int64_t acc_ld, bool accumulate) {
+  if (rows > 16) {
+    if (cols > 16)
+      tile_block<kInt8, 2, 2>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
+    else
+      tile_block<kInt8, 2, 1>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
+  } else {
+    if (cols > 16)
+      tile_block<kInt8, 1, 2>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
+    else
+      tile_block<kInt8, 1, 1>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
+  }
+}
+
+// Deep-K order, for K so deep that an n block (kPanelBytes of B) holds fewer than kDeepMinNb
+// columns (bf16 K > 2048: FFN2's K = 3072): there the k-blocked order below streams all of A
+// from L3 / memory once per n block of only 2-3 n pairs.  Instead:
+//   for m block (mb rows: mb x Kp bytes of A <= kDeepABytes, stays in L2)
+//    for n pair (32 columns: their B slice, 32 x Kp bytes, stays in L2 while the strips pass)
+//     for m strip (32 rows): C(32 x 32) = A strip @ B pair slice over all K in the tile
+//                            registers (no scratch between k blocks), then the epilogue.
+// Measured (1 thread, bias epilogue, old and new order alternating, shared VM): bf16 N=768
+// K=3072 M=512 987 -> 1229 GFLOP/s, M=2048 992 -> 1160; for K = 768 (bf16 and int8) and for
+// int8 K=3072 this order was slower or even (e.g. bf16 M=512 2304 x 768 1339 -> 1027), hence
+// only past kDeepMinNb.
+template <bool kInt8>
+void gemm_tiles_deep(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed,
+                     const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, int64_t m0,
+                     int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep, bool stream) {
   const int64_t kt = Kp_bytes / 64;
   const int64_t panel = 16 * Kp_bytes;  // bytes per 16-column panel
-  int64_t nb = kPanelBytes / Kp_bytes / 32 * 32;
-  nb = nb < 32 ? 32 : nb > kMaxNb ? kMaxNb : nb;
+  int64_t mb = kDeepABytes / Kp_bytes / 32 * 32;
+  mb = mb < 32 ? 32 : mb;
+  alignas(64) int32_t acc[32 * 32];  // the C tiles of one strip and n pair, for the epilogue
+  for (int64_t mc = m0; mc < m1; mc += mb) {
+    const int64_t me = mc + mb < m1 ? mc + mb : m1;
+    for (int64_t n = n0; n < n1; n += 32) {
+      const int64_t cols = n1 - n < 32 ? n1 - n : 32;
+      const uint8_t* b = packed + (n / 16) * panel;
+      for (int64_t m = mc; m < me; m += 32) {
+        const int rows = int(me - m < 32 ? me - m : 32);  // only the last m block has a tail
+        tile_block_any<kInt8>(rows, cols, A + m * Kp_bytes, Kp_bytes, b, panel, kt, acc,
+                              32 * 4, false);
+        epilogue_block<kInt8>(acc, 32, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+      }
+    }
+  }
+}
+
+// The k-blocked order (the header's "Blocking"), for an n block of nb columns.
+// For strips of > 16 rows K is split into near-equal blocks of <= kKcBytes so that the A strip
+// slice (32 x kc bytes) stays in L1 while the n pairs of the n block stream their B slices from
+// L2; the partial C of the strip (32 x nb fp32/int32) lives in a stack scratch between k blocks.
+template <bool kInt8>
+void gemm_tiles_blocked(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed,
+                        const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, int64_t m0,
+                        int64_t m1, int64_t n0, int64_t n1, int64_t nb, const Epilogue& ep,
+                        bool stream) {
+  const int64_t kt = Kp_bytes / 64;
+  const int64_t panel = 16 * Kp_bytes;  // bytes per 16-column panel
   // k steps per block: strips of <= 16 rows (A strip 16 x Kp) keep the whole K in one block.
   const int64_t nkb = (Kp_bytes + kKcBytes - 1) / kKcBytes;
   const int64_t kcb2 = (kt + nkb - 1) / nkb;
   constexpr int64_t kAccLd = kMaxNb + 16;  // floats; +64 B breaks 4 KiB set aliasing
   alignas(64) float acc[32 * kAccLd];
   const int64_t acc_ld = 4 * kAccLd;  // bytes
-  const bool stream = (m1 - m0) * (n1 - n0) * (C ? 4 : 2) >= kStreamBytes &&
-                      reinterpret_cast<uintptr_t>(C ? static_cast<void*>(C) : Cb) % 64 == 0 &&
-                      ldc % 16 == 0;
-  amx::load_full_tile_config();
   for (int64_t nc = n0; nc < n1; nc += nb) {
     const int64_t ne = nc + nb < n1 ? nc + nb : n1;
     for (int64_t m = m0; m < m1; m += 32) {
@@ -229,23 +279,34 @@ void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const
           const int64_t cols = ne - n < 32 ? ne - n : 32;
           const uint8_t* b = packed + (n / 16) * panel + 1024 * k0;
           float* c = acc + (n - nc);
-          if (rows > 16) {
-            if (cols > 16)
-              tile_block<kInt8, 2, 2>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
-            else
-              tile_block<kInt8, 2, 1>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
-          } else {
-            if (cols > 16)
-              tile_block<kInt8, 1, 2>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
-            else
-              tile_block<kInt8, 1, 1>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
-          }
+          tile_block_any<kInt8>(rows, cols, a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
           if (last)
             epilogue_block<kInt8>(c, kAccLd, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
         }
       }
     }
   }
+}
+
+// Shared driver.  A: staged rows, row m at A + m * Kp_bytes, rows up to m1 + 14
+// readable (a strip of > 16 rows starting at m reads m..m+31 with m + 16 < m1).
+// n block: nb columns whose packed panels (nb x Kp bytes) fit kPanelBytes; narrower than
+// kDeepMinNb (deep K), the deep-K order instead of the k-blocked one.
+template <bool kInt8>
+void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const Int8Scales& q,
+                float* C, uint16_t* Cb, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
+                int64_t n1, const Epilogue& ep) {
+  int64_t nb = kPanelBytes / Kp_bytes / 32 * 32;
+  nb = nb < 32 ? 32 : nb > kMaxNb ? kMaxNb : nb;
+  const bool stream = (m1 - m0) * (n1 - n0) * (C ? 4 : 2) >= kStreamBytes &&
+                      reinterpret_cast<uintptr_t>(C ? static_cast<void*>(C) : Cb) % 64 == 0 &&
+                      ldc % 16 == 0;
+  amx::load_full_tile_config();
+  if (nb < kDeepMinNb)
+    gemm_tiles_deep<kInt8>(A, Kp_bytes, packed, q, C, Cb, ldc, m0, m1, n0, n1, ep, stream);
+  else
+    gemm_tiles_blocked<kInt8>(A, Kp_bytes, packed, q, C, Cb, ldc, m0, m1, n0, n1, nb, ep,
+                              stream);
   _tile_release();
   if (stream) _mm_sfence();  // the non-temporal stores visible before the caller's join
 }
