@@ -37,16 +37,22 @@
 // 16x128 -7%, 8x128 -2..-7%; bf16 32x128 -3..-5%, 8x128 +-1%.  From 2 MiB instead, bf16 1x512
 // went +7% (its 2.25 MiB QKV output is read at once by attention), hence 4 MiB.  bf16 Cb too
 // (FFN1 -> FFN2 at 32x128: 12 MiB a thread): bf16 32x128 -2..-3% with both (+-3%, not separated).
-
+//
 // Epilogue cost (measured, 1 thread, bias epilogue, benchmarks/gemm_lowp_amx.cc and a copy of
 // this file with switches): at K = 768 the epilogue, not the tile loop, is the largest cost
 // beside the products: int8 M=512 N=2304 2.2 TOP/s with it, 3.6-3.9 without (2.7 without only
 // its stores); bf16 1.3 vs 1.7 TFLOP/s.  Spreading one n pair's epilogue over the next pair's
-// k steps (software pipelining) gained nothing measurable (int8 +-3%, bf16 +5%): the vector
-// work does not overlap the tile products, so its instruction count is what matters.  Hence
-// the activation as a template constant (no per-vector dispatch), and rows outer so a row's
-// scale / zero point are broadcast once: int8 +5..+15% (e.g. M=512 3072 x 768 2.1-2.2 ->
-// 2.5 TOP/s, M=2048 2304 x 768 1.5-1.7 -> 1.9), bf16 within noise (shared 2-core VM).
+// k steps (software pipelining) gained little (int8 +0..5%, bf16 +-5%): the vector work hardly
+// overlaps the tile products, so its instruction count is what matters.  Hence the activation
+// as a template constant (no per-vector dispatch), and rows outer so a row's scale / zero point
+// are broadcast once: int8 +5..+15% (e.g. M=512 3072 x 768 2.1-2.2 -> 2.5 TOP/s, M=2048
+// 2304 x 768 1.5-1.7 -> 1.9), bf16 within noise (shared 2-core VM).  After it, int8 M=512
+// 2304 x 768 is ~2.5 TOP/s with the epilogue, ~3.6 without: what remains of the gap.
+// Tried without gain (same benchmark, old and new alternating): each tile loaded right after
+// the last product that reads the previous k step's (software-pipelined loads; +0..4%);
+// n blocks of 256 KiB / 768 KiB / 1 MiB of B and k blocks of 768 / 1024 bytes (+-3%); the
+// deep-K order (C in tiles over all K) at K = 768 (bf16 -15..-25%, int8 +-5%) and int8 K=3072
+// (+-3%); n block -> strip -> n pair -> all K with C in tiles (same or worse).
 
 // GCC 12 false positives on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
