@@ -1,5 +1,6 @@
 """pybert int8 / bf16 against OpenVINO static int8 / bf16 on bench.py's random-weight BERT-base
-(and all-MiniLM-L6-v2 with --models bert-base,minilm), whole model, at the shapes where pybert loses (issue 23): one process, the engines taking turns
+(and all-MiniLM-L6-v2 with --models bert-base,minilm), whole model, at the shapes where pybert
+loses (issue 23): each engine in its own process (engines.py, as bench.py), taking turns
 (bench.time_engines: a 0.25 s pause and an untimed call before each turn), ratios printed per
 shape; with --profile also OpenVINO's own per-layer time of its GEMMs (FullyConnected) per call,
 the yardstick for pybert's GEMM kernels (benchmarks/gemm_lowp_amx.cc times those alone).
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import engines  # noqa: E402
 import openvino_models  # noqa: E402
 from bench import bert_base_dir, machine_line, make_batch, time_engines  # noqa: E402
 
@@ -42,26 +45,26 @@ def ov_gemm_ms(model, precision, threads, feed, calls=5) -> float:
     return statistics.median(per_call) / 1e3
 
 
-def time_model(name, ours, vocab, ir, precisions, args) -> None:
-    """One table row per shape: OpenVINO's ms, pybert's ms and its ratio to OpenVINO's."""
+def time_model(name, running, vocab, ir, precisions, args) -> None:
+    """One table row per shape: OpenVINO's ms, pybert's ms and its ratio to OpenVINO's.
+    running: {"OV <p>" / "pybert <p>": engines.Engine}, each engine in its own process."""
     ov_precisions = sorted({OV_PRECISION[p] for p in precisions})
-    ov = {p: openvino_models.compile_model(ir["int8" if p == "int8" else "fp32"], p, args.threads)
-          for p in ov_precisions}
     print(f"\n{name}\n| shape | " + " | ".join(f"OV {p} ms" for p in ov_precisions) + " | "
           + " | ".join(f"pybert {p} ms (/ OV {OV_PRECISION[p]})" for p in precisions) + " |")
     for shape in args.shapes.split(","):
         ids, mask, types = make_batch(shape, vocab)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        fns = {f"OV {p}": openvino_models.infer_fn(ov[p], feed) for p in ov_precisions}
-        fns.update({f"pybert {p}": (lambda m=ours[p]: m(ids, mask, types)) for p in precisions})
-        ms = time_engines(fns, args.budget)
+        for engine in running.values():
+            engine.set_feed(feed)
+        ms = {e: statistics.median(t) * 1e3 for e, t in time_engines(running, args.budget).items()}
         cells = [f"{ms[f'OV {p}']:.1f}" for p in ov_precisions] + [
             f"{ms[f'pybert {p}']:.1f} ({ms[f'pybert {p}'] / ms[f'OV {OV_PRECISION[p]}']:.2f})"
             for p in precisions]
         print(f"| {shape} | " + " | ".join(cells) + " |", flush=True)
         if args.profile:
             for p in ov_precisions:
-                gemm = ov_gemm_ms(ir["int8" if p == "int8" else "fp32"], p, args.threads, feed)
+                model = ir["int8" if p == "int8" else "fp32"]
+                gemm = ov_gemm_ms(model, p, args.threads, feed)
                 print(f"    OV {p} GEMMs (its profile, one call): {gemm:.1f} ms", flush=True)
 
 
@@ -97,11 +100,19 @@ def main() -> int:
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             path = minilm if name == "minilm" else bert_base_dir(tmp)
-            ours = {p: pybert.BertModel.from_pretrained(path, num_threads=args.threads,
-                                                        precision=p) for p in precisions}
             ref = transformers.BertModel.from_pretrained(path, attn_implementation="sdpa").eval()
-            ir = openvino_models.load_models(name, path, ref, tokenizer, args.ov_cache)
-        time_model(name, ours, ref.config.vocab_size, ir, precisions, args)
+            ir_paths = openvino_models.ir_files(name, path, ref, tokenizer, args.ov_cache)
+            ir = openvino_models.load_models(name, path, ref, tokenizer, args.ov_cache) \
+                if args.profile else None
+            specs = {f"pybert {p}": ("pybert", path, p, args.threads) for p in precisions}
+            specs.update({f"OV {p}": ("openvino", ir_paths["int8" if p == "int8" else "fp32"],
+                                      p, args.threads)
+                          for p in sorted({OV_PRECISION[p] for p in precisions})})
+            running = engines.start(specs)
+            try:
+                time_model(name, running, ref.config.vocab_size, ir, precisions, args)
+            finally:
+                engines.close(running)
     return 0
 
 

@@ -54,8 +54,10 @@ MODEL_CONFIGS = [
          hidden_act="gelu_new"),
 ]
 # (300, 96, 80): rows enough (>= 128 a thread) for 2 threads to split rows instead of columns.
+# (17, 2100, 40), (500, 2100, 47): K > 2048, AMX bf16's deep-K order (m blocks of 224 rows at
+# this K: 250 rows a thread end in a 26-row strip), with row and column tails.
 LINEAR_SHAPES = [(1, 8, 8), (7, 33, 65), (70, 384, 1536), (130, 96, 40), (33, 300, 17),
-                 (64, 1536, 384), (300, 96, 80)]
+                 (64, 1536, 384), (300, 96, 80), (17, 2100, 40), (500, 2100, 47)]
 
 
 def bf16_round(a: np.ndarray) -> np.ndarray:

@@ -22,6 +22,8 @@
 //       for k step: C(32 x 32) += A strip slice (32 x 64 B) @ B pair slice
 //       C tiles -> strip scratch; after the last k block: dequant + epilogue -> C (masked, so
 //       M/N tails never touch C outside the block; padded A rows / W columns are dropped).
+// Deep K (an n block of < kDeepMinNb columns, i.e. bf16 K > 2048): m block (A in L2) -> n pair
+// -> m strip -> all k steps with C in the tiles; see gemm_tiles_deep.
 // Measured (1 thread, M=128 N=K=768): k blocking 1190 -> 1430 GFLOP/s bf16; this core's
 // tdpbf16ps peak with register operands is ~2.1 TFLOP/s (tools/amx_peak.cc).
 // The tile configuration is loaded at the start of each call and released at its end, so
@@ -35,6 +37,22 @@
 // 16x128 -7%, 8x128 -2..-7%; bf16 32x128 -3..-5%, 8x128 +-1%.  From 2 MiB instead, bf16 1x512
 // went +7% (its 2.25 MiB QKV output is read at once by attention), hence 4 MiB.  bf16 Cb too
 // (FFN1 -> FFN2 at 32x128: 12 MiB a thread): bf16 32x128 -2..-3% with both (+-3%, not separated).
+//
+// Epilogue cost (measured, 1 thread, bias epilogue, benchmarks/gemm_lowp_amx.cc and a copy of
+// this file with switches): at K = 768 the epilogue, not the tile loop, is the largest cost
+// beside the products: int8 M=512 N=2304 2.2 TOP/s with it, 3.6-3.9 without (2.7 without only
+// its stores); bf16 1.3 vs 1.7 TFLOP/s.  Spreading one n pair's epilogue over the next pair's
+// k steps (software pipelining) gained little (int8 +0..5%, bf16 +-5%): the vector work hardly
+// overlaps the tile products, so its instruction count is what matters.  Hence the activation
+// as a template constant (no per-vector dispatch), and rows outer so a row's scale / zero point
+// are broadcast once: int8 +5..+15% (e.g. M=512 3072 x 768 2.1-2.2 -> 2.5 TOP/s, M=2048
+// 2304 x 768 1.5-1.7 -> 1.9), bf16 within noise (shared 2-core VM).  After it, int8 M=512
+// 2304 x 768 is ~2.5 TOP/s with the epilogue, ~3.6 without: what remains of the gap.
+// Tried without gain (same benchmark, old and new alternating): each tile loaded right after
+// the last product that reads the previous k step's (software-pipelined loads; +0..4%);
+// n blocks of 256 KiB / 768 KiB / 1 MiB of B and k blocks of 768 / 1024 bytes (+-3%); the
+// deep-K order (C in tiles over all K) at K = 768 (bf16 -15..-25%, int8 +-5%) and int8 K=3072
+// (+-3%); n block -> strip -> n pair -> all K with C in tiles (same or worse).
 
 // GCC 12 false positives on _mm512_undefined_ps() inside AVX-512 intrinsics (PR105593).
 #if !defined(__clang__)  // clang has neither the warning nor the false positive
@@ -62,6 +80,8 @@ constexpr int64_t kPanelBytes = 512 * 1024;  // packed weight per n block (L2 sh
 constexpr int64_t kKcBytes = 512;            // k block: A strip slice 32 x 512 B = 16 KiB (L1)
 constexpr int64_t kMaxNb = 256;              // n block cap: C strip scratch 32 x 256 x 4 = 32 KiB
 constexpr int64_t kStreamBytes = 4 << 20;    // output blocks from this size: non-temporal
+constexpr int64_t kDeepMinNb = 128;          // n blocks narrower than this: the deep-K order
+constexpr int64_t kDeepABytes = 1 << 20;     // deep-K order: A rows per m block (L2 share)
 
 
 // What dequantizes an int8 accumulator (gemm_lowp.h):
@@ -77,45 +97,70 @@ struct Int8Scales {
 // acc: the tile scratch (fp32 for bf16; int32 for int8, dequantized with `q`).
 // Cb (bf16 only): write bf16(result) to Cb[(m + i) * ldc + n + j] instead of C.
 // stream: full vectors of C / Cb with non-temporal stores (rows 64 / 32-byte aligned).
+// kActivation: ep.activation as a constant, so the per-vector code has no dispatch.
+// Rows outer, the two 16-column halves inner: a row's scale and zero point are broadcast once.
+template <bool kInt8, int kActivation>
+void epilogue_rows(const void* acc, int64_t acc_ld, int rows, int64_t cols, int64_t m, int64_t n,
+                   const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, const Epilogue& ep,
+                   bool stream) {
+  __mmask16 mask[2];
+  __m512 bias[2], ws[2];
+  __m512i wsum[2];
+  for (int v = 0; v < 2; ++v) {
+    mask[v] = avx512::tail_mask(cols - 16 * v);
+    const int64_t nv = n + 16 * v;
+    bias[v] = ep.bias ? _mm512_maskz_loadu_ps(mask[v], ep.bias + nv) : _mm512_setzero_ps();
+    ws[v] = kInt8 ? _mm512_maskz_loadu_ps(mask[v], q.w_scale + nv) : _mm512_setzero_ps();
+    wsum[v] = kInt8 ? _mm512_maskz_loadu_epi32(mask[v], q.w_sum + nv) : _mm512_setzero_si512();
+  }
+  const int halves = cols > 16 ? 2 : 1;
+  for (int i = 0; i < rows; ++i) {
+    __m512i zero_point = _mm512_setzero_si512();
+    __m512 row_scale = _mm512_setzero_ps();
+    if (kInt8) {
+      zero_point = _mm512_set1_epi32(q.a_zero[m + i]);
+      row_scale = _mm512_set1_ps(q.a_scale[m + i]);
+    }
+    for (int v = 0; v < halves; ++v) {
+      const int64_t nv = n + 16 * v;
+      __m512 x;
+      if (kInt8) {
+        const __m512i a = _mm512_load_si512(static_cast<const int32_t*>(acc) + i * acc_ld + 16 * v);
+        const __m512i zero = _mm512_mullo_epi32(zero_point, wsum[v]);
+        x = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, zero)),
+                          _mm512_mul_ps(row_scale, ws[v]));
+      } else {
+        x = _mm512_load_ps(static_cast<const float*>(acc) + i * acc_ld + 16 * v);
+      }
+      if (ep.bias) x = _mm512_add_ps(x, bias[v]);
+      x = avx512::activate_ps(x, kActivation);
+      if (ep.residual)
+        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ep.residual + (m + i) * ep.ldr + nv));
+      if (Cb && stream && mask[v] == 0xFFFF)
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(Cb + (m + i) * ldc + nv),
+                            (__m256i)_mm512_cvtneps_pbh(x));
+      else if (Cb)
+        _mm256_mask_storeu_epi16(Cb + (m + i) * ldc + nv, mask[v], (__m256i)_mm512_cvtneps_pbh(x));
+      else if (stream && mask[v] == 0xFFFF)
+        _mm512_stream_ps(C + (m + i) * ldc + nv, x);
+      else
+        _mm512_mask_storeu_ps(C + (m + i) * ldc + nv, mask[v], x);
+    }
+  }
+}
+
 template <bool kInt8>
 void epilogue_block(const void* acc, int64_t acc_ld, int rows, int64_t cols, int64_t m, int64_t n,
                     const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, const Epilogue& ep,
                     bool stream) {
-  for (int v = 0; v < 2; ++v) {
-    const __mmask16 mask = avx512::tail_mask(cols - 16 * v);
-    if (!mask) continue;
-    const int64_t nv = n + 16 * v;
-    const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(mask, ep.bias + nv) : _mm512_setzero_ps();
-    __m512 ws = _mm512_setzero_ps();
-    __m512i wsum = _mm512_setzero_si512();
-    if (kInt8) {
-      ws = _mm512_maskz_loadu_ps(mask, q.w_scale + nv);
-      wsum = _mm512_maskz_loadu_epi32(mask, q.w_sum + nv);
-    }
-    for (int i = 0; i < rows; ++i) {
-      __m512 x;
-      if (kInt8) {
-        const __m512i a = _mm512_load_si512(static_cast<const int32_t*>(acc) + i * acc_ld + 16 * v);
-        const __m512i zero = _mm512_mullo_epi32(_mm512_set1_epi32(q.a_zero[m + i]), wsum);
-        x = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, zero)),
-                          _mm512_mul_ps(_mm512_set1_ps(q.a_scale[m + i]), ws));
-      } else {
-        x = _mm512_load_ps(static_cast<const float*>(acc) + i * acc_ld + 16 * v);
-      }
-      if (ep.bias) x = _mm512_add_ps(x, bias);
-      x = avx512::activate_ps(x, ep.activation);
-      if (ep.residual)
-        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, ep.residual + (m + i) * ep.ldr + nv));
-      if (Cb && stream && mask == 0xFFFF)
-        _mm256_stream_si256(reinterpret_cast<__m256i*>(Cb + (m + i) * ldc + nv),
-                            (__m256i)_mm512_cvtneps_pbh(x));
-      else if (Cb)
-        _mm256_mask_storeu_epi16(Cb + (m + i) * ldc + nv, mask, (__m256i)_mm512_cvtneps_pbh(x));
-      else if (stream && mask == 0xFFFF)
-        _mm512_stream_ps(C + (m + i) * ldc + nv, x);
-      else
-        _mm512_mask_storeu_ps(C + (m + i) * ldc + nv, mask, x);
-    }
+  switch (ep.activation) {
+    case 1: return epilogue_rows<kInt8, 1>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 2: return epilogue_rows<kInt8, 2>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 3: return epilogue_rows<kInt8, 3>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 4: return epilogue_rows<kInt8, 4>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 5: return epilogue_rows<kInt8, 5>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    case 6: return epilogue_rows<kInt8, 6>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+    default: return epilogue_rows<kInt8, 0>(acc, acc_ld, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
   }
 }
 
@@ -160,30 +205,76 @@ void tile_block(const uint8_t* A, int64_t a_ld, const uint8_t* B, int64_t b_ld, 
   if (MT > 1 && NT > 1) _tile_stored(3, c + 16 * acc_ld + 64, acc_ld);
 }
 
-// Shared driver.  A: staged rows, row m at A + m * Kp_bytes, rows up to m1 + 14
-// readable (a strip of > 16 rows starting at m reads m..m+31 with m + 16 < m1).
-// For strips of > 16 rows K is split into near-equal blocks of <= kKcBytes so that the A strip
-// slice (32 x kc bytes) stays in L1 while the n pairs of the n block stream their B slices from
-// L2; the partial
-// C of the strip (32 x nb fp32/int32) lives in a stack scratch between k blocks.
+// tile_block for a strip of `rows` (<= 32) rows and `cols` (<= 32) columns: the 2 x 2, 2 x 1,
+// 1 x 2 or 1 x 1 tile grid that covers it.
 template <bool kInt8>
-void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const Int8Scales& q,
-                float* C, uint16_t* Cb, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
-                int64_t n1, const Epilogue& ep) {
+void tile_block_any(int rows, int64_t cols, const uint8_t* A, int64_t a_ld, const uint8_t* B,
+                    int64_t b_ld, int64_t kt, void* acc, int64_t acc_ld, bool accumulate) {
+  if (rows > 16) {
+    if (cols > 16)
+      tile_block<kInt8, 2, 2>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
+    else
+      tile_block<kInt8, 2, 1>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
+  } else {
+    if (cols > 16)
+      tile_block<kInt8, 1, 2>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
+    else
+      tile_block<kInt8, 1, 1>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
+  }
+}
+
+// Deep-K order, for K so deep that an n block (kPanelBytes of B) holds fewer than kDeepMinNb
+// columns (bf16 K > 2048: FFN2's K = 3072): there the k-blocked order below streams all of A
+// from L3 / memory once per n block of only 2-3 n pairs.  Instead:
+//   for m block (mb rows: mb x Kp bytes of A <= kDeepABytes, stays in L2)
+//    for n pair (32 columns: their B slice, 32 x Kp bytes, stays in L2 while the strips pass)
+//     for m strip (32 rows): C(32 x 32) = A strip @ B pair slice over all K in the tile
+//                            registers (no scratch between k blocks), then the epilogue.
+// Measured (1 thread, bias epilogue, old and new order alternating, shared VM): bf16 N=768
+// K=3072 M=512 987 -> 1229 GFLOP/s, M=2048 992 -> 1160; for K = 768 (bf16 and int8) and for
+// int8 K=3072 this order was slower or even (e.g. bf16 M=512 2304 x 768 1339 -> 1027), hence
+// only past kDeepMinNb.
+template <bool kInt8>
+void gemm_tiles_deep(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed,
+                     const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, int64_t m0,
+                     int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep, bool stream) {
   const int64_t kt = Kp_bytes / 64;
   const int64_t panel = 16 * Kp_bytes;  // bytes per 16-column panel
-  int64_t nb = kPanelBytes / Kp_bytes / 32 * 32;
-  nb = nb < 32 ? 32 : nb > kMaxNb ? kMaxNb : nb;
+  int64_t mb = kDeepABytes / Kp_bytes / 32 * 32;
+  mb = mb < 32 ? 32 : mb;
+  alignas(64) int32_t acc[32 * 32];  // the C tiles of one strip and n pair, for the epilogue
+  for (int64_t mc = m0; mc < m1; mc += mb) {
+    const int64_t me = mc + mb < m1 ? mc + mb : m1;
+    for (int64_t n = n0; n < n1; n += 32) {
+      const int64_t cols = n1 - n < 32 ? n1 - n : 32;
+      const uint8_t* b = packed + (n / 16) * panel;
+      for (int64_t m = mc; m < me; m += 32) {
+        const int rows = int(me - m < 32 ? me - m : 32);  // only the last m block has a tail
+        tile_block_any<kInt8>(rows, cols, A + m * Kp_bytes, Kp_bytes, b, panel, kt, acc,
+                              32 * 4, false);
+        epilogue_block<kInt8>(acc, 32, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
+      }
+    }
+  }
+}
+
+// The k-blocked order (the header's "Blocking"), for an n block of nb columns.
+// For strips of > 16 rows K is split into near-equal blocks of <= kKcBytes so that the A strip
+// slice (32 x kc bytes) stays in L1 while the n pairs of the n block stream their B slices from
+// L2; the partial C of the strip (32 x nb fp32/int32) lives in a stack scratch between k blocks.
+template <bool kInt8>
+void gemm_tiles_blocked(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed,
+                        const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, int64_t m0,
+                        int64_t m1, int64_t n0, int64_t n1, int64_t nb, const Epilogue& ep,
+                        bool stream) {
+  const int64_t kt = Kp_bytes / 64;
+  const int64_t panel = 16 * Kp_bytes;  // bytes per 16-column panel
   // k steps per block: strips of <= 16 rows (A strip 16 x Kp) keep the whole K in one block.
   const int64_t nkb = (Kp_bytes + kKcBytes - 1) / kKcBytes;
   const int64_t kcb2 = (kt + nkb - 1) / nkb;
   constexpr int64_t kAccLd = kMaxNb + 16;  // floats; +64 B breaks 4 KiB set aliasing
   alignas(64) float acc[32 * kAccLd];
   const int64_t acc_ld = 4 * kAccLd;  // bytes
-  const bool stream = (m1 - m0) * (n1 - n0) * (C ? 4 : 2) >= kStreamBytes &&
-                      reinterpret_cast<uintptr_t>(C ? static_cast<void*>(C) : Cb) % 64 == 0 &&
-                      ldc % 16 == 0;
-  amx::load_full_tile_config();
   for (int64_t nc = n0; nc < n1; nc += nb) {
     const int64_t ne = nc + nb < n1 ? nc + nb : n1;
     for (int64_t m = m0; m < m1; m += 32) {
@@ -197,23 +288,34 @@ void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const
           const int64_t cols = ne - n < 32 ? ne - n : 32;
           const uint8_t* b = packed + (n / 16) * panel + 1024 * k0;
           float* c = acc + (n - nc);
-          if (rows > 16) {
-            if (cols > 16)
-              tile_block<kInt8, 2, 2>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
-            else
-              tile_block<kInt8, 2, 1>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
-          } else {
-            if (cols > 16)
-              tile_block<kInt8, 1, 2>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
-            else
-              tile_block<kInt8, 1, 1>(a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
-          }
+          tile_block_any<kInt8>(rows, cols, a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
           if (last)
             epilogue_block<kInt8>(c, kAccLd, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
         }
       }
     }
   }
+}
+
+// Shared driver.  A: staged rows, row m at A + m * Kp_bytes, rows up to m1 + 14
+// readable (a strip of > 16 rows starting at m reads m..m+31 with m + 16 < m1).
+// n block: nb columns whose packed panels (nb x Kp bytes) fit kPanelBytes; narrower than
+// kDeepMinNb (deep K), the deep-K order instead of the k-blocked one.
+template <bool kInt8>
+void gemm_tiles(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed, const Int8Scales& q,
+                float* C, uint16_t* Cb, int64_t ldc, int64_t m0, int64_t m1, int64_t n0,
+                int64_t n1, const Epilogue& ep) {
+  int64_t nb = kPanelBytes / Kp_bytes / 32 * 32;
+  nb = nb < 32 ? 32 : nb > kMaxNb ? kMaxNb : nb;
+  const bool stream = (m1 - m0) * (n1 - n0) * (C ? 4 : 2) >= kStreamBytes &&
+                      reinterpret_cast<uintptr_t>(C ? static_cast<void*>(C) : Cb) % 64 == 0 &&
+                      ldc % 16 == 0;
+  amx::load_full_tile_config();
+  if (nb < kDeepMinNb)
+    gemm_tiles_deep<kInt8>(A, Kp_bytes, packed, q, C, Cb, ldc, m0, m1, n0, n1, ep, stream);
+  else
+    gemm_tiles_blocked<kInt8>(A, Kp_bytes, packed, q, C, Cb, ldc, m0, m1, n0, n1, nb, ep,
+                              stream);
   _tile_release();
   if (stream) _mm_sfence();  // the non-temporal stores visible before the caller's join
 }
