@@ -2,7 +2,7 @@
 // Linear shapes (N x K: QKV 2304 x 768, attention output 768 x 768, FFN 3072 x 768 and
 // 768 x 3072) for M rows a thread (8x128 on 2 threads: 512; 32x128: 2048): GOP/s of the GEMM
 // (best of a few calls, bias epilogue) and the time of staging its input (quantize_rows /
-// convert_rows_bf16) beside it.  Not a test: on a shared machine compare within one run.
+// convert_rows) beside it.  Not a test: on a shared machine compare within one run.
 //
 //   /work/devbuild.sh .   # or any build of the core: this links its static library
 //   g++ -O2 -std=c++17 -Icsrc benchmarks/gemm_lowp_amx.cc build/dev/libpybert_core.a
@@ -14,7 +14,9 @@
 #include <cstdlib>
 #include <vector>
 
-#include "kernels/cpu_features.h"
+#include <cstring>
+
+#include "kernels/dispatch.h"
 #include "kernels/gemm_lowp.h"
 
 using namespace pybert::kernels;
@@ -45,16 +47,20 @@ T* aligned(size_t bytes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!bf16_amx_available() || best_int8_isa() != Int8Isa::Amx) {
+  const KernelSet& family = kernel_set();
+  if (!family.bf16 || std::strcmp(family.bf16->name, "amx_bf16") != 0 ||
+      std::strcmp(family.int8->name, "amx_int8") != 0) {
     std::printf("this CPU has no AMX (bf16 and int8): nothing to time\n");
     return 0;
   }
+  const Int8Gemm& i8 = *family.int8;
+  const Bf16Gemm& b16 = *family.bf16;
   std::vector<int64_t> row_counts;
   for (int i = 1; i < argc; ++i) row_counts.push_back(std::atol(argv[i]));
   if (row_counts.empty()) row_counts = {512, 2048};
   const int64_t shapes[][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};  // N, K
   std::printf("M rows, N x K: int8 GOP/s (quantize_rows ms / GEMM ms); bf16 GFLOP/s "
-              "(convert_rows_bf16 ms / GEMM ms)\n");
+              "(convert_rows ms / GEMM ms)\n");
   for (const int64_t M : row_counts)
     for (const auto& s : shapes) {
       const int64_t N = s[0], K = s[1];
@@ -72,15 +78,14 @@ int main(int argc, char** argv) {
       Epilogue ep;
       ep.bias = bias.data();
       const double quantize = best_seconds([&] {
-        quantize_rows(A.data(), K, M, K, 0, M, Aq, scale.data(), zero.data(), Int8Isa::Amx);
+        i8.quantize_rows(A.data(), K, M, K, 0, M, Aq, scale.data(), zero.data());
       });
       const double int8 = best_seconds([&] {
-        gemm_int8(Aq, scale.data(), zero.data(), w_int8, N, K, C.data(), N, 0, M, 0, N, ep,
-                  Int8Isa::Amx);
+        i8.gemm(Aq, scale.data(), zero.data(), w_int8, N, K, C.data(), N, 0, M, 0, N, ep);
       });
-      const double convert = best_seconds([&] { convert_rows_bf16(A.data(), K, M, K, 0, M, Ab); });
-      const double bf16 = best_seconds(
-          [&] { gemm_bf16_amx(Ab, w_bf16, N, K, C.data(), N, 0, M, 0, N, ep); });
+      const double convert = best_seconds([&] { b16.convert_rows(A.data(), K, M, K, 0, M, Ab); });
+      const double bf16 =
+          best_seconds([&] { b16.gemm(Ab, w_bf16, N, K, C.data(), N, 0, M, 0, N, ep); });
       const double ops = 2.0 * double(M) * double(N) * double(K);
       std::printf("M %5ld, %4ld x %4ld: int8 %5.0f GOP/s (%.3f / %.3f ms); bf16 %5.0f GFLOP/s "
                   "(%.3f / %.3f ms)\n",

@@ -28,6 +28,9 @@ static inline void load_full_tile_config() {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
+  // GCC does not model ldtilecfg as reading its operand: a standalone kernel built at -O2 lost
+  // the stores above and died with SIGILL.  The barrier makes cfg's bytes observable first.
+  __asm__ volatile("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
 }
 
