@@ -95,6 +95,27 @@ struct PackedBatch {
   std::vector<int64_t> positions;  // (tokens) s
   std::vector<int64_t> ids;        // (tokens)
   std::vector<int64_t> types;      // (tokens)
+  std::vector<int64_t> head_rows;  // the rows a HeadRows selects, one per non-empty sequence
+  std::vector<int64_t> head_seqs;  // and their sequences
+
+  // head_rows / head_seqs <- what `which` selects (see HeadRows) -> their view for the encoder.
+  layers::RowSelection select(const HeadRows& which) {
+    head_rows.clear();
+    head_seqs.clear();
+    for (int64_t b = 0; b + 1 < static_cast<int64_t>(offsets.size()); ++b) {
+      const int64_t o = offsets[b], n = offsets[b + 1] - o;
+      if (n == 0) continue;
+      int64_t row = n - 1;
+      if (which.kind == HeadRows::Kind::kFirst) {
+        row = 0;  // as pooling's "cls": the first row at least `skip` positions after the first
+        while (row < n && source[o + row] - source[o] < which.skip) ++row;
+        if (row == n) row = 0;
+      }
+      head_rows.push_back(o + row);
+      head_seqs.push_back(b);
+    }
+    return {head_rows.data(), head_seqs.data(), static_cast<int64_t>(head_rows.size())};
+  }
 
   ops::SequenceLayout layout() const {
     return ops::SequenceLayout{offsets.data(), static_cast<int64_t>(offsets.size()) - 1,
@@ -279,36 +300,6 @@ void PackedRows::first_rows(int64_t hidden, float* first) const {
   }
 }
 
-namespace {
-
-// The packed rows `which` selects, one per non-empty sequence (see HeadRows).
-struct SelectedRows {
-  std::vector<int64_t> rows, seqs;
-  layers::RowSelection view() const {
-    return {rows.data(), seqs.data(), static_cast<int64_t>(rows.size())};
-  }
-};
-
-SelectedRows select_rows(const ops::SequenceLayout& layout, const int64_t* source,
-                         const HeadRows& which) {
-  SelectedRows out;
-  for (int64_t b = 0; b < layout.batch; ++b) {
-    const int64_t o = layout.offsets[b], n = layout.offsets[b + 1] - o;
-    if (n == 0) continue;
-    int64_t row = n - 1;
-    if (which.kind == HeadRows::Kind::kFirst) {
-      row = 0;  // as pooling's "cls": the first row at least `skip` positions after the first
-      while (row < n && source[o + row] - source[o] < which.skip) ++row;
-      if (row == n) row = 0;
-    }
-    out.rows.push_back(o + row);
-    out.seqs.push_back(b);
-  }
-  return out;
-}
-
-}  // namespace
-
 void BertModel::forward_packed(const BertInputs& in, const std::vector<float*>& hidden_states,
                                const std::function<void(const PackedRows&)>& head,
                                HeadRows head_rows) const {
@@ -339,9 +330,8 @@ void BertModel::forward_packed(const BertInputs& in, const std::vector<float*>& 
       packed.scatter(y, h, padded_rows, hidden_states[i + 1]);
     });
   } else if (head_rows.kind != HeadRows::Kind::kAll) {
-    const SelectedRows selected = select_rows(layout, packed.source.data(), head_rows);
-    const layers::RowSelection view = selected.view();
-    encoder_.forward(x, layout, ws, {}, &view);
+    const layers::RowSelection selected = packed.select(head_rows);
+    encoder_.forward(x, layout, ws, {}, &selected);
   } else {
     encoder_.forward(x, layout, ws);
   }
