@@ -21,6 +21,7 @@ from .multivector import MultiVectorEncoder, maxsim
 from .pooling import pool
 from .quantize import quantize_embeddings
 from .sparse import SparseEmbeddings, SparseEncoder
+from .token_pooling import HierarchicalTokenPooling
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
@@ -31,7 +32,7 @@ __all__ = ["AlbertForSequenceClassification", "AlbertForTokenClassification", "A
            "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
            "DistilBertForTokenClassification",
            "DistilBertModel", "ElectraForSequenceClassification", "ElectraForTokenClassification",
-           "ElectraModel", "HeadOutput", "LinearHead", "MegatronBertForMaskedLM",
+           "ElectraModel", "HeadOutput", "HierarchicalTokenPooling", "LinearHead", "MegatronBertForMaskedLM",
            "MegatronBertForSequenceClassification",
            "MegatronBertForTokenClassification", "MegatronBertModel", "MultiVectorEncoder",
            "PrecisionWarning", "RobertaForMaskedLM", "RobertaForSequenceClassification",

@@ -2,7 +2,8 @@
 sentence-transformers' MultiVectorEncoder, and ``maxsim`` to score with them.
 
 The Dense projection and the per-token normalization run in the C++ core on the packed rows of
-the tokens kept; Python picks which tokens (the skiplist, query expansion) and the lengths.
+the tokens kept, and so does token pooling (HierarchicalTokenPooling) on those rows; Python picks
+which tokens (the skiplist, query expansion) and the lengths.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from .encoder import _progress
 from .modeling import load_weights
 from .recipe import pickles_as_recipe
 from .safetensors import load_safetensors
+from .token_pooling import HierarchicalTokenPooling
 from .tokenizer import check_texts
 
 __all__ = ["MultiVectorEncoder", "maxsim"]
 
-_SUPPORTED = ("Transformer", "Dense", "MultiVectorMask", "Normalize")
+_SUPPORTED = ("Transformer", "Dense", "MultiVectorMask", "Normalize", "HierarchicalTokenPooling")
 _SIMILARITIES = ("maxsim", "meanmaxsim")
 # torch activation classes a Dense module may name (its activation_function).
 _DENSE_ACTIVATIONS = ("Identity", "Tanh", "ReLU", "GELU")
@@ -58,9 +60,12 @@ class MultiVectorEncoder(CoreHandle):
     ``Transformer`` (with its ``query_length``, ``document_length`` and ``query_expansion``:
     with ``attend`` false, as classic ColBERT, the expansion tokens attend to the query while
     no token attends to them),
-    ``Dense`` on the token embeddings, ``MultiVectorMask`` (skiplist), ``Normalize``.
+    ``Dense`` on the token embeddings, ``MultiVectorMask`` (skiplist), ``Normalize``, and a
+    ``HierarchicalTokenPooling`` last (``pybert.HierarchicalTokenPooling``).
     ``encode*`` return one float32 (tokens, dim) array per text, as sentence-transformers' with
-    ``convert_to_numpy=True``.
+    ``convert_to_numpy=True``. ``token_pooling`` (here or per ``encode`` call): a
+    ``pybert.HierarchicalTokenPooling`` applied after the checkpoint's own modules, as
+    sentence-transformers' argument of that name (not part of the checkpoint).
 
     >>> enc = pybert.MultiVectorEncoder("path/to/colbert")
     >>> q = enc.encode_query("what is late interaction?")          # (tokens, 128)
@@ -72,15 +77,22 @@ class MultiVectorEncoder(CoreHandle):
                  prompts: Optional[Dict[str, str]] = None,
                  default_prompt_name: Optional[str] = None,
                  truncate_dim: Optional[int] = None,
-                 similarity_fn_name: Optional[str] = None):
+                 similarity_fn_name: Optional[str] = None,
+                 token_pooling: Optional[HierarchicalTokenPooling] = None):
         self.path = _st.check_dir(path)
+        self.token_pooling = _token_pooling_arg(token_pooling)
         self.truncate_dim = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
         modules = _st.read_modules(self.path, "MultiVectorEncoder", _SUPPORTED)
         kinds = [m.kind for m in modules]
+        pooling = "HierarchicalTokenPooling"
         if not kinds or kinds[0] != "Transformer" or kinds.count("Transformer") != 1 \
-                or kinds.count("Dense") > 1:
+                or kinds.count("Dense") > 1 or kinds.count(pooling) > 1 \
+                or (pooling in kinds and kinds[-1] != pooling):
             raise ValueError(f"{self.path}: MultiVectorEncoder needs one Transformer first, then "
-                             f"at most one Dense, MultiVectorMask and Normalize; got {kinds}")
+                             "at most one Dense, MultiVectorMask and Normalize, and at most one "
+                             f"HierarchicalTokenPooling last; got {kinds}")
+        self._pipeline_pooling = HierarchicalTokenPooling.from_config(
+            modules[-1].config, modules[-1].path) if kinds[-1] == pooling else None
         transformer = modules[0]
         dense = next((m for m in modules if m.kind == "Dense"), None)
         mask = next((m for m in modules if m.kind == "MultiVectorMask"), None)
@@ -176,35 +188,42 @@ class MultiVectorEncoder(CoreHandle):
     def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                prompt_name: Optional[str] = None, prompt: Optional[str] = None,
                task: Optional[str] = None, show_progress: Optional[bool] = None, *,
-               normalize_embeddings: bool = False, truncate_dim: Optional[int] = None
+               normalize_embeddings: bool = False, truncate_dim: Optional[int] = None,
+               token_pooling: Optional[HierarchicalTokenPooling] = None
                ) -> Union[np.ndarray, List[np.ndarray]]:
         """A float32 (tokens, dim) array per text (one array for one string). ``task``:
         None, "query" or "document" (the lengths, expansion and skiplist of that side).
-        ``normalize_embeddings`` L2-normalizes every token vector; ``truncate_dim`` (default:
-        the encoder's) keeps each vector's first features, renormalized, as
+        ``normalize_embeddings`` L2-normalizes every token vector; ``token_pooling`` (default:
+        the encoder's) then pools them when its ``tasks`` include the task; ``truncate_dim``
+        (default: the encoder's) keeps each vector's first features, renormalized, as
         sentence-transformers does."""
         if task not in (None, "query", "document"):
             raise ValueError(f"task must be None, 'query' or 'document', got {task!r}")
         return self._encode(sentences, batch_size, self._prompts.resolve(prompt, prompt_name),
-                            task, show_progress, normalize_embeddings, truncate_dim)
+                            task, show_progress, normalize_embeddings, truncate_dim,
+                            token_pooling)
 
     def encode_query(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                      prompt_name: Optional[str] = None, prompt: Optional[str] = None,
                      show_progress: Optional[bool] = None, *, normalize_embeddings: bool = False,
-                     truncate_dim: Optional[int] = None) -> Union[np.ndarray, List[np.ndarray]]:
+                     truncate_dim: Optional[int] = None,
+                     token_pooling: Optional[HierarchicalTokenPooling] = None
+                     ) -> Union[np.ndarray, List[np.ndarray]]:
         """``encode`` as a query: the "query" prompt, ``query_length``, query expansion."""
         return self._encode(sentences, batch_size, self._prompts.for_query(prompt, prompt_name),
-                            "query", show_progress, normalize_embeddings, truncate_dim)
+                            "query", show_progress, normalize_embeddings, truncate_dim,
+                            token_pooling)
 
     def encode_document(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                         prompt_name: Optional[str] = None, prompt: Optional[str] = None,
                         show_progress: Optional[bool] = None, *,
-                        normalize_embeddings: bool = False, truncate_dim: Optional[int] = None
+                        normalize_embeddings: bool = False, truncate_dim: Optional[int] = None,
+                        token_pooling: Optional[HierarchicalTokenPooling] = None
                         ) -> Union[np.ndarray, List[np.ndarray]]:
         """``encode`` as a document: the "document" prompt, ``document_length``, the skiplist."""
         return self._encode(sentences, batch_size,
                             self._prompts.for_document(prompt, prompt_name), "document",
-                            show_progress, normalize_embeddings, truncate_dim)
+                            show_progress, normalize_embeddings, truncate_dim, token_pooling)
 
     def _tokenize(self, texts: List[str], task: Optional[str]) -> Dict[str, np.ndarray]:
         """Token ids and the tokens to output (``keep``), as sentence-transformers' Transformer
@@ -242,7 +261,8 @@ class MultiVectorEncoder(CoreHandle):
 
     def _encode(self, sentences: Union[str, Sequence[str]], batch_size: int, prompt: str,
                 task: Optional[str], show_progress: Optional[bool],
-                normalize_embeddings: bool = False, truncate_dim: Optional[int] = None
+                normalize_embeddings: bool = False, truncate_dim: Optional[int] = None,
+                token_pooling: Optional[HierarchicalTokenPooling] = None
                 ) -> Union[np.ndarray, List[np.ndarray]]:
         single = isinstance(sentences, str)
         texts = [prompt + t for t in check_texts(sentences, "sentences")]
@@ -250,16 +270,37 @@ class MultiVectorEncoder(CoreHandle):
         truncate = _inputs.optional_positive_int(truncate_dim, "truncate_dim")
         truncate = self.truncate_dim if truncate is None else truncate
         width = min(self._core.dim, truncate or self._core.dim)
+        # sentence-transformers' order: the checkpoint's modules (its pooling last), then
+        # normalize_embeddings, the call's pooling, truncate_dim (renormalized).
+        pipeline = self._pipeline_pooling
+        pipeline = pipeline if pipeline is not None and pipeline.applies_to(task) else None
+        extra = _token_pooling_arg(token_pooling)
+        extra = self.token_pooling if extra is None else extra
+        extra = extra if extra is not None and extra.applies_to(task) else None
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out: List[np.ndarray] = [np.zeros((0, width), np.float32)] * len(texts)
         for idx in _progress([order[i:i + batch_size] for i in range(0, len(texts), batch_size)],
                              show_progress):
             batch = self._tokenize([texts[i] for i in idx], task)
+            pooled = pipeline is not None or extra is not None
             vectors = self._core.encode(batch["input_ids"], batch["attention_mask"],
                                         batch["token_type_ids"], batch["keep"],
-                                        batch.get("query_only"), truncate_dim=truncate or 0,
-                                        normalize_embeddings=bool(normalize_embeddings))
+                                        batch.get("query_only"),
+                                        truncate_dim=0 if pooled else truncate or 0,
+                                        normalize_embeddings=bool(normalize_embeddings)
+                                        and not pooled)
             counts = batch["keep"].sum(axis=1)
+            if pooled:
+                threads = self.num_threads
+                if pipeline is not None:
+                    vectors, counts = pipeline.pool_rows(vectors, counts, threads)
+                if normalize_embeddings:
+                    vectors = _core.normalize_rows(vectors, num_threads=threads or 0)
+                if extra is not None:
+                    vectors, counts = extra.pool_rows(vectors, counts, threads)
+                if truncate:
+                    vectors = _core.normalize_rows(vectors, width=truncate,
+                                                   num_threads=threads or 0)
             for i, rows in zip(idx, np.split(vectors, np.cumsum(counts)[:-1])):
                 out[i] = rows
         return out[0] if single else out
@@ -267,6 +308,13 @@ class MultiVectorEncoder(CoreHandle):
     def __repr__(self) -> str:
         return (f"MultiVectorEncoder(path={self.path!r}, dim={self._core.dim}, "
                 f"query_length={self.query_length}, document_length={self.document_length})")
+
+
+def _token_pooling_arg(value: Any) -> Optional[HierarchicalTokenPooling]:
+    if value is not None and not isinstance(value, HierarchicalTokenPooling):
+        raise TypeError("token_pooling must be a pybert.HierarchicalTokenPooling or None, got "
+                        f"{type(value).__name__}")
+    return value
 
 
 def _multi_vectors(x: Any, name: str) -> List[np.ndarray]:

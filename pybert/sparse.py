@@ -490,6 +490,37 @@ class SparseEncoder:
         dim = route.dimension
         return SparseEmbeddings(indptr, indices, data, (dim,) if single else (len(texts), dim))
 
+    @staticmethod
+    def intersection(embeddings_1: Union[SparseEmbeddings, np.ndarray],
+                     embeddings_2: Union[SparseEmbeddings, np.ndarray]) -> SparseEmbeddings:
+        """The dimensions two sparse vectors share, as sentence-transformers'
+        ``SparseEncoder.intersection``: ``embeddings_1`` one vector (vocab_size,),
+        ``embeddings_2`` one vector or rows (n, vocab_size); the result has ``embeddings_2``'s
+        shape and holds the products ``embeddings_1 * row`` that are positive (so ``decode``
+        shows which tokens a query and a document match on)."""
+        a, b = _as_sparse(embeddings_1, "embeddings_1"), _as_sparse(embeddings_2, "embeddings_2")
+        if len(a.shape) != 1:
+            raise ValueError(f"Expected a 1-D vector for embeddings_1, got shape {a.shape}")
+        if a.shape[-1] != b.shape[-1]:
+            raise ValueError(f"Vocab dimension mismatch: embeddings_1 has {a.shape[-1]}, "
+                             f"embeddings_2 has {b.shape[-1]}.")
+        a_idx, a_val = a.row(0)
+        counts, indices, data = [], [], []
+        for r in range(len(b.indptr) - 1):
+            b_idx, b_val = b.row(r)
+            common, ia, ib = np.intersect1d(a_idx, b_idx, assume_unique=True,
+                                            return_indices=True)
+            product = a_val[ia] * b_val[ib]
+            keep = product > 0
+            counts.append(int(keep.sum()))
+            indices.append(common[keep])
+            data.append(product[keep])
+        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return SparseEmbeddings(indptr, np.concatenate([np.zeros(0, np.int32)] + indices)
+                                .astype(np.int32),
+                                np.concatenate([np.zeros(0, np.float32)] + data), b.shape)
+
     def decode(self, embeddings: Union[SparseEmbeddings, np.ndarray], top_k: Optional[int] = None
                ) -> Union[List[Tuple[str, float]], List[List[Tuple[str, float]]]]:
         """(token, weight) pairs of each vector's nonzero entries, largest weight first (at most

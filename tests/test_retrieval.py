@@ -125,6 +125,32 @@ def test_max_active_dims_and_decode_match(splade, k):
     assert "max_active_dims" not in cfg or cfg["max_active_dims"] is None
 
 
+def test_intersection_matches(splade):
+    st, ours, _ = splade
+    query = ours.encode_query("quick brown fox jumps")
+    docs = ours.encode_document(VARIED_TEXTS[:6])
+    ref_q = torch.from_numpy(query.toarray())
+    ref_docs = torch.from_numpy(docs.toarray())
+    for got, want in ((ours.intersection(query, docs), st.intersection(ref_q, ref_docs)),
+                      (ours.intersection(query, docs.toarray()[2]),
+                       st.intersection(ref_q, ref_docs[2]))):
+        want = want.to_dense().numpy()
+        assert got.shape == want.shape
+        assert np.array_equal(got.toarray(), want)  # the same float32 products, bit for bit
+        assert got.nnz == int((want > 0).sum())
+    shared = ours.intersection(query, docs)
+    assert [[w for w, _ in row] for row in ours.decode(shared, top_k=3)] == \
+        [[w for w, _ in row] for row in st.decode(st.intersection(ref_q, ref_docs), top_k=3)]
+    # A vector with itself keeps every active dimension, squared.
+    self_shared = pybert.SparseEncoder.intersection(query, query)
+    assert np.array_equal(self_shared.indices, query.indices)
+    assert np.array_equal(self_shared.data, query.data * query.data)
+    with pytest.raises(ValueError, match="1-D"):
+        ours.intersection(docs, query)
+    with pytest.raises(ValueError, match="Vocab dimension mismatch"):
+        ours.intersection(query, np.ones(5, np.float32))
+
+
 def test_plain_masked_lm_directory_is_max_splade(tmp_path_factory, minilm_path):
     path = hf_dir(tmp_path_factory, minilm_path, "plain_mlm", transformers.BertForMaskedLM,
                   "small", 4)
@@ -410,12 +436,11 @@ def test_multivector_empty_and_errors(multivector, tmp_path):
     with open(os.path.join(path, "modules.json")) as f:
         modules = json.load(f)
     modules.append({"idx": 9, "name": "9", "path": "9_Pool",
-                    "type": "sentence_transformers.multi_vector_encoder.modules.token_pooling."
-                            "HierarchicalTokenPooling"})
+                    "type": "my_package.MyTokenPooling"})
     with open(os.path.join(other, "modules.json"), "w") as f:
         json.dump(modules, f)
-    with pytest.raises(ValueError, match=r"HierarchicalTokenPooling.*supported: Transformer, "
-                                         r"Dense, MultiVectorMask, Normalize"):
+    with pytest.raises(ValueError, match=r"MyTokenPooling.*supported: Transformer, "
+                                         r"Dense, MultiVectorMask, Normalize, HierarchicalTokenPooling"):
         pybert.MultiVectorEncoder(other)
 
 

@@ -1,4 +1,5 @@
 // Pooling token vectors into sentence vectors.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,24 @@ void register_pooling(py::module_& m) {
       "hidden_states (batch, seq, hidden), attention_mask (batch, seq) -> (batch, len(modes) * "
       "hidden): the modes' vectors side by side, L2-normalized when asked. Padded positions "
       "never contribute. num_threads: 0 for the process default.\n\n>>> pybert._core.pool(h, mask, ['mean'], normalize=True)");
+
+  m.def(
+      "normalize_rows",
+      [](FloatArray rows, int64_t width, int num_threads) {
+        require_ndim(rows, 2, "rows");
+        const py::ssize_t n = rows.shape(0), dim = rows.shape(1);
+        if (width < 0) throw py::value_error("width must be >= 0 (0: every column)");
+        const py::ssize_t w = width > 0 ? std::min<py::ssize_t>(width, dim) : dim;
+        FloatArray out({n, w});
+        float* y = out.mutable_data();
+        const float* x = rows.data();
+        for (py::ssize_t r = 0; r < n; ++r) std::copy(x + r * dim, x + r * dim + w, y + r * w);
+        compute(num_threads, [&] { ops::l2_normalize_rows(y, n, w); });
+        return out;
+      },
+      py::arg("rows"), py::kw_only(), py::arg("width") = 0, py::arg("num_threads") = 0,
+      "rows (n, dim) -> (n, width): each row's first width features (0: all), divided by their "
+      "L2 norm (at least 1e-12), as torch.nn.functional.normalize of the slice.");
 }
 
 }  // namespace pybert::bindings

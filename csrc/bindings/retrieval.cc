@@ -1,6 +1,7 @@
 // Retrieval models: SPLADE (sparse vectors over the vocabulary), multi-vector (a vector per
 // token), and MaxSim scoring of multi-vector embeddings.
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include "model/heads.h"
 #include "ops/maxsim.h"
 #include "ops/sparse.h"
+#include "ops/token_pooling.h"
 
 namespace pybert::bindings {
 namespace {
@@ -78,6 +80,18 @@ void check_max_active_dims(int64_t max_active_dims) {
 // A masked-LM with its decoder packed for pooling: its own Python type, apart from
 // BertForMaskedLM's (the same held model type).
 struct CoreSplade : Held<model::BertForMaskedLM> {};
+
+// offsets (n_docs + 1) of documents over `rows` rows: from 0 to rows, never decreasing.
+void check_offsets(const IdArray& offsets, py::ssize_t rows) {
+  require_ndim(offsets, 1, "offsets");
+  if (offsets.shape(0) < 1) throw py::value_error("offsets needs at least one entry (0)");
+  const int64_t* off = offsets.data();
+  const py::ssize_t n_docs = offsets.shape(0) - 1;
+  if (off[0] != 0 || off[n_docs] != rows)
+    throw py::value_error("offsets must run from 0 to the number of document rows");
+  for (py::ssize_t d = 0; d < n_docs; ++d)
+    if (off[d + 1] < off[d]) throw py::value_error("offsets must not decrease");
+}
 
 }  // namespace
 
@@ -328,13 +342,9 @@ void register_retrieval(py::module_& m) {
         if (documents.shape(1) != dim)
           throw py::value_error("documents have " + std::to_string(documents.shape(1)) +
                                 " features, the query " + std::to_string(dim));
-        if (offsets.shape(0) < 1) throw py::value_error("offsets needs at least one entry (0)");
+        check_offsets(offsets, documents.shape(0));
         const int64_t* off = offsets.data();
         const py::ssize_t n_docs = offsets.shape(0) - 1;
-        if (off[0] != 0 || off[n_docs] != documents.shape(0))
-          throw py::value_error("offsets must run from 0 to the number of document rows");
-        for (py::ssize_t d = 0; d < n_docs; ++d)
-          if (off[d + 1] < off[d]) throw py::value_error("offsets must not decrease");
         FloatArray scores(n_docs);
         float* s = scores.mutable_data();
         const int64_t q_tokens = query.shape(0);
@@ -351,6 +361,53 @@ void register_retrieval(py::module_& m) {
       "offsets[d + 1]) -> scores (n_docs,): sum over query tokens of the largest dot product "
       "with the document's tokens (-1e9 for a document without tokens); divided by the query's "
       "token count with length_normalize (MeanMaxSim).");
+
+  m.def(
+      "token_pool",
+      [](FloatArray rows, IdArray offsets, int64_t protected_tokens, double pool_factor,
+         int64_t max_tokens, std::optional<double> distance_threshold, bool normalize,
+         int num_threads) {
+        require_ndim(rows, 2, "rows");
+        check_offsets(offsets, rows.shape(0));
+        if (protected_tokens < 0)
+          throw py::value_error("num_protected_tokens must be >= 0, got " +
+                                std::to_string(protected_tokens));
+        if (!std::isfinite(pool_factor) || pool_factor < 1.0)
+          throw py::value_error("pool_factor must be >= 1 and finite, got " +
+                                std::to_string(pool_factor));
+        if (max_tokens < 0 || (max_tokens > 0 && max_tokens <= protected_tokens))
+          throw py::value_error("max_tokens must exceed num_protected_tokens (or be 0: none)");
+        if (distance_threshold &&
+            (!std::isfinite(*distance_threshold) || *distance_threshold < 0.0))
+          throw py::value_error("distance_threshold must be finite and >= 0");
+        const float* x = rows.data();
+        for (py::ssize_t i = 0; i < rows.size(); ++i)
+          if (!std::isfinite(x[i]))
+            throw py::value_error("token pooling needs finite token vectors; row " +
+                                  std::to_string(i / std::max<py::ssize_t>(rows.shape(1), 1)) +
+                                  " holds a NaN or an infinity");
+        const ops::TokenPoolSpec spec{protected_tokens, pool_factor, max_tokens,
+                                      distance_threshold.value_or(-1.0), normalize};
+        const py::ssize_t n_docs = offsets.shape(0) - 1, dim = rows.shape(1);
+        std::vector<float> out(static_cast<size_t>(rows.size()));
+        IdArray out_offsets(n_docs + 1);
+        int64_t* o = out_offsets.mutable_data();
+        compute(num_threads, [&] {
+          ops::token_pool(x, offsets.data(), n_docs, dim, spec, out.data(), o);
+        });
+        FloatArray pooled({static_cast<py::ssize_t>(o[n_docs]), dim});
+        std::copy(out.begin(), out.begin() + o[n_docs] * dim, pooled.mutable_data());
+        return py::make_tuple(pooled, out_offsets);
+      },
+      py::arg("rows"), py::arg("offsets"), py::kw_only(), py::arg("num_protected_tokens") = 1,
+      py::arg("pool_factor") = 1.0, py::arg("max_tokens") = 0,
+      py::arg("distance_threshold") = py::none(), py::arg("normalize") = true,
+      py::arg("num_threads") = 0,
+      "sentence-transformers' HierarchicalTokenPooling: rows (n, dim) with document d in rows "
+      "[offsets[d], offsets[d + 1]) -> (pooled (m, dim), pooled offsets): per document its "
+      "first num_protected_tokens rows, then the means of the Ward clusters of the rest "
+      "(distance 1 - cosine; max_tokens, distance_threshold or pool_factor sets the cut), "
+      "L2-normalized with normalize.");
 }
 
 }  // namespace pybert::bindings
