@@ -66,6 +66,12 @@ def _embed_retrieval(args: argparse.Namespace) -> int:
                          f"{'SparseEncoder' if args.sparse else 'MultiVectorEncoder'} directory")
     if args.pooling is not None or args.normalize is not None:
         raise ValueError(f"--pooling and --normalize do not apply to {kind}")
+    if args.pool_factor is not None and not args.multi_vector:
+        raise ValueError("--pool-factor applies to --multi-vector only")
+    from .token_pooling import HierarchicalTokenPooling
+
+    pooling = None if args.pool_factor is None else \
+        HierarchicalTokenPooling(pool_factor=args.pool_factor)
     if args.output and not args.output.endswith((".npz", ".jsonl")):
         raise ValueError(f"--output {args.output!r}: {kind} writes a .npz or .jsonl file")
     sentences = _read_lines(args.input, keep_blank=True)
@@ -77,7 +83,7 @@ def _embed_retrieval(args: argparse.Namespace) -> int:
         from .multivector import MultiVectorEncoder
 
         encoder = MultiVectorEncoder(args.model, num_threads=args.threads,
-                                     precision=args.precision)
+                                     precision=args.precision, token_pooling=pooling)
     encode = {None: encoder.encode, "query": encoder.encode_query,
               "document": encoder.encode_document}[args.task]
     result = encode(sentences, batch_size=args.batch_size)
@@ -308,6 +314,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     kind.add_argument("--multi-vector", action="store_true",
                       help="token vectors of a MultiVectorEncoder --model: JSON lines of "
                            "[[...], ...], or FILE.npz (vectors, offsets)")
+    embed.add_argument("--pool-factor", type=float, default=None,
+                       help="with --multi-vector: pool each document's token vectors into about "
+                       "1 / F as many (HierarchicalTokenPooling, Ward clustering)")
     embed.add_argument("--task", choices=("query", "document"), default=None,
                        help="with --sparse / --multi-vector: encode as queries or documents")
     embed.add_argument("--output", help="FILE.npy or FILE.jsonl (default: JSON lines on stdout); "

@@ -570,6 +570,18 @@ def test_cli_embed_multi_vector(multivector, tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     for row, r in zip(rows, ref):
         assert np.abs(np.array(row["embedding"], np.float32).reshape(r.shape) - r).max() <= ATOL
+    # --pool-factor: sentence-transformers' HierarchicalTokenPooling on the documents.
+    from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling
+
+    ref = st.encode_document(CLI_TEXTS, convert_to_numpy=True,
+                             token_pooling=HierarchicalTokenPooling(pool_factor=2))
+    assert cli.main(["embed", "--multi-vector", "--model", path, "--task", "document",
+                     "--pool-factor", "2", "--output", str(tmp_path / "p.npz"), str(src)]) == 0
+    saved = np.load(tmp_path / "p.npz")
+    offsets, vectors = saved["offsets"], saved["vectors"]
+    for i, r in enumerate(ref):
+        got = vectors[offsets[i]:offsets[i + 1]]
+        assert got.shape == r.shape and np.abs(got - r).max() <= ATOL
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -577,6 +589,8 @@ def test_cli_embed_multi_vector(multivector, tmp_path, capsys):
     (["embed", "--multi-vector", "--model", "M", "--pooling", "cls"], "do not apply"),
     (["embed", "--sparse", "--model", "M", "--output", "x.npy"], ".npz or .jsonl"),
     (["embed", "--task", "query"], "--task applies to --sparse and --multi-vector"),
+    (["embed", "--sparse", "--model", "M", "--pool-factor", "2"], "--multi-vector only"),
+    (["embed", "--multi-vector", "--model", "M", "--pool-factor", "0.5"], "pool_factor must be"),
 ])
 def test_cli_retrieval_errors(capsys, argv, message):
     from pybert import cli
