@@ -143,6 +143,16 @@ class HierarchicalTokenPooling:
                 result[i, width - len(d):] = d
         return result
 
+    def _key(self) -> Tuple[Any, ...]:
+        return (self.pool_factor, self.max_tokens, self.distance_threshold,
+                self.num_protected_tokens, self.normalize_embeddings, tuple(self.tasks))
+
+    def __eq__(self, other: Any) -> bool:  # equal settings: an encoder's recipe cache hits
+        return isinstance(other, HierarchicalTokenPooling) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
     def __repr__(self) -> str:
         return (f"HierarchicalTokenPooling(pool_factor={self.pool_factor}, "
                 f"max_tokens={self.max_tokens}, distance_threshold={self.distance_threshold}, "

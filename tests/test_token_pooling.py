@@ -201,6 +201,13 @@ def test_encoder_token_pooling_argument(tmp_path_factory, minilm_path):
         VARIED_TEXTS, convert_to_numpy=True, token_pooling=HierarchicalTokenPooling(max_tokens=5))
     assert_docs_match(plain.encode_document(
         VARIED_TEXTS, token_pooling=pybert.HierarchicalTokenPooling(max_tokens=5)), ref)
+    # Pickled as its recipe, the pooling with it (equal settings: the same cached encoder).
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(ours))
+    assert clone.token_pooling == ours.token_pooling
+    assert pickle.loads(pickle.dumps(ours)) is clone
+    assert_docs_match(clone.encode_document(VARIED_TEXTS[:4]), ours.encode_document(VARIED_TEXTS[:4]))
     with pytest.raises(TypeError, match="HierarchicalTokenPooling"):
         plain.encode_document(VARIED_TEXTS, token_pooling=lambda x: x)
     with pytest.raises(TypeError, match="HierarchicalTokenPooling"):
