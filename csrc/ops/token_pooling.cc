@@ -160,15 +160,21 @@ struct PoolScratch {
   std::vector<unsigned char> seen;
 };
 
-// One document: x (len, dim) -> out (returned rows, dim); labels (len) scratch.
+// One document: x (len, dim) -> out (the returned number of rows, dim).
 int64_t pool_document(const float* x, int64_t len, int64_t dim, const TokenPoolSpec& spec,
                       PoolScratch& s, float* out) {
   const int64_t p = std::min(spec.protected_tokens, len), n = len - p;
   const float* pooled = x + p * dim;
   std::memcpy(out, x, sizeof(float) * static_cast<size_t>(p * dim));
   float* means = out + p * dim;
-  s.ints.resize(static_cast<size_t>(5 * std::max<int64_t>(n, 1)));
-  int64_t* labels = s.ints.data();  // (n)
+  // labels (n: each row's cluster), then the tree's scratch: size (n), parent (2n - 1),
+  // order (n); counts (k <= n) reuses size once the tree is cut.
+  const int64_t n1 = std::max<int64_t>(n, 1);
+  s.ints.resize(static_cast<size_t>(5 * n1));
+  int64_t* labels = s.ints.data();
+  int64_t* size = labels + n1;
+  int64_t* parent = size + n1;
+  int64_t* order = parent + (2 * n1 - 1);
   const bool by_height = spec.distance_threshold >= 0.0;
   int64_t target = n;
   if (!by_height && n > 0) {
@@ -194,11 +200,6 @@ int64_t pool_document(const float* x, int64_t len, int64_t dim, const TokenPoolS
         D[condensed(n, i, j)] = std::min(std::max(1.0f - sim[i * n + j], 0.0f), 2.0f);
     s.merges.resize(static_cast<size_t>(n - 1));
     s.tree.resize(static_cast<size_t>(n - 1));
-    s.ints.resize(static_cast<size_t>(n + n + (2 * n - 1) + n));
-    labels = s.ints.data();
-    int64_t* size = labels + n;      // (n)
-    int64_t* parent = size + n;      // (2n - 1)
-    int64_t* order = parent + (2 * n - 1);  // (n)
     ward_chain(D, n, size, order, s.merges.data());
     label_tree(s.merges.data(), n, order, parent, s.tree.data());
     // Heights ascend along the tree, so each node's largest height below it is its own.
@@ -223,7 +224,7 @@ int64_t pool_document(const float* x, int64_t len, int64_t dim, const TokenPoolS
   }
   // means (k, dim): each cluster's sum over its members in token order, over its size.
   std::fill(means, means + k * dim, 0.0f);
-  int64_t* counts = s.ints.data() + n;  // (k), after labels
+  int64_t* counts = size;  // (k)
   std::fill(counts, counts + k, int64_t{0});
   for (int64_t i = 0; i < n; ++i) {
     float* m = means + labels[i] * dim;
