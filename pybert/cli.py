@@ -379,7 +379,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         args = parser.parse_args(["demo"] + (sys.argv[1:] if argv is None else argv))
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader stopped early (`pybert rank ... | head`): what it read is what it wanted.
+        # Stop quietly as Unix tools do, with stdout on /dev/null so that the interpreter's last
+        # flush does not fail again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no file descriptor behind sys.stdout (captured)
+            pass
+        return 0
     except (OSError, ValueError, TypeError, IndexError) as e:
         print(f"pybert: error: {e}", file=sys.stderr)
         return 2

@@ -36,6 +36,24 @@ def test_rank_sample_corpus_matches_sentence_transformers(capsys, st_model):
         assert abs(float(score) - scores[i]) <= 1e-4  # printed with 4 decimals
 
 
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
+    """`pybert rank ... | head -1`: the reader goes away before the output; no error, status 0."""
+    import subprocess
+
+    import pybert
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(pybert.__file__))),
+         os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "pybert", "rank", "--top", "50", "a question",
+                             cli.SAMPLE_CORPUS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=tmp_path, env=env)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err and "Exception" not in err
+
+
 def test_embed_npy_jsonl_and_stdin(tmp_path, capsys, monkeypatch, st_model):
     sentences = ["A man is eating.", "", "北京 😀 café"]
     src = tmp_path / "in.txt"
