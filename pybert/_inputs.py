@@ -85,6 +85,14 @@ def optional_positive_int(value: Any, name: str) -> Optional[int]:
     return int(value)
 
 
+def offsets(counts: Any) -> np.ndarray:
+    """int64 (n + 1) running totals of n counts from 0: part i holds rows
+    [offsets[i], offsets[i + 1]) of the concatenation (CSR indptr, documents' token rows)."""
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
 def num_threads_arg(num_threads: Optional[int]) -> int:
     """The core's thread count: 0 (the default) for None."""
     return optional_positive_int(num_threads, "num_threads") or 0

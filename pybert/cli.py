@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from . import _inputs
 from ._inputs import PRECISIONS
 from .encoder import DEFAULT_MODEL_HINT, default_model_path  # noqa: F401  (re-exported)
 
@@ -99,8 +100,7 @@ def _embed_retrieval(args: argparse.Namespace) -> int:
         summary = f"{len(sentences)} sparse embeddings ({result.nnz} nonzeros)"
     else:
         if npz:  # all token vectors stacked; text i in rows offsets[i]:offsets[i + 1]
-            offsets = np.zeros(len(result) + 1, dtype=np.int64)
-            np.cumsum([len(v) for v in result], out=offsets[1:])
+            offsets = _inputs.offsets([len(v) for v in result])
             np.savez(args.output, vectors=np.concatenate(result), offsets=offsets)
         else:
             _write_jsonl(args.output, ((text, v.tolist()) for text, v in zip(sentences, result)))

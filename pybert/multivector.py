@@ -348,7 +348,6 @@ def maxsim(query: Any, documents: Sequence[Any], *, num_threads: Optional[int] =
             raise ValueError(f"documents[{i}] must be 2-D (tokens, {q.shape[1]}), got shape "
                              f"{d.shape}")
     rows = np.concatenate(docs) if docs else np.zeros((0, q.shape[1]), np.float32)
-    offsets = np.zeros(len(docs) + 1, dtype=np.int64)
-    np.cumsum([d.shape[0] for d in docs], out=offsets[1:])
+    offsets = _inputs.offsets([d.shape[0] for d in docs])
     return _core.maxsim(q, rows, offsets, length_normalize=bool(length_normalize),
                         num_threads=_inputs.num_threads_arg(num_threads))

@@ -91,8 +91,7 @@ def _concat(parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]], order: np.nd
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)  # rank[i]: where text i's row sits in batch order
     counts_all = np.concatenate(counts) if counts else np.zeros(0, np.int64)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts_all[rank], out=indptr[1:])
+    indptr = _inputs.offsets(counts_all[rank])
     out_idx = np.concatenate([indices[r] for r in rank]) if n else np.zeros(0, np.int32)
     out_val = np.concatenate([data[r] for r in rank]) if n else np.zeros(0, np.float32)
     return indptr, out_idx.astype(np.int32, copy=False), out_val.astype(np.float32, copy=False)
@@ -515,9 +514,7 @@ class SparseEncoder:
             counts.append(int(keep.sum()))
             indices.append(common[keep])
             data.append(product[keep])
-        indptr = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        return SparseEmbeddings(indptr, np.concatenate([np.zeros(0, np.int32)] + indices)
+        return SparseEmbeddings(_inputs.offsets(counts), np.concatenate([np.zeros(0, np.int32)] + indices)
                                 .astype(np.int32),
                                 np.concatenate([np.zeros(0, np.float32)] + data), b.shape)
 

@@ -95,10 +95,8 @@ class HierarchicalTokenPooling:
                   ) -> Tuple[np.ndarray, np.ndarray]:
         """rows (n, dim) of documents of ``counts`` rows each, in order -> (pooled rows, their
         counts), in the C++ core. Ignores ``tasks``."""
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
         pooled, new_offsets = _core.token_pool(
-            rows, offsets, num_protected_tokens=self.num_protected_tokens,
+            rows, _inputs.offsets(counts), num_protected_tokens=self.num_protected_tokens,
             pool_factor=self.pool_factor, max_tokens=self.max_tokens or 0,
             distance_threshold=self.distance_threshold, normalize=self.normalize_embeddings,
             num_threads=_inputs.num_threads_arg(num_threads))
