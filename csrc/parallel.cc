@@ -60,11 +60,11 @@ double cgroup_cpu_limit() {
 #endif
 
 // What idle workers do (PYBERT_WAIT_POLICY, else OMP_WAIT_POLICY; read once):
-//   call (default): spin through a call, then PYBERT_SPIN_US (default 50) more, then park;
+//   call (default): spin through a call, then PYBERT_SPIN_US (default 300) more, then park;
 //   active: never park (a core each, forever); passive: park as soon as a call is done.
 struct WaitPolicy {
   bool never_park = false;
-  std::chrono::microseconds grace{50};
+  std::chrono::microseconds grace{300};
   // Within a call, a member waits this long with no chunk running (the caller in a serial
   // stretch, or a member preempted in its chunk) before it sleeps: longer than a forward's
   // serial stretches on a quiet host, short enough that with more runnable threads than CPUs

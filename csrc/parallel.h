@@ -8,7 +8,7 @@
 // step: the ~40 steps of one forward pay no wake-up each (a wait longer than a forward's serial
 // stretches, 1 ms, means the host is oversubscribed: then the waiting thread sleeps and leaves
 // the CPU to the one it waits for). When the budget closes they park (block in the kernel, no
-// spinning) after a short grace (PYBERT_SPIN_US, default 50 us) that bridges back-to-back calls.
+// spinning) after a short grace (PYBERT_SPIN_US, default 300 us) that bridges back-to-back calls.
 // PYBERT_WAIT_POLICY=active (or OMP_WAIT_POLICY=ACTIVE) keeps workers spinning forever
 // instead; =passive (or OMP_WAIT_POLICY=PASSIVE) parks them after a call with no grace.
 #pragma once
