@@ -73,22 +73,28 @@ def child(args) -> None:
     for _ in range(5):
         model(ids, mask)
     gap = args.gap_ms / 1e3
-    # The caller's own switches count only inside calls (its sleep between them is the gap
-    # itself); the other threads' (pybert's workers) count over the whole run, gaps included.
+    # With a gap the caller's own switches count only inside calls (its sleep between them is
+    # the gap itself); the other threads' (pybert's workers) count over the whole run, gaps
+    # included. Back to back (no gap) every thread's switches count over the whole run, read
+    # before and after it: reading /proc between two calls would itself be a gap of ~0.3 ms.
     tid = threading.get_native_id()
     times = []
     caller_switches = 0
     deadline = time.perf_counter() + args.seconds
-    _, others0 = voluntary_switches(tid)
+    caller0, others0 = voluntary_switches(tid)
     while len(times) < args.min_calls or time.perf_counter() < deadline:
         if gap:
             time.sleep(gap)
-        before, _ = voluntary_switches(tid)
+            before, _ = voluntary_switches(tid)
         t0 = time.perf_counter()
         model(ids, mask)
         times.append(time.perf_counter() - t0)
-        caller_switches += voluntary_switches(tid)[0] - before
-    switches = caller_switches + voluntary_switches(tid)[1] - others0
+        if gap:
+            caller_switches += voluntary_switches(tid)[0] - before
+    caller, others = voluntary_switches(tid)
+    if not gap:
+        caller_switches = caller - caller0
+    switches = caller_switches + others - others0
     cpu0 = process_cpu_seconds()
     time.sleep(1.0)
     idle_cpu = process_cpu_seconds() - cpu0
