@@ -169,7 +169,8 @@ def table(tasks, medians, n_texts: int) -> str:
         # every flop of the task at the rate, nothing else costing time
         at_best, at_peak = (n_texts / (work / (rate * 1e9)) for rate in (best, peak))
         rows.append(f"| {task} | {ours:.1f} | {ref:.1f} | {ours / ref:.2f}x | "
-                    f"{100 * work / runs['pybert'] / (peak * 1e9):.0f}% | {100 * best / peak:.0f}% | "
+                    f"{100 * work / runs['pybert'] / (peak * 1e9):.0f}% | "
+                    f"{100 * best / peak:.0f}% | "
                     f"{at_best / ref:.2f}x | {at_peak / ref:.2f}x |")
     return "\n".join(rows)
 
@@ -208,8 +209,8 @@ def main() -> int:
             f"{args.threads} threads measured in turns with the engines. `best fp32 GEMM`: the "
             f"fastest call of torch.mm (MKL) and of pybert's packed GEMM on {gemm_rate.describe()} "
             f"(m x n x k) products, large shapes that favour a matrix product "
-            f"(benchmarks/gemm_rate.py), also in turns, the best over the rounds. The last two columns: pybert / ST if all the task's flops ran at that "
-            f"GEMM's rate (resp. at the FMA peak) and nothing else took time. A throughput bar "
+            f"(benchmarks/gemm_rate.py), also in turns, the best over the rounds. The last two "
+            f"columns: pybert / ST if all the task's flops ran at that GEMM's rate (resp. at the FMA peak) and nothing else took time. A throughput bar "
             f"above the GEMM column is out of reach for fp32 code on this machine: every flop "
             f"counted is a matrix product's (attention's too), and none runs faster than the "
             f"most favourable product."

@@ -277,7 +277,7 @@ def _as_sparse(embeddings: Union[SparseEmbeddings, np.ndarray], name: str) -> Sp
                          f"{dense.ndim}-D")
     rows = np.atleast_2d(dense)
     nz = rows != 0
-    return SparseEmbeddings(np.concatenate([[0], np.cumsum(nz.sum(1))]).astype(np.int64),
+    return SparseEmbeddings(_inputs.offsets(nz.sum(1)),
                             np.nonzero(nz)[1].astype(np.int32), rows[nz], dense.shape)
 
 
@@ -514,8 +514,8 @@ class SparseEncoder:
             counts.append(int(keep.sum()))
             indices.append(common[keep])
             data.append(product[keep])
-        return SparseEmbeddings(_inputs.offsets(counts), np.concatenate([np.zeros(0, np.int32)] + indices)
-                                .astype(np.int32),
+        return SparseEmbeddings(_inputs.offsets(counts),
+                                np.concatenate([np.zeros(0, np.int32)] + indices).astype(np.int32),
                                 np.concatenate([np.zeros(0, np.float32)] + data), b.shape)
 
     def decode(self, embeddings: Union[SparseEmbeddings, np.ndarray], top_k: Optional[int] = None

@@ -159,8 +159,7 @@ ids = np.random.default_rng(0).integers(1, 120, size=(4, 128))
 for _ in range(3):
     model(ids)
 tid = threading.get_native_id()
-calls, caller = 60, 0
-others0 = switches(tid)[1]
+calls = 60
 gap, busy = float(sys.argv[2]), sys.argv[3] == "busy"  # between calls: sleep or busy-wait
 if busy:  # the caller never sleeps: every thread's switches count, read outside the loop
     before = sum(switches(tid))
@@ -171,6 +170,7 @@ if busy:  # the caller never sleeps: every thread's switches count, read outside
         model(ids)
     per_call = (sum(switches(tid)) - before) / calls
 else:  # the caller's own sleeps between calls do not count
+    caller, others0 = 0, switches(tid)[1]
     for _ in range(calls):
         time.sleep(gap)
         before = switches(tid)[0]

@@ -207,7 +207,8 @@ def test_encoder_token_pooling_argument(tmp_path_factory, minilm_path):
     clone = pickle.loads(pickle.dumps(ours))
     assert clone.token_pooling == ours.token_pooling
     assert pickle.loads(pickle.dumps(ours)) is clone
-    assert_docs_match(clone.encode_document(VARIED_TEXTS[:4]), ours.encode_document(VARIED_TEXTS[:4]))
+    assert_docs_match(clone.encode_document(VARIED_TEXTS[:4]),
+                      ours.encode_document(VARIED_TEXTS[:4]))
     with pytest.raises(TypeError, match="HierarchicalTokenPooling"):
         plain.encode_document(VARIED_TEXTS, token_pooling=lambda x: x)
     with pytest.raises(TypeError, match="HierarchicalTokenPooling"):
