@@ -1,7 +1,7 @@
 """Near-minimax polynomial fits for the SIMD math in simd_math_*.h.
 Lawson's iteratively-reweighted least squares on a dense grid, in mpmath-free
 double precision (targets are ~1e-8 relative, far above double noise).
-Run: python3 fit_math.py   (prints coefficients and the float32-evaluated error)."""
+Run: python3 docs/tools/fit_simd_math.py   (prints coefficients and the float32-evaluated error)."""
 import numpy as np
 from scipy.special import erf, erfc
 
@@ -66,3 +66,27 @@ for deg in (5, 6):
     B = np.vander(f, deg + 1, increasing=True)
     c = lawson(B, np.exp2(f), np.exp2(-f))
     show(f"exp2 deg {deg} (rel)", c, np.max(np.abs(horner32(c, f.astype(np.float32)) / np.exp2(f) - 1)))
+
+# erf(t), t in [0, 4): 16 pieces of width 1/4 (one 16-lane vpermps table per coefficient,
+# simd_math_avx512.h's erf_table_ps), each P_i(v) of degree 5 in v = 4 t - i in [0, 1);
+# absolute error, float32 evaluation as the kernel does it (t4 = 4 t, v = t4 - trunc(t4)).
+def erf_table(deg=5, pieces=16):
+    v = np.linspace(0, 1, 4001)
+    table = []
+    for i in range(pieces):
+        c = lawson(np.vander(v, deg + 1, increasing=True), erf((i + v) / 4), np.ones_like(v))
+        table.append(c.astype(np.float32))
+    return np.array(table)
+
+table = erf_table()
+t = np.linspace(0, 4, 400001)[:-1]
+t4 = (t.astype(np.float32) * np.float32(4)).astype(np.float32)
+i = np.minimum(t4.astype(np.int32), 15)
+v = (t4 - i.astype(np.float32)).astype(np.float32)
+r = np.zeros_like(v) + table[i, -1]
+for j in range(table.shape[1] - 2, -1, -1):
+    r = (r * v + table[i, j]).astype(np.float32)
+print(f"erf table (16 x deg 5, abs, f32 eval): max err "
+      f"{np.max(np.abs(r - erf(t4.astype(np.float64) / 4))):.3e}")
+for j in range(table.shape[1]):
+    print(f"  c{j}: " + ", ".join(f"{x!r}f" for x in table[:, j].tolist()))

@@ -1,7 +1,7 @@
 // SIMD fp32 exp / erf-GELU / tanh-GELU / tanh / log1p for AVX2 + FMA (8 lanes).
 //
 // Same algorithms and coefficients as simd_math_avx512.h (see there and
-// tools/fit_math.py); include ONLY from translation units compiled with -mavx2 -mfma.
+// docs/tools/fit_simd_math.py); include ONLY from translation units compiled with -mavx2 -mfma.
 // All functions are `static inline` over intrinsics (internal linkage, ODR-safe).
 #pragma once
 #include <immintrin.h>
