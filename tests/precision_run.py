@@ -38,6 +38,10 @@ def run(workdir: str, model_dirs: list, minilm_path: str, texts: list) -> dict:
                 out[f"model{j}_{p}_pooled"] = o.pooler_output
             encoder = pybert.SentenceEncoder(minilm_path, precision=p)
             out[f"minilm_{p}"] = encoder.encode(texts, batch_size=8)
+        for p in ("fp32", "bf16"):  # GELU in the GEMM's epilogue: x @ I, x @ [[1]]
+            for part, x in (("grid", inputs["gelu_grid"]), ("tails", inputs["gelu_tails"])):
+                eye = np.eye(x.shape[1], dtype=np.float32)
+                out[f"gelu_{part}_{p}"] = _core.ops.linear(x, eye, activation="gelu", precision=p)
     out["cpu_info"] = np.array(json.dumps(pybert.cpu_info()))
     out["warnings"] = np.array([str(w.message) for w in caught
                                 if issubclass(w.category, pybert.PrecisionWarning)], dtype=str)

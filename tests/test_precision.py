@@ -28,6 +28,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import transformers
 from sentence_transformers import SentenceTransformer
 
@@ -100,6 +101,9 @@ def workdir(tmp_path_factory, minilm_path):
     cfgs = [bert_config(**c) for c in MODEL_CONFIGS]
     ids, mask, types = padded_batch(120, [40, 7, 19, 1], 40)
     inputs.update(ids=ids, mask=mask, types=types)
+    inputs["gelu_grid"] = np.linspace(-12, 12, 64 * 1500, dtype=np.float32).reshape(-1, 64)
+    inputs["gelu_tails"] = np.float32([np.nan, 1e30, -1e30, 16, -16, -17, 5.7, -5.7, 0,
+                                       -0.0]).reshape(-1, 1)
     np.savez(root / "inputs.npz", **inputs)
     refs, model_dirs = {}, []
     for j, cfg in enumerate(cfgs):
@@ -182,6 +186,30 @@ def test_kernels_follow_the_cap(outputs):
         assert {info[f"{p}_kernels"] for p in ("fp32", "bf16", "int8")} == {"generic"}
     expected = expected_kernels(info)
     assert {p: info[f"{p}_kernels"] for p in expected} == expected
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_gelu_in_the_gemm_epilogue(outputs, workdir, precision):
+    # Each family's GEMM applies GELU in its epilogue with its own erf (AVX-512: a 16-piece
+    # vpermps table, AVX2: 8 pieces, generic: erff): gelu(x @ I) on a dense grid (64 columns:
+    # full vectors) and, one column (x @ [[1]]), on NaN and tail values, against torch's
+    # erf GELU in float64 of the GEMM's own input (bf16: x rounded to bf16 first, without a bf16
+    # unit not; the products add exact zeros). Bound: 1.5e-7 * max(1, |x|); x itself where
+    # Phi(x) rounds to 1.
+    _, inputs, _, _ = workdir
+    _, out = outputs
+    info = json.loads(str(out["cpu_info"]))
+    rounded = precision == "bf16" and info["bf16_kernels"] != info["fp32_kernels"]
+    for part in ("grid", "tails"):
+        x = torch.from_numpy(inputs[f"gelu_{part}"]).double()
+        x = x.bfloat16().double() if rounded else x
+        y, ref = out[f"gelu_{part}_{precision}"].ravel(), F.gelu(x).numpy().ravel()
+        x = x.numpy().ravel()
+        finite = np.isfinite(x)
+        err = np.abs(y[finite] - ref[finite])
+        assert (err <= 1.5e-7 * np.maximum(1.0, np.abs(x[finite]))).all(), (part, err.max())
+        assert (y[x >= 6] == x[x >= 6]).all()
+        assert np.isnan(y[~finite]).all()
 
 
 @pytest.mark.parametrize("i", range(len(LINEAR_SHAPES)))

@@ -67,26 +67,29 @@ for deg in (5, 6):
     c = lawson(B, np.exp2(f), np.exp2(-f))
     show(f"exp2 deg {deg} (rel)", c, np.max(np.abs(horner32(c, f.astype(np.float32)) / np.exp2(f) - 1)))
 
-# erf(t), t in [0, 4): 16 pieces of width 1/4 (one 16-lane vpermps table per coefficient,
-# simd_math_avx512.h's erf_table_ps), each P_i(v) of degree 5 in v = 4 t - i in [0, 1);
-# absolute error, float32 evaluation as the kernel does it (t4 = 4 t, v = t4 - trunc(t4)).
-def erf_table(deg=5, pieces=16):
+# erf(t), t in [0, 4): pieces of width 4 / pieces, one vpermps table of as many entries per
+# coefficient (AVX-512: 16 pieces of degree 5, simd_math_avx512.h; AVX2: 8 of degree 6,
+# simd_math_avx2.h), each P_i(v) in v = t * pieces / 4 - i in [0, 1); absolute error, float32
+# evaluation as the kernels do it (tp = t * pieces / 4, v = tp - trunc(tp)).
+def erf_table(deg, pieces):
     v = np.linspace(0, 1, 4001)
     table = []
     for i in range(pieces):
-        c = lawson(np.vander(v, deg + 1, increasing=True), erf((i + v) / 4), np.ones_like(v))
+        c = lawson(np.vander(v, deg + 1, increasing=True), erf((i + v) * 4 / pieces),
+                   np.ones_like(v))
         table.append(c.astype(np.float32))
     return np.array(table)
 
-table = erf_table()
-t = np.linspace(0, 4, 400001)[:-1]
-t4 = (t.astype(np.float32) * np.float32(4)).astype(np.float32)
-i = np.minimum(t4.astype(np.int32), 15)
-v = (t4 - i.astype(np.float32)).astype(np.float32)
-r = np.zeros_like(v) + table[i, -1]
-for j in range(table.shape[1] - 2, -1, -1):
-    r = (r * v + table[i, j]).astype(np.float32)
-print(f"erf table (16 x deg 5, abs, f32 eval): max err "
-      f"{np.max(np.abs(r - erf(t4.astype(np.float64) / 4))):.3e}")
-for j in range(table.shape[1]):
-    print(f"  c{j}: " + ", ".join(f"{x!r}f" for x in table[:, j].tolist()))
+for deg, pieces in ((5, 16), (6, 8)):
+    table = erf_table(deg, pieces)
+    t = np.linspace(0, 4, 400001)[:-1]
+    tp = (t.astype(np.float32) * np.float32(pieces / 4)).astype(np.float32)
+    i = np.minimum(tp.astype(np.int32), pieces - 1)
+    v = (tp - i.astype(np.float32)).astype(np.float32)
+    r = np.zeros_like(v) + table[i, -1]
+    for j in range(table.shape[1] - 2, -1, -1):
+        r = (r * v + table[i, j]).astype(np.float32)
+    err = np.max(np.abs(r - erf(tp.astype(np.float64) * 4 / pieces)))
+    print(f"erf table ({pieces} x deg {deg}, abs, f32 eval): max err {err:.3e}")
+    for j in range(table.shape[1]):
+        print(f"  c{j}: " + ", ".join(f"{x:.9g}f" for x in table[:, j].tolist()))

@@ -1,7 +1,8 @@
-// SIMD fp32 exp / erf-GELU / tanh-GELU / tanh / log1p for AVX2 + FMA (8 lanes).
+// SIMD fp32 exp / erf / erf-GELU / tanh-GELU / tanh / log1p for AVX2 + FMA (8 lanes).
 //
-// Same algorithms and coefficients as simd_math_avx512.h (see there and
-// docs/tools/fit_simd_math.py); include ONLY from translation units compiled with -mavx2 -mfma.
+// Same algorithms and coefficients as simd_math_avx512.h but erf's table (8 pieces, not 16; see
+// there and docs/tools/fit_simd_math.py).  Include ONLY from translation units compiled with
+// -mavx2 -mfma.
 // All functions are `static inline` over intrinsics (internal linkage, ODR-safe).
 #pragma once
 #include <immintrin.h>
@@ -35,40 +36,42 @@ static inline __m256 exp_ps(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(scale));
 }
 
-// Standard normal CDF Phi(x) = 0.5 erfc(-x / sqrt 2); see simd_math_avx512.h.
-static inline __m256 normal_cdf_ps(__m256 x) {
-  const __m256 half = _mm256_set1_ps(0.5f);
-  const __m256 t = abs_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.707106781186547524f)));
-  const __m256 s = _mm256_mul_ps(t, t);
-  __m256 e = _mm256_set1_ps(-5.6601583e-4f);
-  e = _mm256_fmadd_ps(e, s, _mm256_set1_ps(4.9247905e-3f));
-  e = _mm256_fmadd_ps(e, s, _mm256_set1_ps(-2.6717708e-2f));
-  e = _mm256_fmadd_ps(e, s, _mm256_set1_ps(0.112804115f));
-  e = _mm256_fmadd_ps(e, s, _mm256_set1_ps(-0.37612355f));
-  e = _mm256_fmadd_ps(e, s, _mm256_set1_ps(1.1283791f));
-  e = _mm256_mul_ps(e, t);                                         // erf(t), t < 1
-  const __m256 tc = _mm256_min_ps(_mm256_set1_ps(4.0f), t);
-  __m256 q = _mm256_set1_ps(-2.168676e-5f);
-  q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(4.4133523e-4f));
-  q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-4.204556e-3f));
-  q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(2.520824e-2f));
-  q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-0.10841855f));
-  q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-0.6332199f));
-  q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(-1.1295784f));
-  q = _mm256_fmadd_ps(q, tc, _mm256_set1_ps(1.8803676e-4f));
-  __m256 hc = _mm256_mul_ps(half, exp_ps(q));                     // 0.5 erfc(t), t >= 1
-  hc = _mm256_and_ps(hc, _mm256_cmp_ps(t, _mm256_set1_ps(4.0f), _CMP_LE_OQ));
-  const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-  const __m256 tail = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), hc), hc, neg);
-  const __m256 core =
-      _mm256_blendv_ps(_mm256_fmadd_ps(half, e, half), _mm256_fnmadd_ps(half, e, half), neg);
-  return _mm256_blendv_ps(tail, core, _mm256_cmp_ps(t, _mm256_set1_ps(1.0f), _CMP_LT_OQ));
+// erf(t), t >= 0 (t >= 4 taken as 4), as simd_math_avx512.h's erf_table_ps with AVX2's
+// 8-entry vpermps tables: [0, 4) in 8 pieces of width 1/2, piece i = trunc(2 t) a degree-6
+// polynomial in v = 2 t - i in [0, 1) (docs/tools/fit_simd_math.py, |err| <= 9.1e-8 in fp32).
+static inline __m256 erf_table_ps(__m256 t) {
+  alignas(32) static const float kCoef[7][8] = {
+    {-1.51242201e-08f, 0.520499885f, 0.842700779f, 0.966105163f, 0.995322287f, 0.999593019f,
+     0.999977887f, 0.999999285f},
+    {0.564191103f, 0.439389646f, 0.207553357f, 0.0594657026f, 0.0103335688f, 0.00108908233f,
+     6.96096904e-05f, 2.69801808e-06f},
+    {-2.55717187e-05f, -0.109821819f, -0.103769951f, -0.0446078181f, -0.0103348205f,
+     -0.00136046426f, -0.000104160463f, -4.6958844e-06f},
+    {-0.0468556955f, -0.0184609611f, 0.0172500536f, 0.0173980035f, 0.00603672769f, 0.00103794155f,
+     9.6887874e-05f, 5.10391465e-06f},
+    {-0.000481973111f, 0.0118663665f, 0.00447374862f, -0.00294219283f, -0.00218173978f,
+     -0.000522165676f, -5.99792766e-05f, -3.66210588e-06f},
+    {0.00428445032f, -0.000357552868f, -0.00242337235f, -0.000238124077f, 0.000460239185f,
+     0.000166546059f, 2.32867642e-05f, 1.6098553e-06f},
+    {-0.000612425269f, -0.000414791779f, 0.000320513471f, 0.000141559256f, -4.31903973e-05f,
+     -2.60797369e-05f, -4.29752163e-06f, -3.26149092e-07f},
+  };
+  const __m256 t2 = _mm256_min_ps(_mm256_mul_ps(t, _mm256_set1_ps(2.0f)),
+                                  _mm256_set1_ps(7.99999952f));  // NaN -> the second operand
+  const __m256i i = _mm256_cvttps_epi32(t2);
+  const __m256 v = _mm256_sub_ps(t2, _mm256_cvtepi32_ps(i));
+  __m256 p = _mm256_permutevar8x32_ps(_mm256_load_ps(kCoef[6]), i);
+  for (int d = 5; d >= 0; --d)
+    p = _mm256_fmadd_ps(p, v, _mm256_permutevar8x32_ps(_mm256_load_ps(kCoef[d]), i));
+  return p;
 }
 
-// GELU, exact erf form: x * Phi(x).  -inf -> 0.
+// GELU, exact erf form: (x + |x| erf(|x| / sqrt 2)) / 2, as simd_math_avx512.h's.
 static inline __m256 gelu_erf_ps(__m256 x) {
-  const __m256 g = _mm256_mul_ps(x, normal_cdf_ps(x));
-  return _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-16.0f), _CMP_LT_OQ), g);
+  x = _mm256_max_ps(_mm256_set1_ps(-16.0f), x);
+  const __m256 a = abs_ps(x);
+  const __m256 e = erf_table_ps(_mm256_mul_ps(a, _mm256_set1_ps(0.707106781186547524f)));
+  return _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_fmadd_ps(a, e, x));
 }
 
 // GELU, tanh form: x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
@@ -93,8 +96,8 @@ static inline __m256 tanh_ps(__m256 x) {
   const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, s), x, x);
   const __m256 tc = _mm256_min_ps(_mm256_set1_ps(9.5f), t);
   const __m256 e = exp_ps(_mm256_add_ps(tc, tc));
-  __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f),
-                             _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
   big = _mm256_or_ps(big, _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));  // copysign
   return _mm256_blendv_ps(big, small, _mm256_cmp_ps(t, _mm256_set1_ps(0.625f), _CMP_LT_OQ));
 }
