@@ -35,7 +35,7 @@ import tempfile
 import time
 
 import openvino_models
-from bench import bert_base_dir, make_batch
+from bench import OV_OF, bert_base_dir, make_batch
 
 # OpenVINO layer type -> kind of op (runtime graph of the CPU plugin).
 GEMM, ATTENTION, ELEMENTWISE = ("Linear: GEMM + epilogue", "attention: QK^T, softmax, PV",
@@ -186,12 +186,13 @@ def main() -> int:
         for precision in args.precisions.split(","):
             ours = pybert.BertModel.from_pretrained(path, num_threads=args.threads,
                                                     precision=precision)
+            ov_precision = OV_OF.get(precision, precision)  # int8_bf16_attention: OV's int8
             for shape in args.shapes.split(","):
                 ids, mask, types = make_batch(shape, 30522)
                 feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
                 ov_wall, ov_cpu, ov_cats, ov_layers = ov_breakdown(
-                    ov_ir["int8" if precision == "int8" else "fp32"], precision, args.threads,
-                    feed, args.calls)
+                    ov_ir["int8" if ov_precision == "int8" else "fp32"], ov_precision,
+                    args.threads, feed, args.calls)
                 wall, cpu, cats = pybert_breakdown(ours, (ids, mask, types), args.calls, tmp,
                                                    use_perf)
                 print(f"\n{precision} {shape}: wall ms pybert {wall:.2f}, OpenVINO {ov_wall:.2f} "

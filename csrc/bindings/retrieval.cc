@@ -66,7 +66,7 @@ py::tuple csr_rows(const std::vector<float>& pooled, int64_t batch, int64_t voca
   int32_t* idx = indices.mutable_data();
   float* val = values.mutable_data();
   compute(num_threads, [&] {
-    ops::sparse_fill(pooled.data(), batch, vocab, max_active_dims, ptr, idx, val);
+    ops::sparse_fill(pooled.data(), batch, vocab, ptr, idx, val);
   });
   return py::make_tuple(indptr, indices, values);
 }

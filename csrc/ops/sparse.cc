@@ -29,8 +29,8 @@ void sparse_counts(const float* x, int64_t n, int64_t cols, int64_t max_active, 
   });
 }
 
-void sparse_fill(const float* x, int64_t n, int64_t cols, int64_t max_active,
-                 const int64_t* indptr, int32_t* indices, float* values) {
+void sparse_fill(const float* x, int64_t n, int64_t cols, const int64_t* indptr, int32_t* indices,
+                 float* values) {
   parallel_for(0, n, 1, [&](int64_t r0, int64_t r1) {
     std::vector<int32_t> kept;  // the row's nonzero columns
     for (int64_t r = r0; r < r1; ++r) {

@@ -13,10 +13,11 @@ namespace pybert::ops {
 void sparse_counts(const float* x, int64_t n, int64_t cols, int64_t max_active, int64_t* counts);
 
 // x (n, cols) -> row r's kept entries at [indptr[r], indptr[r + 1]) of indices / values, in
-// column order: every nonzero, or with max_active > 0 the max_active largest by |value| (the
-// lower column first among equals). indptr (n + 1): the prefix sums of sparse_counts.
-void sparse_fill(const float* x, int64_t n, int64_t cols, int64_t max_active,
-                 const int64_t* indptr, int32_t* indices, float* values);
+// column order: every nonzero, or where the row has more nonzeros than that (sparse_counts'
+// max_active) the largest by |value| (the lower column first among equals). indptr (n + 1):
+// the prefix sums of sparse_counts.
+void sparse_fill(const float* x, int64_t n, int64_t cols, const int64_t* indptr, int32_t* indices,
+                 float* values);
 
 // sentence-transformers' SparseStaticEmbedding (the query side of inference-free SPLADE):
 // ids, mask (n, seq) -> x (n, cols) with x[r, c] = weight[c] when token c occurs in row r at a
