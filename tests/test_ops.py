@@ -140,6 +140,34 @@ def test_attention_matches_masked_padded_batch():
     assert np.abs(out - ref).max() <= TOLERANCE["attention"]
 
 
+def _split_costs(lengths, heads, head_size, bounds):
+    item = np.repeat([n * (n + head_size) + 1 for n in lengths], heads)
+    return np.array([item[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:])]), item
+
+
+@pytest.mark.parametrize("lengths,heads,parts", [([128] * 8, 12, 2), ([256] + [8] * 31, 12, 2),
+                                                 (list(range(8, 257, 8)), 12, 2),
+                                                 ([40, 7, 0, 19, 1], 4, 3), ([3], 2, 16)])
+def test_attention_split_is_balanced(lengths, heads, parts):
+    # self_attention's work per thread: contiguous (sequence, head) ranges of equal cost, so a
+    # batch of uneven lengths (one long sequence among short ones) does not leave one thread
+    # with most of it; an even split of the items where all lengths are equal.
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    bounds = _core.ops.attention_split(offsets, heads, 64, parts)
+    items = len(lengths) * heads
+    assert bounds[0] == 0 and bounds[-1] == items and len(bounds) == parts + 1
+    assert all(a <= b for a, b in zip(bounds[:-1], bounds[1:]))
+    cost, item = _split_costs(lengths, heads, 64, bounds)
+    assert cost.max() <= item.sum() / parts + item.max()  # within one item of an equal share
+    if len(set(lengths)) == 1 and items % parts == 0:
+        assert bounds == list(range(0, items + 1, items // parts))
+    even = [min(items, t * -(-items // parts)) for t in range(parts + 1)]
+    if lengths[0] == 256 and len(lengths) > 1:  # what an even split of the items would give
+        assert _split_costs(lengths, heads, 64, even)[0].max() > 1.5 * cost.max()
+    with pytest.raises(ValueError, match="starting at 0"):
+        _core.ops.attention_split(offsets[1:], heads, 64, parts)
+
+
 def _bf16(x):
     return x.bfloat16().double()
 

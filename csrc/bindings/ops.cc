@@ -126,7 +126,8 @@ void register_ops(py::module_& m) {
         return y;
       },
       py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps"), py::kw_only(),
-      py::arg("residual") = py::none(), py::arg("num_threads") = 0, "LayerNorm(x [+ residual]) over the last dimension.");
+      py::arg("residual") = py::none(), py::arg("num_threads") = 0,
+      "LayerNorm(x [+ residual]) over the last dimension.");
 
   ops.def(
       "softmax",
@@ -177,6 +178,25 @@ void register_ops(py::module_& m) {
       "Multi-head attention over packed sequences: qkv (tokens, 3*hidden), offsets (batch+1) "
       "-> context (tokens, hidden). precision 'bf16' rounds the products' inputs to bf16 "
       "(AMX; fp32 without it).");
+
+  ops.def(
+      "attention_split",
+      [](IdArray offsets, int64_t num_heads, int64_t head_size, int64_t parts) {
+        require_ndim(offsets, 1, "offsets");
+        const int64_t batch = offsets.shape(0) - 1;
+        const int64_t* off = offsets.data();
+        if (batch < 0 || off[0] != 0)
+          throw py::value_error("offsets must hold batch + 1 entries starting at 0");
+        for (int64_t b = 0; b < batch; ++b)
+          if (off[b + 1] < off[b]) throw py::value_error("offsets must be non-decreasing");
+        if (num_heads <= 0 || head_size <= 0 || parts <= 0 || parts > 65536)
+          throw py::value_error("num_heads and head_size must be positive, parts in 1..65536");
+        return ops::attention_split(ops::SequenceLayout{off, batch}, num_heads, head_size, parts);
+      },
+      py::arg("offsets"), py::arg("num_heads"), py::arg("head_size"), py::arg("parts"),
+      "How self_attention splits its (sequence, head) items b * num_heads + h over `parts` "
+      "threads: bounds (parts + 1), thread t attends items bounds[t] .. bounds[t + 1], ranges of "
+      "equal work (a head ~ rows x (rows + head_size)).");
 }
 
 }  // namespace pybert::bindings

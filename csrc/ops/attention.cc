@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm_lowp.h"
@@ -63,10 +64,13 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
       bf16 ? (bf16_kernels->attention_scratch_bytes(max_len, d_head) + 3) / 4
            : fp32_kernels.scratch_floats(max_len, d_head),
       layout.keys ? max_len * max_len : int64_t{0});
-  parallel_for(0, layout.batch * num_heads, 1, [&](int64_t w0, int64_t w1) {
+  const int64_t items = layout.batch * num_heads;
+  const int64_t parts = std::min<int64_t>(thread_budget(), items);
+  const std::vector<int64_t> bounds = attention_split(layout, num_heads, d_head, parts);
+  parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {
     thread_local Buffer scores;  // the kernel's scratch, reused across calls
     float* scratch = scores.reserve(scratch_floats);
-    for (int64_t w = w0; w < w1; ++w) {
+    for (int64_t w = bounds[t0]; w < bounds[t1]; ++w) {
       const int64_t b = w / num_heads, h = w % num_heads;
       const int64_t start = layout.offsets[b], rows = layout.offsets[b + 1] - start;
       const int64_t len = layout.keys ? layout.keys[b] : rows;  // the attended rows
@@ -88,6 +92,26 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
 }
 
 }  // namespace
+
+std::vector<int64_t> attention_split(const SequenceLayout& layout, int64_t num_heads,
+                                     int64_t d_head, int64_t parts) {
+  std::vector<int64_t> cost(layout.batch);
+  int64_t total = 0;
+  for (int64_t b = 0; b < layout.batch; ++b) {
+    const int64_t rows = layout.offsets[b + 1] - layout.offsets[b];
+    const int64_t keys = layout.keys ? layout.keys[b] : rows;
+    cost[b] = rows * (keys + d_head) + 1;  // + 1: an empty sequence still takes a step
+    total += cost[b] * num_heads;
+  }
+  std::vector<int64_t> bounds(parts + 1, layout.batch * num_heads);
+  bounds[0] = 0;
+  int64_t t = 1, done = 0;  // done: the cost of items [0, w)
+  for (int64_t w = 0; w < layout.batch * num_heads && t < parts; ++w) {
+    while (t < parts && done * parts >= t * total) bounds[t++] = w;
+    done += cost[w / num_heads];
+  }
+  return bounds;
+}
 
 void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
                     int64_t num_heads, float* ctx, Precision precision) {

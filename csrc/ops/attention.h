@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "ops/linear.h"  // Precision
 
@@ -33,6 +34,14 @@ void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidd
 // What the last layer of an encoder computes when its head reads one row per sequence.
 void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* rows,
                  const int64_t* seqs, int64_t m, int64_t hidden, int64_t num_heads, float* ctx);
+
+// How self_attention splits its work over `parts` threads: the (sequence, head) items
+// w = b * num_heads + h in contiguous ranges [bounds[t], bounds[t + 1]) of equal work, a head
+// costing ~ rows x (keys + d_head) (its two products and the packing of its keys and values),
+// so that a batch of uneven lengths does not leave one thread with most of it (an even split of
+// the items would); sequences of one length get the even split.  Depends on its arguments only.
+std::vector<int64_t> attention_split(const SequenceLayout& layout, int64_t num_heads,
+                                     int64_t d_head, int64_t parts);
 
 // bf16 kernels only (kernels::kernel_set().bf16): ctx rounded to bf16 and written as the
 // staged input rows of a bf16 Linear (row stride kernels::bf16_padded_k(hidden), padding zeroed),
