@@ -54,30 +54,64 @@ struct Scratch {
   int64_t total() const { return q + k + v + s + p + o; }
 };
 
-// Two fp32 vectors -> 16 bf16 pairs (a[i] in the low half of lane i, b[i] in the high half).
+// Two fp32 vectors -> 16 bf16 pairs (a[i] in the low half of lane i, b[i] in the high half):
+// both rounded into one register (a's 16 values, then b's), then interleaved with one vpermw.
 __m512i bf16_pairs(__m512 a, __m512 b) {
-  const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
-  const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
-  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+  const __m512i interleave = _mm512_set_epi16(
+      31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+      23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
+// r[i] lane j -> r[j] lane i: a 16 x 16 transpose of 32-bit elements.  Within each 128-bit lane
+// a 4 x 4 transpose (unpack 32, then 64), then the 4 x 4 transpose of the lanes themselves across
+// each group of four registers (two rounds of vshufi32x4).
+void transpose16x16(__m512i (&r)[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int j = 0; j < 4; ++j) {  // r[4j + m] lane k = rows 4j..4j+3 of column 4k + m
+    r[4 * j + 0] = _mm512_unpacklo_epi64(t[4 * j], t[4 * j + 2]);
+    r[4 * j + 1] = _mm512_unpackhi_epi64(t[4 * j], t[4 * j + 2]);
+    r[4 * j + 2] = _mm512_unpacklo_epi64(t[4 * j + 1], t[4 * j + 3]);
+    r[4 * j + 3] = _mm512_unpackhi_epi64(t[4 * j + 1], t[4 * j + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {  // column 4k + m <- lane k of r[m], r[4 + m], r[8 + m], r[12 + m]
+    const __m512i v0 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x44);
+    const __m512i v1 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xEE);
+    const __m512i v2 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x44);
+    const __m512i v3 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xEE);
+    t[m] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    t[4 + m] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+    t[8 + m] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    t[12 + m] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
 // Kb[((n / 16) * (dp / 2) + c / 2) * 32 + (n % 16) * 2 + c % 2] = bf16(K[n][c]), zero for
-// n >= len or c >= d: K (len, d) as a packed weight (N = len, K = d).  Works in 32-bit pairs.
+// n >= len or c >= d: K (len, d) as a packed weight (N = len, K = d).  16 keys x 32 columns at
+// a time: each key's 16 bf16 pairs in one register, transposed so that a register holds one
+// pair of all 16 keys, a 64-byte row of the panel.
 void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, int64_t dp, uint32_t* kb) {
   const int64_t pairs = dp / 2, keys = round_up(len, 32);
-  const __m512i stride = _mm512_mullo_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-      _mm512_set1_epi32(16));
-  for (int64_t n = 0; n < keys; ++n) {
-    uint32_t* dst = kb + (n / 16) * pairs * 16 + n % 16;
+  for (int64_t n0 = 0; n0 < keys; n0 += 16) {
+    uint32_t* panel = kb + (n0 / 16) * pairs * 16;
     for (int64_t c = 0; c < dp; c += 32) {
-      __m512i pr = _mm512_setzero_si512();
-      if (n < len) {
-        const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), k + n * ld + c);
-        const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), k + n * ld + c + 16);
-        pr = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // pairs (c, c+1), (c+2, c+3), ...
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        r[i] = _mm512_setzero_si512();
+        if (n0 + i < len) {
+          const float* row = k + (n0 + i) * ld + c;
+          const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), row);
+          const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), row + 16);
+          r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // pairs (c, c+1), (c+2, c+3), ...
+        }
       }
-      _mm512_i32scatter_epi32(dst + (c / 2) * 16, stride, pr, 4);
+      transpose16x16(r);
+      for (int p = 0; p < 16; ++p) _mm512_storeu_si512(panel + (c / 2 + p) * 16, r[p]);
     }
   }
 }
