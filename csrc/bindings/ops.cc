@@ -21,6 +21,20 @@ Tensor view(const FloatArray& a) {
   return t;
 }
 
+// offsets (batch + 1): the packed sequences' row bounds, from 0 and non-decreasing (to `rows`
+// when rows >= 0); ValueError otherwise.
+ops::SequenceLayout sequence_layout(const IdArray& offsets, int64_t rows) {
+  require_ndim(offsets, 1, "offsets");
+  const int64_t batch = offsets.shape(0) - 1;
+  const int64_t* off = offsets.data();
+  if (batch < 0 || off[0] != 0 || (rows >= 0 && off[batch] != rows))
+    throw py::value_error(rows >= 0 ? "offsets must start at 0 and end at the number of qkv rows"
+                                    : "offsets must hold batch + 1 entries starting at 0");
+  for (int64_t b = 0; b < batch; ++b)
+    if (off[b + 1] < off[b]) throw py::value_error("offsets must be non-decreasing");
+  return ops::SequenceLayout{off, batch};
+}
+
 }  // namespace
 
 void register_ops(py::module_& m) {
@@ -154,22 +168,16 @@ void register_ops(py::module_& m) {
       [](FloatArray qkv, IdArray offsets, int64_t num_heads, const std::string& precision,
          int num_threads) {
         require_ndim(qkv, 2, "qkv");
-        require_ndim(offsets, 1, "offsets");
         if (qkv.shape(1) % 3 != 0) throw py::value_error("qkv must have 3 * hidden columns");
-        const int64_t hidden = qkv.shape(1) / 3, batch = offsets.shape(0) - 1;
-        const int64_t* off = offsets.data();
-        if (batch < 0 || off[0] != 0 || off[batch] != qkv.shape(0))
-          throw py::value_error("offsets must start at 0 and end at the number of qkv rows");
-        for (int64_t b = 0; b < batch; ++b)
-          if (off[b + 1] < off[b]) throw py::value_error("offsets must be non-decreasing");
+        const int64_t hidden = qkv.shape(1) / 3;
+        const ops::SequenceLayout layout = sequence_layout(offsets, qkv.shape(0));
         const ops::Precision p = ops::precision_from_name(precision);
         if (p != ops::Precision::kFp32 && p != ops::Precision::kBf16)
           throw py::value_error("self_attention computes in fp32 or bf16, not " + precision);
         FloatArray ctx({qkv.shape(0), static_cast<py::ssize_t>(hidden)});
         float* out = ctx.mutable_data();
         compute(num_threads, [&] {
-          ops::self_attention(qkv.data(), ops::SequenceLayout{off, batch}, hidden, num_heads, out,
-                              p);
+          ops::self_attention(qkv.data(), layout, hidden, num_heads, out, p);
         });
         return ctx;
       },
@@ -182,16 +190,10 @@ void register_ops(py::module_& m) {
   ops.def(
       "attention_split",
       [](IdArray offsets, int64_t num_heads, int64_t head_size, int64_t parts) {
-        require_ndim(offsets, 1, "offsets");
-        const int64_t batch = offsets.shape(0) - 1;
-        const int64_t* off = offsets.data();
-        if (batch < 0 || off[0] != 0)
-          throw py::value_error("offsets must hold batch + 1 entries starting at 0");
-        for (int64_t b = 0; b < batch; ++b)
-          if (off[b + 1] < off[b]) throw py::value_error("offsets must be non-decreasing");
+        const ops::SequenceLayout layout = sequence_layout(offsets, -1);
         if (num_heads <= 0 || head_size <= 0 || parts <= 0 || parts > 65536)
           throw py::value_error("num_heads and head_size must be positive, parts in 1..65536");
-        return ops::attention_split(ops::SequenceLayout{off, batch}, num_heads, head_size, parts);
+        return ops::attention_split(layout, num_heads, head_size, parts);
       },
       py::arg("offsets"), py::arg("num_heads"), py::arg("head_size"), py::arg("parts"),
       "How self_attention splits its (sequence, head) items b * num_heads + h over `parts` "

@@ -95,20 +95,19 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
 
 std::vector<int64_t> attention_split(const SequenceLayout& layout, int64_t num_heads,
                                      int64_t d_head, int64_t parts) {
-  std::vector<int64_t> cost(layout.batch);
-  int64_t total = 0;
-  for (int64_t b = 0; b < layout.batch; ++b) {
+  const auto cost = [&](int64_t b) {  // one head of sequence b
     const int64_t rows = layout.offsets[b + 1] - layout.offsets[b];
     const int64_t keys = layout.keys ? layout.keys[b] : rows;
-    cost[b] = rows * (keys + d_head) + 1;  // + 1: an empty sequence still takes a step
-    total += cost[b] * num_heads;
-  }
+    return rows * (keys + d_head) + 1;  // + 1: an empty sequence still takes a step
+  };
+  int64_t total = 0;
+  for (int64_t b = 0; b < layout.batch; ++b) total += cost(b) * num_heads;
   std::vector<int64_t> bounds(parts + 1, layout.batch * num_heads);
   bounds[0] = 0;
   int64_t t = 1, done = 0;  // done: the cost of items [0, w)
   for (int64_t w = 0; w < layout.batch * num_heads && t < parts; ++w) {
     while (t < parts && done * parts >= t * total) bounds[t++] = w;
-    done += cost[w / num_heads];
+    done += cost(w / num_heads);
   }
   return bounds;
 }
