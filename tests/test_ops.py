@@ -210,8 +210,50 @@ def test_attention_bf16(lengths, heads, d_head):
         assert (got - ref32.double()).abs().max() <= 0.05 * v.abs().max()
 
 
+@pytest.mark.parametrize("lengths,heads,d_head", [([5], 1, 8), ([3, 17, 1, 0, 64], 4, 16),
+                                                  ([128, 40], 12, 32), ([200, 77], 2, 64),
+                                                  ([513], 1, 10), ([70], 1, 96)])
+def test_attention_bf16_split(lengths, heads, d_head):
+    # precision="bf16_split" (the int8 models' attention) on AMX: every input of the two products
+    # split into three bf16 terms, x = hi + lo (hi = bf16(x), lo = bf16(x - hi)), a·b taken as
+    # hi·hi + lo·hi + hi·lo. Each product then errs by <= 3 * 2^-18 |a||b| (the dropped lo·lo and
+    # the residuals past lo), the fp32 sums over the tripled depth D by <= D * 2^-24 of sum |a||b|.
+    # Reference: attention in float64 torch. A score s_ij errs by at most
+    # e_i = (2^-16 + 3 d 2^-24) max_j (|q||k|^T)_ij / sqrt(d); a probability by <= 2 e_i of
+    # itself (+ fp32 exp), and P·V adds the same relative error over the keys, so
+    #   |out - ref| <= (p @ |v|) (2 e_i + 2^-16 + 3 len 2^-24 + 2^-20) + 1e-6.
+    # The bound is ~1000x tighter than bf16's error: the bf16 op must break it (else the test
+    # could not tell the two apart). Without AMX the op is the fp32 attention.
+    info = _core.cpu_features()
+    split = info["bf16_kernels"] == "amx_bf16"
+    hidden = heads * d_head
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    qkv = rng.standard_normal((offsets[-1], 3 * hidden), dtype=np.float32) * 2
+    out = _core.ops.self_attention(qkv, offsets, heads, precision="bf16_split")
+    if not split:
+        assert np.array_equal(out, _core.ops.self_attention(qkv, offsets, heads))
+        return
+    bf16 = _core.ops.self_attention(qkv, offsets, heads, precision="bf16")
+    bf16_broke = False
+    for b, n in enumerate(lengths):
+        if n == 0:
+            continue
+        q, k, v = (x.double() for x in split_heads(qkv[offsets[b]:offsets[b + 1]], heads))
+        p = torch.softmax(q @ k.transpose(1, 2) / d_head ** 0.5, -1)
+        ref = (p @ v).transpose(0, 1).reshape(n, hidden)
+        e = ((2.0 ** -16 + 3 * d_head * 2.0 ** -24) / d_head ** 0.5
+             * (q.abs() @ k.abs().transpose(1, 2)).amax(-1, keepdim=True))
+        rel = 2 * e + 2.0 ** -16 + 3 * n * 2.0 ** -24 + 2.0 ** -20
+        bound = ((p @ v.abs()) * rel).transpose(0, 1).reshape(n, hidden) + 1e-6
+        got = t(out[offsets[b]:offsets[b + 1]]).double()
+        assert ((got - ref).abs() <= bound).all()
+        got_bf16 = t(bf16[offsets[b]:offsets[b + 1]]).double()
+        bf16_broke |= bool(((got_bf16 - ref).abs() > bound).any())
+    assert bf16_broke
+
+
 def test_attention_rejects_int8():
-    with pytest.raises(ValueError, match="fp32 or bf16"):
+    with pytest.raises(ValueError, match="'fp32', 'bf16' or 'bf16_split', not 'int8'"):
         _core.ops.self_attention(np.zeros((2, 6), np.float32), np.array([0, 2]), 1,
                                  precision="int8")
 

@@ -303,6 +303,23 @@ def test_bad_precision_names_the_options(tmp_path, minilm_path):
                                 precision="int4")
 
 
+def test_int8_long_and_short_sequences_within_error_bound(tmp_path):
+    """int8's attention: heads of >= 256 keys on the split-bf16 kernel where the CPU has AMX, the
+    shorter ones in fp32, both within int8's bound of transformers' fp32 model, in one batch."""
+    cfg = bert_config(hidden_size=128, num_attention_heads=4, intermediate_size=256,
+                      max_position_embeddings=512)
+    ref = randomize_(transformers.BertModel(cfg), seed=11, std=0.05)
+    ref.save_pretrained(tmp_path)
+    ids, mask, types = padded_batch(cfg.vocab_size, [300, 31, 257], 300)
+    with torch.no_grad():
+        expected = ref(*(torch.from_numpy(a) for a in (ids, mask, types))).last_hidden_state
+    ours = pybert.BertModel.from_pretrained(tmp_path, precision="int8")
+    keep = mask.astype(bool)
+    bound = 2 * EPS["int8"] * np.sqrt(4 * cfg.num_hidden_layers)
+    got = ours(ids, mask, types).last_hidden_state
+    assert relative_rms(got, expected.numpy(), keep) <= bound
+
+
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_large_gemm_blocks_give_the_same_values(tmp_path, precision):
     """The AMX kernels write an fp32 output block of >= 4 MiB with non-temporal stores (and an

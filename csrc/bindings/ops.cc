@@ -171,9 +171,13 @@ void register_ops(py::module_& m) {
         if (qkv.shape(1) % 3 != 0) throw py::value_error("qkv must have 3 * hidden columns");
         const int64_t hidden = qkv.shape(1) / 3;
         const ops::SequenceLayout layout = sequence_layout(offsets, qkv.shape(0));
-        const ops::Precision p = ops::precision_from_name(precision);
-        if (p != ops::Precision::kFp32 && p != ops::Precision::kBf16)
-          throw py::value_error("self_attention computes in fp32 or bf16, not " + precision);
+        const auto p = precision == "fp32"         ? ops::AttentionMath::kFp32
+                       : precision == "bf16"       ? ops::AttentionMath::kBf16
+                       : precision == "bf16_split" ? ops::AttentionMath::kBf16Split
+                                                   : throw py::value_error(
+                                                         "self_attention computes in 'fp32', "
+                                                         "'bf16' or 'bf16_split', not '" +
+                                                         precision + "'");
         FloatArray ctx({qkv.shape(0), static_cast<py::ssize_t>(hidden)});
         float* out = ctx.mutable_data();
         compute(num_threads, [&] {
@@ -184,8 +188,9 @@ void register_ops(py::module_& m) {
       py::arg("qkv"), py::arg("offsets"), py::arg("num_heads"), py::kw_only(),
       py::arg("precision") = "fp32", py::arg("num_threads") = 0,
       "Multi-head attention over packed sequences: qkv (tokens, 3*hidden), offsets (batch+1) "
-      "-> context (tokens, hidden). precision 'bf16' rounds the products' inputs to bf16 "
-      "(AMX; fp32 without it).");
+      "-> context (tokens, hidden). precision 'bf16' rounds the products' inputs to bf16, "
+      "'bf16_split' splits each into three bf16 terms (int8 models' attention, ~2^-15 relative "
+      "error); both fp32 where the CPU has no such kernel (AMX).");
 
   ops.def(
       "attention_split",

@@ -74,12 +74,20 @@ struct Bf16Gemm {
 
   // Attention with q, k, v and the probabilities rounded to bf16, fp32 accumulation and softmax
   // (the arguments of AttentionKernels::head, attention.h).  scratch: 64-byte aligned,
-  // attention_scratch_bytes(len, d_head) bytes.  The result goes to out (fp32)
-  // or, when out_bf16 is set, rounded to bf16 into out_bf16 (row stride ld_out elements).
-  int64_t (*attention_scratch_bytes)(int64_t len, int64_t d_head);
+  // attention_scratch_bytes(len, d_head, split) bytes (split: for attention_head_split).  The
+  // result goes to out (fp32) or, when out_bf16 is set, rounded to bf16 into out_bf16 (row
+  // stride ld_out elements).
+  int64_t (*attention_scratch_bytes)(int64_t len, int64_t d_head, bool split);
   void (*attention_head)(const float* q, const float* k, const float* v, int64_t ld_qkv,
                          int64_t len, int64_t d_head, float scale, float* out, uint16_t* out_bf16,
                          int64_t ld_out, void* scratch);
+  // The same with each product's inputs split into three bf16 terms, x = hi + lo (+ |r| <=
+  // 2^-17 |x|), hi = bf16(x), lo = bf16(x - hi), and a·b taken as hi hi + lo hi + hi lo:
+  //   |error of a product sum| <= ~2^-15 sum |a| |b|   (bf16 rounding: ~2^-8, fp32: ~2^-24 len).
+  // Null where the family has none.
+  void (*attention_head_split)(const float* q, const float* k, const float* v, int64_t ld_qkv,
+                               int64_t len, int64_t d_head, float scale, float* out,
+                               uint16_t* out_bf16, int64_t ld_out, void* scratch);
 };
 
 // ------------------------------------------------------------------ int8

@@ -43,7 +43,7 @@ void SelfAttention::forward(const float* x, const ops::SequenceLayout& layout, f
     output.forward_from_bf16(ctx_rows, n, y, ops::Activation::kNone, residual);
     return;
   }
-  ops::self_attention(qkv_buf, layout, hidden, num_heads, ctx, attention_precision);
+  ops::self_attention(qkv_buf, layout, hidden, num_heads, ctx, attention_math);
   output(ctx, n, y, ops::Activation::kNone, residual, then);
 }
 

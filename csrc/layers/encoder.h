@@ -19,8 +19,8 @@ struct SelfAttention {
   ops::Linear qkv;     // (3 * hidden, hidden): query, key, value fused at load
   ops::Linear output;  // (hidden, hidden)
   int64_t num_heads = 0;
-  // Q K^T and P V: kBf16 (AMX; fp32 without it) or kFp32, whatever the Linears' precision.
-  ops::Precision attention_precision = ops::Precision::kFp32;
+  // Q K^T and P V, whatever the Linears' precision (ops/attention.h).
+  ops::AttentionMath attention_math = ops::AttentionMath::kFp32;
 
   // y (n, hidden) = output(attention(qkv(x))) [+ residual] over the packed sequences of layout;
   // qkv_buf (n, 3 hidden) and ctx (context_floats(n)) are scratch. y may alias x, not residual.

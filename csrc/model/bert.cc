@@ -51,11 +51,15 @@ class Loader {
                        precision_);
   }
   bool has(const std::string& name) const { return store_.contains(prefix_ + name); }
-  // Attention's products: bf16 for the bf16 and int8_bf16_attention models, else fp32.
-  ops::Precision attention_precision() const {
-    return precision_ == ops::Precision::kBf16 || precision_ == ops::Precision::kInt8Bf16Attention
-               ? ops::Precision::kBf16
-               : ops::Precision::kFp32;
+  // Attention's products: bf16 for the bf16 and int8_bf16_attention models, three bf16 terms
+  // (close to fp32, see ops::AttentionMath) on long sequences for int8, else fp32.
+  ops::AttentionMath attention_math() const {
+    switch (precision_) {
+      case ops::Precision::kBf16:
+      case ops::Precision::kInt8Bf16Attention: return ops::AttentionMath::kBf16;
+      case ops::Precision::kInt8: return ops::AttentionMath::kBf16SplitLong;
+      default: return ops::AttentionMath::kFp32;
+    }
   }
 
   // Body tensors (under a root of the family's names, e.g. embeddings./encoder./pooler.) that
@@ -209,7 +213,7 @@ layers::EncoderLayer load_layer(Loader& load, const NameTable& t, const std::str
   layer.attention.qkv = load.fused_qkv(p + t.query, p + t.key, p + t.value, h);
   layer.attention.output = load.linear(p + t.attention_output, h, h);
   layer.attention.num_heads = config.num_attention_heads;
-  layer.attention.attention_precision = load.attention_precision();
+  layer.attention.attention_math = load.attention_math();
   layer.attention_norm = load.layer_norm(p + t.attention_norm, h, eps);
   layer.feed_forward.intermediate = load.linear(p + t.intermediate, inner, h);
   layer.feed_forward.output = load.linear(p + t.output, h, inner);

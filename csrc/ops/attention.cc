@@ -46,24 +46,35 @@ int64_t head_size(int64_t hidden, int64_t num_heads) {
   return hidden / num_heads;
 }
 
+// AttentionMath::kBf16SplitLong's shortest split head: BERT-base and MiniLM int8 with every head
+// split against all in fp32, whole model (benchmarks/compare_trees.py, 2 threads, three runs):
+// 1x512 0.81-0.85, but 8x128 and 32x128 0.96-1.05.
+constexpr int64_t kMinSplitKeys = 256;
+
 // Shared body: ctx fp32 (ld hidden) or, with ctx_bf16, bf16 staged rows (ld bf16_padded_k).
 // Query-only rows (layout.keys) need ctx in fp32.
 void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int64_t num_heads,
-            float* ctx, uint16_t* ctx_bf16, bool bf16) {
+            float* ctx, uint16_t* ctx_bf16, AttentionMath math) {
   const int64_t d_head = head_size(hidden, num_heads);
   const int64_t ld = 3 * hidden;
   const int64_t ld_out = ctx_bf16 ? kernels::bf16_padded_k(hidden) : hidden;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d_head));
   const int64_t max_len = layout.max_length();
   const kernels::KernelSet& family = kernels::kernel_set();
-  const kernels::Bf16Gemm* bf16_kernels = bf16 ? family.bf16 : nullptr;
   const kernels::AttentionKernels& fp32_kernels = *family.attention;
+  const kernels::Bf16Gemm* bf16_kernels = family.bf16;
+  const bool split_long = math == AttentionMath::kBf16SplitLong;
+  const bool split = (math == AttentionMath::kBf16Split || split_long) && bf16_kernels &&
+                     bf16_kernels->attention_head_split &&
+                     (!split_long || max_len >= kMinSplitKeys);
+  const bool bf16 = split || (math == AttentionMath::kBf16 && bf16_kernels);
   if (layout.keys && ctx_bf16)
     throw std::logic_error("query-only rows need the attention output in fp32");
+  if (ctx_bf16 && !bf16) throw std::logic_error("a bf16 attention output needs bf16 kernels");
   const int64_t scratch_floats = std::max(
-      bf16 ? (bf16_kernels->attention_scratch_bytes(max_len, d_head) + 3) / 4
-           : fp32_kernels.scratch_floats(max_len, d_head),
-      layout.keys ? max_len * max_len : int64_t{0});
+      {bf16 ? (bf16_kernels->attention_scratch_bytes(max_len, d_head, split) + 3) / 4 : 0,
+       !bf16 || split_long ? fp32_kernels.scratch_floats(max_len, d_head) : 0,
+       layout.keys ? max_len * max_len : int64_t{0}});
   const int64_t items = layout.batch * num_heads;
   const int64_t parts = std::min<int64_t>(thread_budget(), items);
   const std::vector<int64_t> bounds = attention_split(layout, num_heads, d_head, parts);
@@ -80,10 +91,10 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
         attend_query_only(q + len * ld, q + hidden, q + 2 * hidden, ld, rows - len, len, d_head,
                           scale, ctx + out_at + len * ld_out, ld_out, scratch);
       if (len == 0) continue;
-      if (bf16)
-        bf16_kernels->attention_head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale,
-                                     ctx ? ctx + out_at : nullptr,
-                                     ctx_bf16 ? ctx_bf16 + out_at : nullptr, ld_out, scratch);
+      if (bf16 && !(split_long && len < kMinSplitKeys))
+        (split ? bf16_kernels->attention_head_split : bf16_kernels->attention_head)(
+            q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, ctx ? ctx + out_at : nullptr,
+            ctx_bf16 ? ctx_bf16 + out_at : nullptr, ld_out, scratch);
       else
         fp32_kernels.head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, ctx + out_at,
                           ld_out, scratch);
@@ -113,9 +124,8 @@ std::vector<int64_t> attention_split(const SequenceLayout& layout, int64_t num_h
 }
 
 void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
-                    int64_t num_heads, float* ctx, Precision precision) {
-  const bool bf16 = precision == Precision::kBf16 && kernels::kernel_set().bf16;
-  attend(qkv, layout, hidden, num_heads, ctx, nullptr, bf16);
+                    int64_t num_heads, float* ctx, AttentionMath math) {
+  attend(qkv, layout, hidden, num_heads, ctx, nullptr, math);
 }
 
 void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* rows,
@@ -142,7 +152,7 @@ void self_attention_to_bf16(const float* qkv, const SequenceLayout& layout, int6
   if (!kernels::kernel_set().bf16)
     throw std::logic_error("self_attention_to_bf16 needs bf16 kernels");
   kernels::zero_bf16_padding(ctx_rows, layout.tokens(), hidden);
-  attend(qkv, layout, hidden, num_heads, nullptr, ctx_rows, true);
+  attend(qkv, layout, hidden, num_heads, nullptr, ctx_rows, AttentionMath::kBf16);
 }
 
 }  // namespace pybert::ops

@@ -20,13 +20,26 @@ struct SequenceLayout {
   int64_t max_length() const;
 };
 
+// The arithmetic of attention's two products, Q K^T and P V (softmax is fp32 in all three).
+enum class AttentionMath {
+  kFp32,
+  // q, k, v and the probabilities rounded to bf16, fp32 accumulation (with bf16 kernels, see
+  // Linear::precision; else fp32). The bf16 precision's.
+  kBf16,
+  // Each input split into three bf16 terms (Bf16Gemm::attention_head_split, AMX): an error of
+  // ~2^-15 of sum |a| |b|, where int8's Linears err by ~2^-8; fp32 where the family has no split
+  // kernel.
+  kBf16Split,
+  // kBf16Split for heads of 256 keys or more, fp32 for shorter ones (where the split is no
+  // faster). The int8 precision's.
+  kBf16SplitLong,
+};
+
 // qkv (tokens, 3 * hidden): per row [q | k | v], head h in columns h*d_head .. (h+1)*d_head.
 // ctx (tokens, hidden) = per sequence and head softmax(q k^T / sqrt(d_head)) v, heads
-// concatenated. Tokens attend only within their own sequence.
-// precision kBf16 (with bf16 kernels only, see Linear::precision): q, k, v and the probabilities
-// rounded to bf16 for the two products, fp32 accumulation and softmax; anything else: fp32.
+// concatenated, in the arithmetic `math`. Tokens attend only within their own sequence.
 void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
-                    int64_t num_heads, float* ctx, Precision precision = Precision::kFp32);
+                    int64_t num_heads, float* ctx, AttentionMath math = AttentionMath::kFp32);
 
 // Selected rows as the only queries: for i < m, row rows[i] of sequence seqs[i] attends to that
 // sequence's keys (all its rows, or its first keys[b] with layout.keys), in fp32:

@@ -112,7 +112,7 @@ void gemm_to_bf16(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, 
 }
 
 // Scratch: q, k, v rounded to bf16 (kept as fp32 values), (len, d) each, then attention_rows'.
-int64_t attention_scratch_bytes(int64_t len, int64_t d_head) {
+int64_t attention_scratch_bytes(int64_t len, int64_t d_head, bool /*split: none here*/) {
   return (3 * len * d_head + attention_rows_scratch_floats(len, d_head)) * int64_t(sizeof(float));
 }
 
@@ -146,7 +146,8 @@ constexpr Bf16Gemm kNeonBf16Gemm{"neon_bf16",
                                  neon_bf16::gemm,
                                  neon_bf16::gemm_to_bf16,
                                  neon_bf16::attention_scratch_bytes,
-                                 neon_bf16::attention_head};
+                                 neon_bf16::attention_head,
+                                 nullptr};  // no split attention: int8's runs in fp32
 
 }  // namespace kernels
 }  // namespace pybert

@@ -1,12 +1,19 @@
-// bf16 attention for one (sequence, head) on AMX tiles: the bf16 precision's Q·Kᵀ and P·V.
+// Attention for one (sequence, head) on AMX bf16 tiles: Q·Kᵀ and P·V with their inputs rounded
+// to bf16 (the bf16 precision), or split into three bf16 terms (the int8 precision's attention).
 //
-//   Q (len, d)  -> Qb: bf16 rows (convert_rows_bf16), the A operand
+//   Q (len, d)  -> Qb: bf16 rows, the A operand
 //   K (len, d)  -> Kb: packed as a bf16 weight of shape (len, d)   (panels of 16 keys)
 //   V (len, d)  -> Vb: packed as the bf16 weight V^T, shape (d, len)
 //   for each group of 16 query rows (one tile of rows):
 //     S (16, len) = Qb_grp @ Kb^T      tiles, 4 blocks of 16 keys at a time, stored fp32
 //     P = softmax(scale * S)           fp32, rounded to bf16, zero past len
 //     O (16, d) = P @ Vb               tiles, up to 64 columns at a time; -> out (fp32 or bf16)
+//
+// Split (3 terms): x = hi + lo + r with hi = bf16(x), lo = bf16(x - hi) (x - hi is exact in
+// fp32), |r| <= 2^-17 |x|.  Each product a·b is taken as hi_a hi_b + lo_a hi_b + hi_a lo_b, by
+// laying the terms side by side along the product's depth: A rows [hi | lo | hi] against
+// B columns [hi | hi | lo], one tile product of three times the depth.  The dropped lo_a lo_b
+// and the residuals leave |error| <= ~2^-15 sum |a| |b| (bf16 alone: 2^-8; fp32: ~2^-24 len).
 //
 // The packed layouts are gemm_lowp.h's (pairs of k in one 32-bit lane, panels of 16 columns).
 // Softmax, its max and sum stay fp32; only the products' inputs are rounded, as in PyTorch's
@@ -39,20 +46,31 @@ constexpr int64_t kGroups = 4;  // groups per block: P of a block is written bef
 
 int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// Sizes, in bytes, of the scratch regions (each a multiple of 64 bytes).
+// Sizes, in bytes, of the scratch regions (each a multiple of 64 bytes).  terms: 1, or 3 split.
 struct Scratch {
   int64_t dp, lp16, lp32;  // d rounded to 32; len rounded to 16 (fp32 scores) and 32 (bf16 P)
   int64_t q, k, v, s, p, o;
-  Scratch(int64_t len, int64_t d)
+  Scratch(int64_t len, int64_t d, int terms)
       : dp(round_up(d, 32)), lp16(round_up(len, 16)), lp32(round_up(len, 32)),
-        q(round_up(len + 15, 16) * dp * 2),  // convert_rows_bf16's padded rows
-        k(lp32 * dp * 2),                    // round_up(len, 32) keys x dp
-        v(round_up(d, 32) * lp32 * 2),       // round_up(d, 32) columns x lp32
-        s(kRows * lp16 * 4),
-        p(kGroups * kRows * lp32 * 2),
-        o(kRows * 64 * 4) {}
+        q(round_up(len + 15, 16) * dp * 2 * terms),  // rows up to a whole tile past len
+        k(lp32 * dp * 2 * terms),                    // round_up(len, 32) keys x dp
+        v(round_up(d, 32) * lp32 * 2 * terms),       // round_up(d, 32) columns x lp32
+        s(2 * kRows * lp16 * 4),
+        p(kGroups * kRows * lp32 * 2 * terms),
+        o(2 * kRows * 32 * 4) {}
   int64_t total() const { return q + k + v + s + p + o; }
 };
+
+// x - bf16(x) (exact in fp32): the part of x that a bf16 rounding drops.
+__m512 bf16_residual(__m512 x) {
+  const __m256i h = (__m256i)_mm512_cvtneps_pbh(x);
+  return _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+}
+
+// The term of segment `seg` of a split operand (gemm's A side [hi | lo | hi], B side
+// [hi | hi | lo]): whether it holds lo.
+bool a_lo(int seg) { return seg == 1; }
+bool b_lo(int seg) { return seg == 2; }
 
 // Two fp32 vectors -> 16 bf16 pairs (a[i] in the low half of lane i, b[i] in the high half):
 // both rounded into one register (a's 16 values, then b's), then interleaved with one vpermw.
@@ -61,6 +79,29 @@ __m512i bf16_pairs(__m512 a, __m512 b) {
       31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
+// Qb rows i < round_up(len + 15, 16) of terms * dp bf16: segment t holds bf16(q[i][c]) (or,
+// split, the lo term for t = 1), zero for c >= d and i >= len.
+void convert_queries(const float* q, int64_t ld, int64_t len, int64_t d, int64_t dp, int terms,
+                     uint16_t* qb) {
+  const int64_t rows = round_up(len + 15, 16), ldq = terms * dp;
+  for (int64_t i = 0; i < rows; ++i) {
+    uint16_t* out = qb + i * ldq;
+    if (i >= len) {
+      std::memset(out, 0, size_t(ldq) * 2);
+      continue;
+    }
+    for (int64_t c = 0; c < dp; c += 32) {
+      const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), q + i * ld + c);
+      const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), q + i * ld + c + 16);
+      const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+      const __m512i l = terms == 3 ? (__m512i)_mm512_cvtne2ps_pbh(bf16_residual(hi),
+                                                                   bf16_residual(lo))
+                                   : h;
+      for (int t = 0; t < terms; ++t) _mm512_store_si512(out + t * dp + c, a_lo(t) ? l : h);
+    }
+  }
 }
 
 // r[i] lane j -> r[j] lane i: a 16 x 16 transpose of 32-bit elements.  Within each 128-bit lane
@@ -91,117 +132,102 @@ void transpose16x16(__m512i (&r)[16]) {
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
-// Kb[((n / 16) * (dp / 2) + c / 2) * 32 + (n % 16) * 2 + c % 2] = bf16(K[n][c]), zero for
-// n >= len or c >= d: K (len, d) as a packed weight (N = len, K = d).  16 keys x 32 columns at
-// a time: each key's 16 bf16 pairs in one register, transposed so that a register holds one
-// pair of all 16 keys, a 64-byte row of the panel.
-void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, int64_t dp, uint32_t* kb) {
-  const int64_t pairs = dp / 2, keys = round_up(len, 32);
+// Kb[((n / 16) * (D / 2) + e / 2) * 32 + (n % 16) * 2 + e % 2] = term(K[n][c]) for depth
+// e = t * dp + c (D = terms * dp; segment t's term: hi, or lo for b_lo(t)), zero for n >= len or
+// c >= d: K (len, d) as a packed weight (N = len, K = D).  16 keys x 32 columns at a time: each
+// key's 16 bf16 pairs in one register, transposed so that a register holds one pair of all 16
+// keys, a 64-byte row of the panel.
+void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, int64_t dp, int terms,
+               uint32_t* kb) {
+  const int64_t pairs = terms * dp / 2, keys = round_up(len, 32);
   for (int64_t n0 = 0; n0 < keys; n0 += 16) {
     uint32_t* panel = kb + (n0 / 16) * pairs * 16;
     for (int64_t c = 0; c < dp; c += 32) {
-      __m512i r[16];
+      __m512i h[16], l[16];
       for (int i = 0; i < 16; ++i) {
-        r[i] = _mm512_setzero_si512();
+        h[i] = l[i] = _mm512_setzero_si512();
         if (n0 + i < len) {
           const float* row = k + (n0 + i) * ld + c;
           const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), row);
           const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), row + 16);
-          r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // pairs (c, c+1), (c+2, c+3), ...
+          h[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // pairs (c, c+1), (c+2, c+3), ...
+          if (terms == 3)
+            l[i] = (__m512i)_mm512_cvtne2ps_pbh(bf16_residual(hi), bf16_residual(lo));
         }
       }
-      transpose16x16(r);
-      for (int p = 0; p < 16; ++p) _mm512_storeu_si512(panel + (c / 2 + p) * 16, r[p]);
+      transpose16x16(h);
+      if (terms == 3) transpose16x16(l);
+      for (int t = 0; t < terms; ++t) {
+        uint32_t* rows = panel + (t * dp / 2 + c / 2) * 16;
+        for (int p = 0; p < 16; ++p) _mm512_storeu_si512(rows + p * 16, b_lo(t) ? l[p] : h[p]);
+      }
     }
   }
 }
 
-// Vb[((c / 16) * (lp32 / 2) + j / 2) * 32 + (c % 16) * 2 + j % 2] = bf16(V[j][c]), zero for
-// j >= len or c >= d: V^T (d, len) as a packed weight (N = d, K = len).
-void pack_values(const float* v, int64_t ld, int64_t len, int64_t d, int64_t lp32, uint32_t* vb) {
+// Vb[((c / 16) * (J / 2) + e / 2) * 32 + (c % 16) * 2 + e % 2] = term(V[j][c]) for depth
+// e = t * lp32 + j (J = terms * lp32, segment t's term as in pack_keys), zero for j >= len or
+// c >= d: V^T (d, len) as a packed weight (N = d, K = J).
+void pack_values(const float* v, int64_t ld, int64_t len, int64_t d, int64_t lp32, int terms,
+                 uint32_t* vb) {
   const int64_t cols = round_up(d, 32);
   for (int64_t c = 0; c < cols; c += 16) {
     const __mmask16 m = avx512::tail_mask(d - c);
-    uint32_t* panel = vb + (c / 16) * (lp32 / 2) * 16;
+    uint32_t* panel = vb + (c / 16) * (terms * lp32 / 2) * 16;
     for (int64_t j = 0; j < lp32; j += 2) {
       const __m512 a = j < len ? _mm512_maskz_loadu_ps(m, v + j * ld + c) : _mm512_setzero_ps();
       const __m512 b =
           j + 1 < len ? _mm512_maskz_loadu_ps(m, v + (j + 1) * ld + c) : _mm512_setzero_ps();
-      _mm512_store_si512(panel + (j / 2) * 16, bf16_pairs(a, b));
+      const __m512i h = bf16_pairs(a, b);
+      const __m512i l = terms == 3 ? bf16_pairs(bf16_residual(a), bf16_residual(b)) : h;
+      for (int t = 0; t < terms; ++t)
+        _mm512_store_si512(panel + (t * lp32 / 2 + j / 2) * 16, b_lo(t) ? l : h);
     }
   }
 }
 
-// p rows [0, N) (lp32 bf16 each, stride ldp) <- bf16(softmax(scale * s row (len))), zeros past
-// len; s (N rows, stride lds floats) is overwritten.
+// p rows [0, N) (stride ldp, segment t at t * lp32) <- the terms of softmax(scale * s row (len))
+// (A side: hi, or lo for a_lo(t)), zeros past len; s (N rows, stride lds floats) is overwritten.
 template <int N>
-void softmax_rows_bf16(float* s, int64_t lds, int64_t len, int64_t lp32, float scale, uint16_t* p,
-                       int64_t ldp) {
+void softmax_rows_bf16(float* s, int64_t lds, int64_t len, int64_t lp32, int terms, float scale,
+                       uint16_t* p, int64_t ldp) {
   __m512 inv[N];
   avx512::softmax_exp_rows<N>(s, lds, len, scale, inv);
   for (int i = 0; i < N; ++i)
     for (int64_t j = 0; j < lp32; j += 16) {
       const __m512 e = _mm512_maskz_loadu_ps(avx512::tail_mask(len - j), s + i * lds + j);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i * ldp + j),
-                          (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(e, inv[i])));
+      const __m512 x = _mm512_mul_ps(e, inv[i]);
+      const __m256i h = (__m256i)_mm512_cvtneps_pbh(x);
+      const __m256i l = terms == 3 ? (__m256i)_mm512_cvtneps_pbh(bf16_residual(x)) : h;
+      for (int t = 0; t < terms; ++t)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i * ldp + t * lp32 + j),
+                            a_lo(t) ? l : h);
     }
 }
 
 // softmax_rows_bf16 over `rows` rows, four at a time.
-void softmax_bf16(float* s, int64_t lds, int64_t rows, int64_t len, int64_t lp32, float scale,
-                  uint16_t* p, int64_t ldp) {
+void softmax_bf16(float* s, int64_t lds, int64_t rows, int64_t len, int64_t lp32, int terms,
+                  float scale, uint16_t* p, int64_t ldp) {
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4)
-    softmax_rows_bf16<4>(s + r * lds, lds, len, lp32, scale, p + r * ldp, ldp);
-  for (; r < rows; ++r) softmax_rows_bf16<1>(s + r * lds, lds, len, lp32, scale, p + r * ldp, ldp);
-}
-
-// Tiles 0..n-1 (n <= 4) = A (16 rows, stride lda bytes) @ n packed B panels (b_panel bytes
-// apart), over `steps` k steps of 32 bf16 (64 bytes of A rows, 1 KiB of each panel).
-void product_tiles(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t b_panel,
-                   int64_t steps, int64_t n) {
-  _tile_zero(0);
-  if (n > 1) _tile_zero(1);
-  if (n > 2) _tile_zero(2);
-  if (n > 3) _tile_zero(3);
-  for (int64_t t = 0; t < steps; ++t) {
-    _tile_loadd(4, a + 64 * t, lda);
-    _tile_loadd(5, b + 1024 * t, 64);
-    _tile_dpbf16ps(0, 4, 5);
-    if (n > 1) {
-      _tile_loadd(6, b + b_panel + 1024 * t, 64);
-      _tile_dpbf16ps(1, 4, 6);
-    }
-    if (n > 2) {
-      _tile_loadd(7, b + 2 * b_panel + 1024 * t, 64);
-      _tile_dpbf16ps(2, 4, 7);
-    }
-    if (n > 3) {
-      _tile_loadd(5, b + 3 * b_panel + 1024 * t, 64);
-      _tile_dpbf16ps(3, 4, 5);
-    }
-  }
-}
-
-// Tiles 0..n-1 (16 x 16 fp32 each) side by side into c: tile j at column 16 j, row stride ldc
-// bytes.
-void store_tiles(float* c, int64_t ldc, int64_t n) {
-  _tile_stored(0, c, ldc);
-  if (n > 1) _tile_stored(1, c + 16, ldc);
-  if (n > 2) _tile_stored(2, c + 32, ldc);
-  if (n > 3) _tile_stored(3, c + 48, ldc);
+    softmax_rows_bf16<4>(s + r * lds, lds, len, lp32, terms, scale, p + r * ldp, ldp);
+  for (; r < rows; ++r)
+    softmax_rows_bf16<1>(s + r * lds, lds, len, lp32, terms, scale, p + r * ldp, ldp);
 }
 
 }  // namespace
 
-int64_t attention_scratch_bytes(int64_t len, int64_t d_head) {
-  return Scratch(len, d_head).total();
+int64_t attention_scratch_bytes(int64_t len, int64_t d_head, bool split) {
+  return Scratch(len, d_head, split ? 3 : 1).total();
 }
 
-void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
-                    int64_t d_head, float scale, float* out, uint16_t* out_bf16, int64_t ld_out,
-                    void* scratch) {
-  const Scratch sz(len, d_head);
+namespace {
+
+void attend(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
+            int64_t d_head, float scale, float* out, uint16_t* out_bf16, int64_t ld_out,
+            void* scratch, bool split) {
+  const int terms = split ? 3 : 1;
+  const Scratch sz(len, d_head, terms);
   auto* base = static_cast<uint8_t*>(scratch);
   auto* qb = reinterpret_cast<uint16_t*>(base);
   uint8_t* kb = base + sz.q;
@@ -209,45 +235,47 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
   auto* s = reinterpret_cast<float*>(vb + sz.v);
   auto* pb = reinterpret_cast<uint16_t*>(vb + sz.v + sz.s);
   auto* o = reinterpret_cast<float*>(vb + sz.v + sz.s + sz.p);
-  lowp_amx::convert_rows_bf16(q, ld, len, d_head, 0, len, qb);
-  pack_keys(k, ld, len, d_head, sz.dp, reinterpret_cast<uint32_t*>(kb));
-  pack_values(v, ld, len, d_head, sz.lp32, reinterpret_cast<uint32_t*>(vb));
-  const int64_t ldq = sz.dp * 2, lds = sz.lp16 * 4, ldp = sz.lp32 * 2;  // bytes
-  const int64_t k_panel = sz.dp * 32, v_panel = sz.lp32 * 32;  // bytes per 16 keys / columns
-  const int64_t q_steps = sz.dp / 32, p_steps = sz.lp32 / 32, key_blocks = sz.lp16 / 16;
+  convert_queries(q, ld, len, d_head, sz.dp, terms, qb);
+  pack_keys(k, ld, len, d_head, sz.dp, terms, reinterpret_cast<uint32_t*>(kb));
+  pack_values(v, ld, len, d_head, sz.lp32, terms, reinterpret_cast<uint32_t*>(vb));
+  const int64_t qd = terms * sz.dp, pd = terms * sz.lp32;  // the products' depths (bf16)
+  const int64_t ldq = qd * 2, lds = sz.lp16 * 4, ldp = pd * 2;  // bytes
+  const int64_t k_panel = qd * 32, v_panel = pd * 32;  // bytes per 16 keys / columns
+  const int64_t q_steps = qd / 32, p_steps = pd / 32, key_blocks = sz.lp16 / 16;
   amx::load_full_tile_config();
   // Blocks of kGroups groups: scores and softmax of every group, then P @ V of every group, so
-  // that a tile load of P never waits on the vector stores that have just written it.
+  // that a tile load of P never waits on the vector stores that have just written it.  Both
+  // products take two groups (32 rows) at a time against two 16-column B panels: a 2 x 2 grid
+  // of tiles, each B tile read from L2 for 32 rows instead of 16.
   for (int64_t b0 = 0; b0 < len; b0 += kGroups * kRows) {
     const int64_t groups = (min_i64(len - b0, kGroups * kRows) + kRows - 1) / kRows;
-    for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t g = 0; g < groups; g += 2) {
       const int64_t i0 = b0 + g * kRows;
-      const int64_t rows = len - i0 < kRows ? len - i0 : kRows;
-      uint16_t* pg = pb + g * kRows * sz.lp32;
-      // S (16, lp16) = Q[i0 : i0 + 16] @ K^T, four 16-key blocks per pass (tiles 0-3).
-      const uint8_t* qg = reinterpret_cast<const uint8_t*>(qb + i0 * sz.dp);
-      for (int64_t j0 = 0; j0 < key_blocks; j0 += 4) {
-        const int64_t nb = key_blocks - j0 < 4 ? key_blocks - j0 : 4;
-        product_tiles(qg, ldq, kb + j0 * k_panel, k_panel, q_steps, nb);
-        store_tiles(s + j0 * 16, lds, nb);
-      }
-      softmax_bf16(s, sz.lp16, rows, len, sz.lp32, scale, pg, sz.lp32);
-      if (rows < kRows) std::memset(pg + rows * sz.lp32, 0, size_t((kRows - rows) * ldp));
+      const int rows = int(min_i64(len - i0, 2 * kRows));
+      const int64_t padded = rows > kRows ? 2 * kRows : kRows;  // the P rows the tiles read
+      uint16_t* pg = pb + g * kRows * pd;
+      // S (rows, lp16) = Q[i0 : i0 + rows] @ K^T, 32 keys per pass.
+      const uint8_t* qg = reinterpret_cast<const uint8_t*>(qb + i0 * qd);
+      for (int64_t j = 0; j < key_blocks; j += 2)
+        amx::tile_block_any<false>(rows, min_i64(sz.lp16 - 16 * j, 32), qg, ldq, kb + j * k_panel,
+                                   k_panel, q_steps, s + j * 16, lds, false);
+      softmax_bf16(s, sz.lp16, rows, len, sz.lp32, terms, scale, pg, pd);
+      if (rows < padded) std::memset(pg + rows * pd, 0, size_t((padded - rows) * ldp));
     }
-    for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t g = 0; g < groups; g += 2) {
       const int64_t i0 = b0 + g * kRows;
-      const int64_t rows = len - i0 < kRows ? len - i0 : kRows;
-      const uint8_t* pg = reinterpret_cast<const uint8_t*>(pb + g * kRows * sz.lp32);
-      // O (16, d) = P @ V, up to 64 output columns per pass (tiles 0-3).
-      for (int64_t c0 = 0; c0 < d_head; c0 += 64) {
-        const int64_t nt = (min_i64(64, d_head - c0) + 15) / 16;
-        product_tiles(pg, ldp, vb + (c0 / 16) * v_panel, v_panel, p_steps, nt);
-        store_tiles(o, 256, nt);
+      const int rows = int(min_i64(len - i0, 2 * kRows));
+      const uint8_t* pg = reinterpret_cast<const uint8_t*>(pb + g * kRows * pd);
+      // O (rows, d) = P @ V, 32 output columns per pass.
+      for (int64_t c0 = 0; c0 < d_head; c0 += 32) {
+        const int64_t cols = min_i64(32, d_head - c0);
+        amx::tile_block_any<false>(rows, cols, pg, ldp, vb + (c0 / 16) * v_panel, v_panel, p_steps,
+                                   o, 32 * 4, false);
         for (int64_t r = 0; r < rows; ++r)
-          for (int64_t j = 0; j < nt; ++j) {
-            const __mmask16 m = avx512::tail_mask(d_head - c0 - 16 * j);
-            const __m512 x = _mm512_load_ps(o + r * 64 + 16 * j);
-            const int64_t at = (i0 + r) * ld_out + c0 + 16 * j;
+          for (int64_t j = 0; j < cols; j += 16) {
+            const __mmask16 m = avx512::tail_mask(cols - j);
+            const __m512 x = _mm512_load_ps(o + r * 32 + j);
+            const int64_t at = (i0 + r) * ld_out + c0 + j;
             if (out_bf16)
               _mm256_mask_storeu_epi16(out_bf16 + at, m, (__m256i)_mm512_cvtneps_pbh(x));
             else
@@ -257,6 +285,20 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
     }
   }
   _tile_release();
+}
+
+}  // namespace
+
+void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
+                    int64_t d_head, float scale, float* out, uint16_t* out_bf16, int64_t ld_out,
+                    void* scratch) {
+  attend(q, k, v, ld, len, d_head, scale, out, out_bf16, ld_out, scratch, false);
+}
+
+void attention_head_split(const float* q, const float* k, const float* v, int64_t ld,
+                          int64_t len, int64_t d_head, float scale, float* out,
+                          uint16_t* out_bf16, int64_t ld_out, void* scratch) {
+  attend(q, k, v, ld, len, d_head, scale, out, out_bf16, ld_out, scratch, true);
 }
 
 }  // namespace attention_amx

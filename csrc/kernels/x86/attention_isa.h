@@ -13,10 +13,13 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
                     int64_t d_head, float scale, float* out, int64_t ld_out, float* scratch);
 }  // namespace avx512
 namespace attention_amx {  // attention_amx.cc: bf16 inputs on AMX tiles, fp32 softmax
-int64_t attention_scratch_bytes(int64_t len, int64_t d_head);
+int64_t attention_scratch_bytes(int64_t len, int64_t d_head, bool split);
 void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
                     int64_t d_head, float scale, float* out, uint16_t* out_bf16, int64_t ld_out,
                     void* scratch);
+void attention_head_split(const float* q, const float* k, const float* v, int64_t ld,
+                          int64_t len, int64_t d_head, float scale, float* out,
+                          uint16_t* out_bf16, int64_t ld_out, void* scratch);
 }  // namespace attention_amx
 }  // namespace kernels
 }  // namespace pybert

@@ -164,65 +164,6 @@ void epilogue_block(const void* acc, int64_t acc_ld, int rows, int64_t cols, int
   }
 }
 
-// acc (MT*16 x NT*16, row stride acc_ld bytes) [+]= A strip (MT*16 rows, row stride a_ld bytes)
-// @ B tiles (NT of them, b_ld bytes apart), kt k steps of 64 bytes.  accumulate: start from
-// acc (a previous k block) instead of 0.
-template <bool kInt8, int MT, int NT>
-void tile_block(const uint8_t* A, int64_t a_ld, const uint8_t* B, int64_t b_ld, int64_t kt,
-                void* acc, int64_t acc_ld, bool accumulate) {
-  uint8_t* c = static_cast<uint8_t*>(acc);
-  if (accumulate) {
-    _tile_loadd(0, c, acc_ld);
-    if (NT > 1) _tile_loadd(1, c + 64, acc_ld);
-    if (MT > 1) _tile_loadd(2, c + 16 * acc_ld, acc_ld);
-    if (MT > 1 && NT > 1) _tile_loadd(3, c + 16 * acc_ld + 64, acc_ld);
-  } else {
-    _tile_zero(0);
-    if (NT > 1) _tile_zero(1);
-    if (MT > 1) _tile_zero(2);
-    if (MT > 1 && NT > 1) _tile_zero(3);
-  }
-  for (int64_t k = 0; k < kt; ++k) {
-    _tile_loadd(4, A + 64 * k, a_ld);
-    if (MT > 1) _tile_loadd(5, A + 16 * a_ld + 64 * k, a_ld);
-    _tile_loadd(6, B + 1024 * k, 64);
-    if (NT > 1) _tile_loadd(7, B + b_ld + 1024 * k, 64);
-    if constexpr (kInt8) {
-      _tile_dpbssd(0, 4, 6);
-      if (NT > 1) _tile_dpbssd(1, 4, 7);
-      if (MT > 1) _tile_dpbssd(2, 5, 6);
-      if (MT > 1 && NT > 1) _tile_dpbssd(3, 5, 7);
-    } else {
-      _tile_dpbf16ps(0, 4, 6);
-      if (NT > 1) _tile_dpbf16ps(1, 4, 7);
-      if (MT > 1) _tile_dpbf16ps(2, 5, 6);
-      if (MT > 1 && NT > 1) _tile_dpbf16ps(3, 5, 7);
-    }
-  }
-  _tile_stored(0, c, acc_ld);
-  if (NT > 1) _tile_stored(1, c + 64, acc_ld);
-  if (MT > 1) _tile_stored(2, c + 16 * acc_ld, acc_ld);
-  if (MT > 1 && NT > 1) _tile_stored(3, c + 16 * acc_ld + 64, acc_ld);
-}
-
-// tile_block for a strip of `rows` (<= 32) rows and `cols` (<= 32) columns: the 2 x 2, 2 x 1,
-// 1 x 2 or 1 x 1 tile grid that covers it.
-template <bool kInt8>
-void tile_block_any(int rows, int64_t cols, const uint8_t* A, int64_t a_ld, const uint8_t* B,
-                    int64_t b_ld, int64_t kt, void* acc, int64_t acc_ld, bool accumulate) {
-  if (rows > 16) {
-    if (cols > 16)
-      tile_block<kInt8, 2, 2>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
-    else
-      tile_block<kInt8, 2, 1>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
-  } else {
-    if (cols > 16)
-      tile_block<kInt8, 1, 2>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
-    else
-      tile_block<kInt8, 1, 1>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
-  }
-}
-
 // Deep-K order, for K so deep that an n block (kPanelBytes of B) holds fewer than kDeepMinNb
 // columns (bf16 K > 2048: FFN2's K = 3072): there the k-blocked order below streams all of A
 // from L3 / memory once per n block of only 2-3 n pairs.  Instead:
@@ -250,7 +191,7 @@ void gemm_tiles_deep(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packed,
       const uint8_t* b = packed + (n / 16) * panel;
       for (int64_t m = mc; m < me; m += 32) {
         const int rows = int(me - m < 32 ? me - m : 32);  // only the last m block has a tail
-        tile_block_any<kInt8>(rows, cols, A + m * Kp_bytes, Kp_bytes, b, panel, kt, acc,
+        amx::tile_block_any<kInt8>(rows, cols, A + m * Kp_bytes, Kp_bytes, b, panel, kt, acc,
                               32 * 4, false);
         epilogue_block<kInt8>(acc, 32, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
       }
@@ -288,7 +229,7 @@ void gemm_tiles_blocked(const uint8_t* A, int64_t Kp_bytes, const uint8_t* packe
           const int64_t cols = ne - n < 32 ? ne - n : 32;
           const uint8_t* b = packed + (n / 16) * panel + 1024 * k0;
           float* c = acc + (n - nc);
-          tile_block_any<kInt8>(rows, cols, a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
+          amx::tile_block_any<kInt8>(rows, cols, a, Kp_bytes, b, panel, kc, c, acc_ld, k0 > 0);
           if (last)
             epilogue_block<kInt8>(c, kAccLd, rows, cols, m, n, q, C, Cb, ldc, ep, stream);
         }
@@ -381,7 +322,8 @@ constexpr Bf16Gemm kAmxBf16Gemm{"amx_bf16",
                                 lowp_amx::gemm_bf16,
                                 lowp_amx::gemm_bf16_out,
                                 attention_amx::attention_scratch_bytes,
-                                attention_amx::attention_head};
+                                attention_amx::attention_head,
+                                attention_amx::attention_head_split};
 
 }  // namespace kernels
 }  // namespace pybert
