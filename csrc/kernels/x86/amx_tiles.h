@@ -39,8 +39,8 @@ static inline void load_full_tile_config() {
 // @ B tiles (NT of them, b_ld bytes apart), kt k steps of 64 bytes.  accumulate: start from
 // acc (a previous k block) instead of 0.
 template <bool kInt8, int MT, int NT>
-static inline void tile_block(const uint8_t* A, int64_t a_ld, const uint8_t* B, int64_t b_ld, int64_t kt,
-                void* acc, int64_t acc_ld, bool accumulate) {
+static inline void tile_block(const uint8_t* A, int64_t a_ld, const uint8_t* B, int64_t b_ld,
+                              int64_t kt, void* acc, int64_t acc_ld, bool accumulate) {
   uint8_t* c = static_cast<uint8_t*>(acc);
   if (accumulate) {
     _tile_loadd(0, c, acc_ld);
@@ -79,8 +79,9 @@ static inline void tile_block(const uint8_t* A, int64_t a_ld, const uint8_t* B, 
 // tile_block for a strip of `rows` (<= 32) rows and `cols` (<= 32) columns: the 2 x 2, 2 x 1,
 // 1 x 2 or 1 x 1 tile grid that covers it.
 template <bool kInt8>
-static inline void tile_block_any(int rows, int64_t cols, const uint8_t* A, int64_t a_ld, const uint8_t* B,
-                    int64_t b_ld, int64_t kt, void* acc, int64_t acc_ld, bool accumulate) {
+static inline void tile_block_any(int rows, int64_t cols, const uint8_t* A, int64_t a_ld,
+                                  const uint8_t* B, int64_t b_ld, int64_t kt, void* acc,
+                                  int64_t acc_ld, bool accumulate) {
   if (rows > 16) {
     if (cols > 16)
       tile_block<kInt8, 2, 2>(A, a_ld, B, b_ld, kt, acc, acc_ld, accumulate);
