@@ -217,7 +217,8 @@ def test_attention_bf16_split(lengths, heads, d_head):
     # precision="bf16_split" (the int8 models' attention) on AMX: every input of the two products
     # split into three bf16 terms, x = hi + lo (hi = bf16(x), lo = bf16(x - hi)), a·b taken as
     # hi·hi + lo·hi + hi·lo. Each product then errs by <= 3 * 2^-18 |a||b| (the dropped lo·lo
-    # and the residuals past lo), the fp32 sums over the tripled depth D by <= D * 2^-24 of sum |a||b|.
+    # and the residuals past lo), the fp32 sums over the tripled depth D by <= D * 2^-24 of
+    # sum |a||b|.
     # Reference: attention in float64 torch. A score s_ij errs by at most
     # e_i = (2^-16 + 3 d 2^-24) max_j (|q||k|^T)_ij / sqrt(d); a probability by <= 2 e_i of
     # itself (+ fp32 exp), and P·V adds the same relative error over the keys, so
