@@ -4,10 +4,10 @@
 //   Q (len, d)  -> Qb: bf16 rows, the A operand
 //   K (len, d)  -> Kb: packed as a bf16 weight of shape (len, d)   (panels of 16 keys)
 //   V (len, d)  -> Vb: packed as the bf16 weight V^T, shape (d, len)
-//   for each group of 16 query rows (one tile of rows):
-//     S (16, len) = Qb_grp @ Kb^T      tiles, 4 blocks of 16 keys at a time, stored fp32
+//   for each pair of groups of 16 query rows (two tiles of rows):
+//     S (32, len) = Qb_grp @ Kb^T      2 x 2 tiles: 32 keys at a time, stored fp32
 //     P = softmax(scale * S)           fp32, rounded to bf16, zero past len
-//     O (16, d) = P @ Vb               tiles, up to 64 columns at a time; -> out (fp32 or bf16)
+//     O (32, d) = P @ Vb               2 x 2 tiles: 32 columns at a time; -> out (fp32 or bf16)
 //
 // Split (3 terms): x = hi + lo + r with hi = bf16(x), lo = bf16(x - hi) (x - hi is exact in
 // fp32), |r| <= 2^-17 |x|.  Each product a·b is taken as hi_a hi_b + lo_a hi_b + hi_a lo_b, by
