@@ -178,9 +178,24 @@ def _bf16_ulp(p):
     return torch.where(p > 0, torch.exp2(exponent - 7), torch.zeros_like(p))
 
 
-@pytest.mark.parametrize("lengths,heads,d_head", [([5], 1, 8), ([3, 17, 1, 0, 64], 4, 16),
-                                                  ([128, 40], 12, 32), ([200, 77], 2, 64),
-                                                  ([513], 1, 10), ([70], 1, 96)])
+REDUCED_ATTENTION_CASES = [([5], 1, 8), ([3, 17, 1, 0, 64], 4, 16), ([128, 40], 12, 32),
+                           ([200, 77], 2, 64), ([513], 1, 10), ([70], 1, 96)]
+
+
+def _reduced_attention(lengths, heads, d_head, precision, has_kernel):
+    """Packed random q|k|v rows (x 2) of sequences of `lengths` and their self_attention at
+    `precision`: (offsets, qkv, out), or None where the CPU has no such kernel, after checking
+    that the op then is the fp32 attention (tested against torch above)."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    qkv = rng.standard_normal((offsets[-1], 3 * heads * d_head), dtype=np.float32) * 2
+    out = _core.ops.self_attention(qkv, offsets, heads, precision=precision)
+    if not has_kernel:
+        assert np.array_equal(out, _core.ops.self_attention(qkv, offsets, heads))
+        return None
+    return offsets, qkv, out
+
+
+@pytest.mark.parametrize("lengths,heads,d_head", REDUCED_ATTENTION_CASES)
 def test_attention_bf16(lengths, heads, d_head):
     # precision="bf16" on AMX: q, k, v and the probabilities rounded to bf16, fp32 accumulation
     # and softmax. Reference: the same roundings in float64 torch. The kernel's probabilities may
@@ -189,13 +204,11 @@ def test_attention_bf16(lengths, heads, d_head):
     # Without AMX the op is the fp32 attention (tested above against torch).
     info = _core.cpu_features()
     amx = info["bf16_kernels"] != info["fp32_kernels"]  # a bf16 unit: AMX or BFMMLA
-    hidden = heads * d_head
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    qkv = rng.standard_normal((offsets[-1], 3 * hidden), dtype=np.float32) * 2
-    out = _core.ops.self_attention(qkv, offsets, heads, precision="bf16")
-    if not amx:
-        assert np.array_equal(out, _core.ops.self_attention(qkv, offsets, heads))
+    run = _reduced_attention(lengths, heads, d_head, "bf16", amx)
+    if run is None:
         return
+    offsets, qkv, out = run
+    hidden = heads * d_head
     for b, n in enumerate(lengths):
         if n == 0:
             continue
@@ -210,9 +223,7 @@ def test_attention_bf16(lengths, heads, d_head):
         assert (got - ref32.double()).abs().max() <= 0.05 * v.abs().max()
 
 
-@pytest.mark.parametrize("lengths,heads,d_head", [([5], 1, 8), ([3, 17, 1, 0, 64], 4, 16),
-                                                  ([128, 40], 12, 32), ([200, 77], 2, 64),
-                                                  ([513], 1, 10), ([70], 1, 96)])
+@pytest.mark.parametrize("lengths,heads,d_head", REDUCED_ATTENTION_CASES)
 def test_attention_bf16_split(lengths, heads, d_head):
     # precision="bf16_split" (the int8 models' attention) on AMX: every input of the two products
     # split into three bf16 terms, x = hi + lo (hi = bf16(x), lo = bf16(x - hi)), a·b taken as
@@ -225,15 +236,12 @@ def test_attention_bf16_split(lengths, heads, d_head):
     #   |out - ref| <= (p @ |v|) (2 e_i + 2^-16 + 3 len 2^-24 + 2^-20) + 1e-6.
     # The bound is ~1000x tighter than bf16's error: the bf16 op must break it (else the test
     # could not tell the two apart). Without AMX the op is the fp32 attention.
-    info = _core.cpu_features()
-    split = info["bf16_kernels"] == "amx_bf16"
-    hidden = heads * d_head
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    qkv = rng.standard_normal((offsets[-1], 3 * hidden), dtype=np.float32) * 2
-    out = _core.ops.self_attention(qkv, offsets, heads, precision="bf16_split")
-    if not split:
-        assert np.array_equal(out, _core.ops.self_attention(qkv, offsets, heads))
+    run = _reduced_attention(lengths, heads, d_head, "bf16_split",
+                             _core.cpu_features()["bf16_kernels"] == "amx_bf16")
+    if run is None:
         return
+    offsets, qkv, out = run
+    hidden = heads * d_head
     bf16 = _core.ops.self_attention(qkv, offsets, heads, precision="bf16")
     bf16_broke = False
     for b, n in enumerate(lengths):
