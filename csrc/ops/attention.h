@@ -4,8 +4,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "ops/linear.h"  // Precision
-
 namespace pybert::ops {
 
 // Tokens of a batch packed back to back: sequence b owns rows offsets[b] .. offsets[b+1].
@@ -20,7 +18,7 @@ struct SequenceLayout {
   int64_t max_length() const;
 };
 
-// The arithmetic of attention's two products, Q K^T and P V (softmax is fp32 in all three).
+// The arithmetic of attention's two products, Q K^T and P V (softmax is fp32 in every one).
 enum class AttentionMath {
   kFp32,
   // q, k, v and the probabilities rounded to bf16, fp32 accumulation (with bf16 kernels, see
