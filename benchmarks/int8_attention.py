@@ -1,14 +1,16 @@
-"""What bf16 attention (AMX) would give pybert's int8 path, which runs attention in fp32: the
-attention op's time in both precisions at BERT-base shapes, and the accuracy of all-MiniLM-L6-v2
-rebuilt from pybert._core.ops with int8 Linears and each attention, against pybert fp32 on
-bench.py's accuracy texts.
+"""Attention in pybert's int8 path: fp32, bf16 (AMX; the int8_bf16_attention opt-in) and split
+bf16 (three bf16 terms per input; what int8 runs from 256 tokens on AMX): the attention op's time
+in each at BERT-base shapes, and the accuracy of all-MiniLM-L6-v2 rebuilt from pybert._core.ops
+with int8 Linears and each attention on every head, against pybert fp32 on bench.py's accuracy
+texts.
 
     python benchmarks/int8_attention.py --threads 1
 
 The rebuilt model runs the ops the encoder layer runs, in its order (post-LN BERT: QKV ->
 attention -> output + residual -> LayerNorm -> GELU FFN -> output + residual -> LayerNorm), on
 packed sequences; its int8 + fp32-attention row must read like pybert int8's own (the check that
-the rebuild is faithful). Not a test: timings are noisy.
+the rebuild is faithful; the model splits the heads of its 256-token text). Not a test: timings
+are noisy.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ def time_attention(threads: int) -> None:
         offsets = np.arange(0, n + 1, seq, dtype=np.int64)  # (batch + 1)
         ms = {p: cpu_ms(lambda p=p: ops.self_attention(qkv, offsets, 12, precision=p,
                                                         num_threads=threads))
-              for p in ("fp32", "bf16")}
-        print(f"  {batch}x{seq}: fp32 {ms['fp32']:.3f}, bf16 {ms['bf16']:.3f} "
-              f"(x12 layers: {12 * ms['fp32']:.1f} vs {12 * ms['bf16']:.1f} ms)")
+              for p in ("fp32", "bf16", "bf16_split")}
+        print(f"  {batch}x{seq}: " + ", ".join(f"{p} {v:.3f}" for p, v in ms.items())
+              + " (x12 layers: " + " / ".join(f"{12 * v:.1f}" for v in ms.values()) + " ms)")
 
 
 class OpsBert:
@@ -128,7 +130,8 @@ def accuracy(threads: int) -> None:
     batches = [tok(texts[i:i + 8], max_length=encoders["fp32"].max_seq_length)
                for i in range(0, len(texts), 8)]
     rows = {"pybert int8 (the model)": encoders["int8"].encode(texts, batch_size=8)}
-    for linear, attention in [("fp32", "fp32"), ("int8", "fp32"), ("int8", "bf16")]:
+    for linear, attention in [("fp32", "fp32"), ("int8", "fp32"), ("int8", "bf16"),
+                              ("int8", "bf16_split")]:
         model = OpsBert(path, linear, attention, threads)
         rows[f"ops: Linears {linear}, attention {attention}"] = np.concatenate(
             [model(b) for b in batches])
