@@ -63,17 +63,23 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
   const kernels::KernelSet& family = kernels::kernel_set();
   const kernels::AttentionKernels& fp32_kernels = *family.attention;
   const kernels::Bf16Gemm* bf16_kernels = family.bf16;
-  const bool split_long = math == AttentionMath::kBf16SplitLong;
-  const bool split = (math == AttentionMath::kBf16Split || split_long) && bf16_kernels &&
-                     bf16_kernels->attention_head_split &&
-                     (!split_long || max_len >= kMinSplitKeys);
-  const bool bf16 = split || (math == AttentionMath::kBf16 && bf16_kernels);
+  const bool split = math == AttentionMath::kBf16Split || math == AttentionMath::kBf16SplitLong;
+  // The bf16-tile kernel a head of `len` keys runs (split or not), or null: fp32's.
+  const auto tile_head = [&](int64_t len) -> decltype(kernels::Bf16Gemm::attention_head) {
+    if (!bf16_kernels || math == AttentionMath::kFp32) return nullptr;
+    if (!split) return bf16_kernels->attention_head;
+    return math == AttentionMath::kBf16Split || len >= kMinSplitKeys
+               ? bf16_kernels->attention_head_split
+               : nullptr;
+  };
   if (layout.keys && ctx_bf16)
     throw std::logic_error("query-only rows need the attention output in fp32");
-  if (ctx_bf16 && !bf16) throw std::logic_error("a bf16 attention output needs bf16 kernels");
-  const int64_t scratch_floats = std::max(
-      {bf16 ? (bf16_kernels->attention_scratch_bytes(max_len, d_head, split) + 3) / 4 : 0,
-       !bf16 || split_long ? fp32_kernels.scratch_floats(max_len, d_head) : 0,
+  if (ctx_bf16 && !tile_head(0))
+    throw std::logic_error("a bf16 attention output needs bf16 kernels");
+  const int64_t scratch_floats = std::max(  // the longest head's, for either kernel
+      {tile_head(max_len) ? (bf16_kernels->attention_scratch_bytes(max_len, d_head, split) + 3) / 4
+                          : 0,
+       tile_head(0) ? 0 : fp32_kernels.scratch_floats(max_len, d_head),
        layout.keys ? max_len * max_len : int64_t{0}});
   const int64_t items = layout.batch * num_heads;
   const int64_t parts = std::min<int64_t>(thread_budget(), items);
@@ -91,10 +97,9 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
         attend_query_only(q + len * ld, q + hidden, q + 2 * hidden, ld, rows - len, len, d_head,
                           scale, ctx + out_at + len * ld_out, ld_out, scratch);
       if (len == 0) continue;
-      if (bf16 && !(split_long && len < kMinSplitKeys))
-        (split ? bf16_kernels->attention_head_split : bf16_kernels->attention_head)(
-            q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, ctx ? ctx + out_at : nullptr,
-            ctx_bf16 ? ctx_bf16 + out_at : nullptr, ld_out, scratch);
+      if (const auto head = tile_head(len))
+        head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, ctx ? ctx + out_at : nullptr,
+             ctx_bf16 ? ctx_bf16 + out_at : nullptr, ld_out, scratch);
       else
         fp32_kernels.head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, ctx + out_at,
                           ld_out, scratch);

@@ -61,10 +61,17 @@ struct Scratch {
   int64_t total() const { return q + k + v + s + p + o; }
 };
 
-// x - bf16(x) (exact in fp32): the part of x that a bf16 rounding drops.
-__m512 bf16_residual(__m512 x) {
-  const __m256i h = (__m256i)_mm512_cvtneps_pbh(x);
+// x - h, h = bf16(x) as rounded already (vcvtneps2bf16, or one half of vcvtne2ps2bf16): the part
+// of x that the rounding dropped, exact in fp32.
+__m512 bf16_residual(__m512 x, __m256i h) {
   return _mm512_sub_ps(x, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+}
+
+// The residuals of the two vectors that r = vcvtne2ps2bf16(hi, lo) rounded (lo's in r's low
+// half), rounded to bf16 in the same layout.
+__m512i bf16_residuals(__m512 hi, __m512 lo, __m512i r) {
+  return (__m512i)_mm512_cvtne2ps_pbh(bf16_residual(hi, _mm512_extracti64x4_epi64(r, 1)),
+                                      bf16_residual(lo, _mm512_castsi512_si256(r)));
 }
 
 // The term of segment `seg` of a split operand (gemm's A side [hi | lo | hi], B side
@@ -72,13 +79,13 @@ __m512 bf16_residual(__m512 x) {
 bool a_lo(int seg) { return seg == 1; }
 bool b_lo(int seg) { return seg == 2; }
 
-// Two fp32 vectors -> 16 bf16 pairs (a[i] in the low half of lane i, b[i] in the high half):
-// both rounded into one register (a's 16 values, then b's), then interleaved with one vpermw.
-__m512i bf16_pairs(__m512 a, __m512 b) {
+// vcvtne2ps2bf16(b, a) (a's 16 bf16 values, then b's) -> 16 bf16 pairs (a[i] in the low half
+// of lane i, b[i] in the high half), with one vpermw.
+__m512i bf16_pairs(__m512i ba) {
   const __m512i interleave = _mm512_set_epi16(
       31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+  return _mm512_permutexvar_epi16(interleave, ba);
 }
 
 // Qb rows i < round_up(len + 15, 16) of terms * dp bf16: segment t holds bf16(q[i][c]) (or,
@@ -96,9 +103,7 @@ void convert_queries(const float* q, int64_t ld, int64_t len, int64_t d, int64_t
       const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), q + i * ld + c);
       const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), q + i * ld + c + 16);
       const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-      const __m512i l = terms == 3 ? (__m512i)_mm512_cvtne2ps_pbh(bf16_residual(hi),
-                                                                   bf16_residual(lo))
-                                   : h;
+      const __m512i l = terms == 3 ? bf16_residuals(hi, lo, h) : h;
       for (int t = 0; t < terms; ++t) _mm512_store_si512(out + t * dp + c, a_lo(t) ? l : h);
     }
   }
@@ -151,8 +156,7 @@ void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, int64_t dp, i
           const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), row);
           const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), row + 16);
           h[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // pairs (c, c+1), (c+2, c+3), ...
-          if (terms == 3)
-            l[i] = (__m512i)_mm512_cvtne2ps_pbh(bf16_residual(hi), bf16_residual(lo));
+          if (terms == 3) l[i] = bf16_residuals(hi, lo, h[i]);
         }
       }
       transpose16x16(h);
@@ -178,8 +182,9 @@ void pack_values(const float* v, int64_t ld, int64_t len, int64_t d, int64_t lp3
       const __m512 a = j < len ? _mm512_maskz_loadu_ps(m, v + j * ld + c) : _mm512_setzero_ps();
       const __m512 b =
           j + 1 < len ? _mm512_maskz_loadu_ps(m, v + (j + 1) * ld + c) : _mm512_setzero_ps();
-      const __m512i h = bf16_pairs(a, b);
-      const __m512i l = terms == 3 ? bf16_pairs(bf16_residual(a), bf16_residual(b)) : h;
+      const __m512i ba = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+      const __m512i h = bf16_pairs(ba);
+      const __m512i l = terms == 3 ? bf16_pairs(bf16_residuals(b, a, ba)) : h;
       for (int t = 0; t < terms; ++t)
         _mm512_store_si512(panel + (t * lp32 / 2 + j / 2) * 16, b_lo(t) ? l : h);
     }
@@ -198,7 +203,7 @@ void softmax_rows_bf16(float* s, int64_t lds, int64_t len, int64_t lp32, int ter
       const __m512 e = _mm512_maskz_loadu_ps(avx512::tail_mask(len - j), s + i * lds + j);
       const __m512 x = _mm512_mul_ps(e, inv[i]);
       const __m256i h = (__m256i)_mm512_cvtneps_pbh(x);
-      const __m256i l = terms == 3 ? (__m256i)_mm512_cvtneps_pbh(bf16_residual(x)) : h;
+      const __m256i l = terms == 3 ? (__m256i)_mm512_cvtneps_pbh(bf16_residual(x, h)) : h;
       for (int t = 0; t < terms; ++t)
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i * ldp + t * lp32 + j),
                             a_lo(t) ? l : h);
