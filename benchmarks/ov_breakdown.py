@@ -49,7 +49,7 @@ OV_CATEGORIES = {"FullyConnected": GEMM, "FullyConnectedQuantizedLegacy": GEMM,
 PYBERT_CATEGORIES = [
     (r"attention|attend|pv_rows|pv_block|softmax|scores|matmul_n", ATTENTION),
     (r"quantiz|stage_lowp|convert_rows", "Linear: activations quantized / staged"),
-    (r"gemm|micro_tile|tile_block|pack_a|pack_rows|Linear::|bias_activate", GEMM),
+    (r"gemm|micro_tile|tile_block|epilogue|pack_a|pack_rows|Linear::|bias_activate", GEMM),
     (r"layer_norm|LayerNorm", "LayerNorm"),
     (r"activat|gelu|erf|add_residual", ELEMENTWISE),
     (r"embed|gather", "embeddings"),

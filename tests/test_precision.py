@@ -322,7 +322,7 @@ def test_int8_long_and_short_sequences_within_error_bound(tmp_path):
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_large_gemm_blocks_give_the_same_values(tmp_path, precision):
-    """The AMX kernels write an fp32 output block of >= 4 MiB with non-temporal stores (and an
+    """The AMX kernels write an fp32 output block of >= 8 MiB with non-temporal stores (and an
     sfence before the join), smaller ones with ordinary stores: the values must not change.
     On one thread, 1101 tokens make QKV (1101 x 2304) and FFN1 (1101 x 2100) blocks of ~10 MiB;
     each sequence alone on two threads, blocks of <= 256 x 2304 (2.3 MiB); the batch twice over

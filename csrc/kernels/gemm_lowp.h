@@ -59,7 +59,7 @@ struct Bf16Gemm {
   // C[m0:m1, n0:n1] = epilogue(bf16(A)[m0:m1, :] @ bf16(W)[n0:n1, :]^T), fp32 accumulation, fp32
   // epilogue.  Ab from convert_rows of all M rows (rows [m0, m1 + 15) may be read).  n0 must be
   // a multiple of 16; m0 < m1 <= M; n0 < n1 <= N.  Cells of C outside the block are neither read
-  // nor written.  A kernel may write a large block (AMX: >= 4 MiB of C) with non-temporal stores:
+  // nor written.  A kernel may write a large block (AMX: >= 8 MiB of C) with non-temporal stores:
   // the same values, and the call ends with a store fence, so the caller's join publishes them.
   void (*gemm)(const uint16_t* Ab, const void* packed, int64_t N, int64_t K, float* C,
                int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const Epilogue& ep);

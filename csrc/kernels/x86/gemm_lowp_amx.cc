@@ -30,13 +30,17 @@
 // calls can interleave with any other tile user on the same thread.
 //
 // Output stores: a call whose output block (fp32 C, or bf16 Cb) is large (>= kStreamBytes, e.g.
-// BERT-base's QKV and FFN1 at >= 512 rows a thread) writes its full 16-column vectors with
-// non-temporal stores and ends with an sfence.  Such a block does not stay in cache for its reader anyway, and ordinary
-// stores first read every line they write (RFO).  Measured on BERT-base, 2 threads, whole model,
-// non-temporal vs ordinary alternating in one process (shared VM, +-3%): int8 32x128 -9..-10%,
-// 16x128 -7%, 8x128 -2..-7%; bf16 32x128 -3..-5%, 8x128 +-1%.  From 2 MiB instead, bf16 1x512
-// went +7% (its 2.25 MiB QKV output is read at once by attention), hence 4 MiB.  bf16 Cb too
-// (FFN1 -> FFN2 at 32x128: 12 MiB a thread): bf16 32x128 -2..-3% with both (+-3%, not separated).
+// BERT-base's QKV and FFN1 at >= 1024 rows a thread) writes its full 16-column vectors with
+// non-temporal stores and ends with an sfence.  Such a block does not stay in cache for its
+// reader anyway, and ordinary stores first read every line they write (RFO).  Measured on
+// BERT-base, 2 threads, whole model, non-temporal vs ordinary alternating in one process (shared
+// VM, +-3%): int8 32x128 -9..-10%, 16x128 -7%, 8x128 -2..-7%; bf16 32x128 -3..-5%, 8x128 +-1%.
+// From 2 MiB instead, bf16 1x512 went +7% (its 2.25 MiB QKV output is read at once by attention).
+// The threshold was 4 MiB until a machine with a large last-level cache (480 MiB L3 shared,
+// 2 MiB L2 a core) kept blocks of 4.7-6.3 MiB (8x128: 512 rows a thread) in cache for their
+// readers: 8 MiB against 4 MiB, alternating builds, int8 BERT-base 8x128 -9..-10%, MiniLM 16x128
+// -13..-15%, bf16 -3% / -9%; 16 MiB gained nothing more (BERT-base 16x128 +-2%).  bf16 Cb too
+// (FFN1 -> FFN2 at 32x128: 12 MiB a thread).
 //
 // Epilogue cost (measured, 1 thread, bias epilogue, benchmarks/gemm_lowp_amx.cc and a copy of
 // this file with switches): at K = 768 the epilogue, not the tile loop, is the largest cost
@@ -79,7 +83,7 @@ namespace {
 constexpr int64_t kPanelBytes = 512 * 1024;  // packed weight per n block (L2 share)
 constexpr int64_t kKcBytes = 512;            // k block: A strip slice 32 x 512 B = 16 KiB (L1)
 constexpr int64_t kMaxNb = 256;              // n block cap: C strip scratch 32 x 256 x 4 = 32 KiB
-constexpr int64_t kStreamBytes = 4 << 20;    // output blocks from this size: non-temporal
+constexpr int64_t kStreamBytes = 8 << 20;    // output blocks from this size: non-temporal
 constexpr int64_t kDeepMinNb = 128;          // n blocks narrower than this: the deep-K order
 constexpr int64_t kDeepABytes = 1 << 20;     // deep-K order: A rows per m block (L2 share)
 
@@ -103,36 +107,42 @@ template <bool kInt8, int kActivation>
 void epilogue_rows(const void* acc, int64_t acc_ld, int rows, int64_t cols, int64_t m, int64_t n,
                    const Int8Scales& q, float* C, uint16_t* Cb, int64_t ldc, const Epilogue& ep,
                    bool stream) {
+  // int8: a_scale[m] w_scale[n] (acc - a_zero[m] w_sum[n]) + bias[n]
+  //     = acc * (a_scale[m] w_scale[n]) + (bias[n] - a_scale[m] a_zero[m] * zw[n]),
+  // zw[n] = w_scale[n] w_sum[n]: per row, one multiply and one FMA per 16 columns make the two
+  // factors, then one conversion and one FMA per vector instead of vpmulld (2 uops), a subtract,
+  // a conversion and two multiplies.  The zero-point term is then rounded in fp32 instead of
+  // exact: |error| <= ~2^-23 (|acc| + |a_zero w_sum|) <= ~6 units of acc at K = 3072, against
+  // the activations' rounding noise of ~0.3 sqrt(K) * 127 ~ 2000 units.
   __mmask16 mask[2];
-  __m512 bias[2], ws[2];
-  __m512i wsum[2];
+  __m512 bias[2], ws[2], zw[2];
   for (int v = 0; v < 2; ++v) {
     mask[v] = avx512::tail_mask(cols - 16 * v);
     const int64_t nv = n + 16 * v;
     bias[v] = ep.bias ? _mm512_maskz_loadu_ps(mask[v], ep.bias + nv) : _mm512_setzero_ps();
     ws[v] = kInt8 ? _mm512_maskz_loadu_ps(mask[v], q.w_scale + nv) : _mm512_setzero_ps();
-    wsum[v] = kInt8 ? _mm512_maskz_loadu_epi32(mask[v], q.w_sum + nv) : _mm512_setzero_si512();
+    zw[v] = kInt8 ? _mm512_mul_ps(ws[v], _mm512_cvtepi32_ps(
+                                             _mm512_maskz_loadu_epi32(mask[v], q.w_sum + nv)))
+                  : _mm512_setzero_ps();
   }
   const int halves = cols > 16 ? 2 : 1;
   for (int i = 0; i < rows; ++i) {
-    __m512i zero_point = _mm512_setzero_si512();
-    __m512 row_scale = _mm512_setzero_ps();
+    __m512 row_scale = _mm512_setzero_ps(), row_zero = _mm512_setzero_ps();
     if (kInt8) {
-      zero_point = _mm512_set1_epi32(q.a_zero[m + i]);
       row_scale = _mm512_set1_ps(q.a_scale[m + i]);
+      row_zero = _mm512_set1_ps(q.a_scale[m + i] * static_cast<float>(q.a_zero[m + i]));
     }
     for (int v = 0; v < halves; ++v) {
       const int64_t nv = n + 16 * v;
       __m512 x;
       if (kInt8) {
         const __m512i a = _mm512_load_si512(static_cast<const int32_t*>(acc) + i * acc_ld + 16 * v);
-        const __m512i zero = _mm512_mullo_epi32(zero_point, wsum[v]);
-        x = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, zero)),
-                          _mm512_mul_ps(row_scale, ws[v]));
+        x = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(row_scale, ws[v]),
+                            _mm512_fnmadd_ps(row_zero, zw[v], bias[v]));
       } else {
         x = _mm512_load_ps(static_cast<const float*>(acc) + i * acc_ld + 16 * v);
+        if (ep.bias) x = _mm512_add_ps(x, bias[v]);
       }
-      if (ep.bias) x = _mm512_add_ps(x, bias[v]);
       x = avx512::activate_ps(x, kActivation);
       if (ep.residual)
         x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], ep.residual + (m + i) * ep.ldr + nv));
