@@ -77,7 +77,8 @@ def test_unknown_activation():
         _core.ops.activation(np.zeros(3, np.float32), "swishy")
 
 
-@pytest.mark.parametrize("rows,hidden,eps", [(1, 8, 1e-12), (17, 384, 1e-12), (9, 768, 1e-5)])
+@pytest.mark.parametrize("rows,hidden,eps", [(1, 8, 1e-12), (17, 384, 1e-12), (9, 768, 1e-5),
+                                             (5, 1000, 1e-12)])
 def test_layer_norm(rows, hidden, eps):
     x = rng.standard_normal((rows, hidden), dtype=np.float32) * 3 + 1
     r = rng.standard_normal((rows, hidden), dtype=np.float32)

@@ -30,6 +30,9 @@ extern const Int8Gemm kAvx2Int8Gemm;
 extern const Int8Gemm kVnniInt8Gemm;
 extern const Int8Gemm kAmxInt8Gemm;
 extern const Bf16Gemm kAmxBf16Gemm;
+// LayerNorm on AVX-512 (x86/layer_norm_avx512.cc): with AVX-512 the Eigen row kernels run with
+// it in place of Eigen's (dispatch.cc).
+extern const decltype(VectorMath::layer_norm) kAvx512LayerNorm;
 #endif
 
 #if defined(__aarch64__)
