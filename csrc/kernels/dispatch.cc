@@ -16,8 +16,8 @@ constexpr KernelSet kGeneric{&kGenericFp32Gemm, &kGenericAttention, &kGenericInt
                              &kGenericVectorMath};
 
 #if defined(__x86_64__)
-// The Eigen row kernels with the AVX-512 LayerNorm: ~3x Eigen's AVX2 one (one row in L1 at a
-// time, 16 lanes, three passes instead of five).
+// The Eigen row kernels with the AVX-512 LayerNorm (three passes over a row instead of five, 16
+// lanes: 768 columns 1.3x Eigen's AVX2 one in cache, 1.1-1.3x from memory).
 const VectorMath* avx512_vector_math() {
   static const VectorMath table = [] {
     VectorMath t = kEigenVectorMath;

@@ -2,7 +2,8 @@
 // (kernels/eigen/, compiled for the architecture's SIMD: AVX2 + FMA on x86-64, NEON on aarch64)
 // and the generic C++ family (kernels/generic/, baseline flags).  The contracts are those of the
 // free functions that forward to the table (layer_norm.h, softmax.h, activation.h, matmul.h,
-// pooling.h, scores.h).
+// pooling.h, scores.h).  x86-64 CPUs with AVX-512 run the Eigen table with
+// x86/layer_norm_avx512.cc's LayerNorm in its place (dispatch.cc).
 #pragma once
 
 #include <cstdint>
