@@ -43,3 +43,7 @@ python -m pytest -q -p no:cacheprovider "$repo/tests/test_masked_lm_families.py"
   "$repo/tests/test_sparse_router.py" "$repo/tests/test_retrieval.py" \
   -k "(masked_lm_logits and roberta) or (routes_match and inference_free and call1) \
       or (autoencoder and mean_normalize) or (similarity_and_sparsity and max_relu)"
+# int8's feed-forward in strips (FFN1's result quantized from a scratch into FFN2's staged rows,
+# the padding rows after the last strip) and the large AMX output blocks.
+python -m pytest -q -p no:cacheprovider "$repo/tests/test_precision.py" \
+  -k "int8_feed_forward_in_strips or large_gemm_blocks"

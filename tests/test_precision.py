@@ -342,3 +342,25 @@ def test_large_gemm_blocks_give_the_same_values(tmp_path, precision):
     twice = two(*(np.concatenate([a, a]) for a in (ids, mask, types))).last_hidden_state
     keep2 = np.concatenate([keep, keep])
     np.testing.assert_array_equal(np.concatenate([streamed, streamed])[keep2], twice[keep2])
+
+
+def test_int8_feed_forward_in_strips(tmp_path):
+    """Where FFN1's int8 weight stays in L2 and each thread takes whole rows (two threads, >= 256
+    tokens), GELU's output is quantized for FFN2 a strip of rows at a time from a scratch
+    (ops::Linear::forward_to_int8): within int8's bound of transformers' fp32 model, and the
+    same values as one thread, which runs FFN1 and then the quantizer over the whole result.
+    The batch's 701 rows end in a strip of 29, the padding rows the quantizer fills after it."""
+    cfg = bert_config(hidden_size=384, num_attention_heads=6, intermediate_size=1536,
+                      num_hidden_layers=2, max_position_embeddings=512)
+    ref = randomize_(transformers.BertModel(cfg), seed=5, std=0.05)
+    ref.save_pretrained(tmp_path)
+    ids, mask, types = padded_batch(cfg.vocab_size, [300, 13, 388], 388)
+    with torch.no_grad():
+        expected = ref(*(torch.from_numpy(a) for a in (ids, mask, types))).last_hidden_state
+    keep = mask.astype(bool)
+    bound = 2 * EPS["int8"] * np.sqrt(4 * cfg.num_hidden_layers)
+    strips = pybert.BertModel.from_pretrained(tmp_path, precision="int8", num_threads=2)
+    whole = pybert.BertModel.from_pretrained(tmp_path, precision="int8", num_threads=1)
+    got = strips(ids, mask, types).last_hidden_state
+    assert relative_rms(got, expected.numpy(), keep) <= bound
+    np.testing.assert_array_equal(got[keep], whole(ids, mask, types).last_hidden_state[keep])

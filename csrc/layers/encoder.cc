@@ -26,6 +26,12 @@ void FeedForward::forward(const float* x, int64_t n, float* mid, float* y,
     output.forward_from_bf16(mid_bf16, n, y, ops::Activation::kNone, residual);
     return;
   }
+  if (intermediate.int8_strips(n, output)) {
+    // int8 kernels: GELU's output quantized into the second GEMM's staged rows from L2.
+    intermediate.forward_to_int8(x, n, mid, activation, output);
+    output.forward_from_int8(mid, n, y, ops::Activation::kNone, residual);
+    return;
+  }
   intermediate(x, n, mid, activation, nullptr, &output);  // bias + GELU in the GEMM
   output(mid, n, y, ops::Activation::kNone, residual, then);
 }
@@ -52,7 +58,9 @@ int64_t SelfAttention::context_floats(int64_t n) const {
 }
 
 int64_t FeedForward::mid_floats(int64_t n) const {
-  return fp32_or_bf16_rows_floats(n, intermediate.out_features());
+  const int64_t staged_int8 =
+      static_cast<int64_t>(ops::Linear::int8_staged_bytes(n, intermediate.out_features()) + 3) / 4;
+  return std::max(fp32_or_bf16_rows_floats(n, intermediate.out_features()), staged_int8);
 }
 
 void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,

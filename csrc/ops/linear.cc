@@ -1,6 +1,7 @@
 #include "ops/linear.h"
 
 #include <algorithm>
+#include <string>
 #include <stdexcept>
 
 #include "kernels/matmul.h"
@@ -59,6 +60,30 @@ struct LowpWorkspace {
     return ws;
   }
 };
+
+// Staged int8 rows of n rows of `features` in one buffer (Linear::int8_staged_bytes): the
+// quantized rows, then the row scales, then the zero points, each 64-byte aligned.
+struct Int8Staged {
+  int8_t* rows;
+  float* scales;
+  int32_t* zeros;
+};
+
+size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+Int8Staged int8_staged(void* staged, int64_t n, int64_t features) {
+  auto* base = static_cast<uint8_t*>(staged);
+  const size_t rows = align64(kernels::quantized_rows_bytes(n, features));
+  const size_t scales = align64(static_cast<size_t>(n) * sizeof(float));
+  return Int8Staged{reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + rows),
+                    reinterpret_cast<int32_t*>(base + rows + scales)};
+}
+
+// forward_to_int8 strips: a weight up to this size stays in L2 while a thread's strips pass
+// (all-MiniLM-L6-v2's FFN1: 590 KiB; BERT-base's, 2.3 MiB, would be streamed again from L3 for
+// every strip, which cost what the strips save), and a strip's fp32 result takes ~kStripBytes.
+constexpr size_t kFusedWeightBytes = 1 << 20;
+constexpr int64_t kStripBytes = 256 * 1024;
 
 }  // namespace
 
@@ -159,6 +184,68 @@ void Linear::forward_from_bf16(const uint16_t* x_rows, int64_t n, float* y, Acti
     throw std::logic_error("Linear::forward_from_bf16 needs a Linear on bf16 kernels");
   if (n <= 0) return;
   gemm_lowp(x_rows, nullptr, nullptr, n, y, nullptr, 0, epilogue(act, residual));
+}
+
+size_t Linear::int8_staged_bytes(int64_t n, int64_t features) {
+  return align64(kernels::quantized_rows_bytes(n, features)) +
+         2 * align64(static_cast<size_t>(n) * sizeof(float));
+}
+
+bool Linear::int8_strips(int64_t n, const Linear& next) const {
+  if (kernel_ != Kernel::kInt8 || next.kernel_ != Kernel::kInt8 ||
+      next.in_features_ != out_features_ ||
+      kernels::packed_weight_int8_bytes(out_features_, in_features_) > kFusedWeightBytes)
+    return false;
+  const int threads =
+      gemm_threads(n, out_features_, in_features_, kMinLowpFlopsPerThread, thread_budget());
+  const kernels::GemmBlocks blocks =
+      kernels::choose_lowp_blocks(n, out_features_, in_features_, threads);
+  return blocks.nb >= out_features_ && blocks.mb < n;  // split by whole rows
+}
+
+void Linear::forward_to_int8(const float* x, int64_t n, void* staged, Activation act,
+                             const Linear& next) const {
+  if (!int8_strips(n, next))
+    throw std::logic_error("Linear::forward_to_int8: not int8 Linears that chain in strips on " +
+                           std::to_string(n) + " rows (see int8_strips)");
+  const int64_t in = in_features_, out = out_features_;
+  const Int8Staged y = int8_staged(staged, n, out);
+  void* rows;
+  float* scales;
+  int32_t* zeros;
+  stage_lowp(x, n, &rows, &scales, &zeros);
+  const kernels::Epilogue ep = epilogue(act, nullptr);
+  const int threads = gemm_threads(n, out, in, kMinLowpFlopsPerThread, thread_budget());
+  const kernels::GemmBlocks blocks = kernels::choose_lowp_blocks(n, out, in, threads);
+  thread_local Buffer result;  // a thread's fp32 result rows of one strip
+  const int64_t strip = std::max<int64_t>(16, kStripBytes / (out * 4) / 16 * 16);
+  const auto* xq = static_cast<const int8_t*>(rows);
+  const int64_t kp_in = kernels::int8_padded_k(in), kp_out = kernels::int8_padded_k(out);
+  // Each thread a run of strips (about choose_lowp_blocks' rows), strip by strip: the strip's
+  // result over all columns into the thread's scratch, then quantized from there.  Rows
+  // [s0, s1) are rows [0, s1 - s0) of views that start at row s0 (the GEMM may read the next 15
+  // staged rows); s0 is a multiple of 16, so quantize_rows with M = n - s0 rows fills exactly
+  // the padding rows after row n in the last strip.
+  const int64_t strips = (n + strip - 1) / strip;
+  parallel_for(0, strips, (blocks.mb + strip - 1) / strip, [&](int64_t k0, int64_t k1) {
+    float* r = result.reserve(strip * out);
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t s0 = k * strip, s1 = std::min(n, s0 + strip);
+      int8_->gemm(xq + s0 * kp_in, scales + s0, zeros + s0, packed_.get(), out, in, r, out, 0,
+                  s1 - s0, 0, out, ep);
+      next.int8_->quantize_rows(r, out, n - s0, out, 0, s1 - s0, y.rows + s0 * kp_out,
+                                y.scales + s0, y.zeros + s0);
+    }
+  });
+}
+
+void Linear::forward_from_int8(const void* staged, int64_t n, float* y, Activation act,
+                               const float* residual) const {
+  if (kernel_ != Kernel::kInt8)
+    throw std::logic_error("Linear::forward_from_int8 needs a Linear on int8 kernels");
+  if (n <= 0) return;
+  const Int8Staged x = int8_staged(const_cast<void*>(staged), n, in_features_);
+  gemm_lowp(x.rows, x.scales, x.zeros, n, y, nullptr, 0, epilogue(act, residual));
 }
 
 void Linear::run_shared(const float* x, int64_t n, float* y, Activation act,

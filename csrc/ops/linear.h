@@ -76,6 +76,22 @@ class Linear {
   void forward_from_bf16(const uint16_t* x_rows, int64_t n, float* y, Activation act,
                          const float* residual = nullptr) const;
 
+  // int8 Linears (precision() == kInt8) that feed another one, `next` (kInt8, next.in_features()
+  // == out_features()): the result (act applied, no residual) quantized as next's staged input
+  // rows into `staged` (int8_staged_bytes(n, out_features()) bytes, 64-byte aligned), a strip of
+  // rows at a time while the strip's fp32 result is still in L2: the fp32 result never makes
+  // the round trip through memory that next's quantizer pass costs.  Only where this pays
+  // (int8_strips(n, next)): this Linear's packed weight stays in L2 across the strips
+  // (kFusedWeightBytes) and each thread takes whole rows; elsewhere (std::logic_error) run the
+  // two Linears as usual.  forward_from_int8 runs next on the staged rows.  The same values as
+  // the usual route.
+  bool int8_strips(int64_t n, const Linear& next) const;
+  static size_t int8_staged_bytes(int64_t n, int64_t features);
+  void forward_to_int8(const float* x, int64_t n, void* staged, Activation act,
+                       const Linear& next) const;
+  void forward_from_int8(const void* staged, int64_t n, float* y, Activation act,
+                         const float* residual = nullptr) const;
+
   int64_t in_features() const { return in_features_; }
   // The arithmetic actually used: kBf16 only with bf16 kernels (without, it computes in fp32).
   Precision precision() const {
