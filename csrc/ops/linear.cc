@@ -1,8 +1,8 @@
 #include "ops/linear.h"
 
 #include <algorithm>
-#include <string>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/matmul.h"
 #include "parallel.h"
