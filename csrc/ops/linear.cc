@@ -196,10 +196,7 @@ bool Linear::int8_strips(int64_t n, const Linear& next) const {
       next.in_features_ != out_features_ ||
       kernels::packed_weight_int8_bytes(out_features_, in_features_) > kFusedWeightBytes)
     return false;
-  const int threads =
-      gemm_threads(n, out_features_, in_features_, kMinLowpFlopsPerThread, thread_budget());
-  const kernels::GemmBlocks blocks =
-      kernels::choose_lowp_blocks(n, out_features_, in_features_, threads);
+  const kernels::GemmBlocks blocks = lowp_blocks(n, thread_budget());
   return blocks.nb >= out_features_ && blocks.mb < n;  // split by whole rows
 }
 
@@ -215,8 +212,7 @@ void Linear::forward_to_int8(const float* x, int64_t n, void* staged, Activation
   int32_t* zeros;
   stage_lowp(x, n, &rows, &scales, &zeros);
   const kernels::Epilogue ep = epilogue(act, nullptr);
-  const int threads = gemm_threads(n, out, in, kMinLowpFlopsPerThread, thread_budget());
-  const kernels::GemmBlocks blocks = kernels::choose_lowp_blocks(n, out, in, threads);
+  const int64_t rows_per_thread = lowp_blocks(n, thread_budget()).mb;
   thread_local Buffer result;  // a thread's fp32 result rows of one strip
   const int64_t strip = std::max<int64_t>(16, kStripBytes / (out * 4) / 16 * 16);
   const auto* xq = static_cast<const int8_t*>(rows);
@@ -227,7 +223,7 @@ void Linear::forward_to_int8(const float* x, int64_t n, void* staged, Activation
   // staged rows); s0 is a multiple of 16, so quantize_rows with M = n - s0 rows fills exactly
   // the padding rows after row n in the last strip.
   const int64_t strips = (n + strip - 1) / strip;
-  parallel_for(0, strips, (blocks.mb + strip - 1) / strip, [&](int64_t k0, int64_t k1) {
+  parallel_for(0, strips, (rows_per_thread + strip - 1) / strip, [&](int64_t k0, int64_t k1) {
     float* r = result.reserve(strip * out);
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t s0 = k * strip, s1 = std::min(n, s0 + strip);
@@ -345,6 +341,12 @@ void Linear::pooled(const float* x, int64_t n, const int32_t* segment, int64_t s
   });
 }
 
+kernels::GemmBlocks Linear::lowp_blocks(int64_t n, int budget) const {
+  const int threads =
+      gemm_threads(n, out_features_, in_features_, kMinLowpFlopsPerThread, budget);
+  return kernels::choose_lowp_blocks(n, out_features_, in_features_, threads);
+}
+
 void Linear::run_lowp(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const {
   void* rows;
   float* scales;
@@ -380,10 +382,9 @@ void Linear::stage_lowp(const float* x, int64_t n, void** rows, float** scales,
 void Linear::gemm_lowp(const void* rows, const float* scales, const int32_t* zeros, int64_t n,
                        float* y, uint16_t* yb, int64_t ldyb, const kernels::Epilogue& ep) const {
   const int64_t in = in_features_, out = out_features_;
-  const int threads = gemm_threads(n, out, in, kMinLowpFlopsPerThread, thread_budget());
   const void* packed = packed_.get();
   const auto* rows_b = static_cast<const uint16_t*>(rows);
-  for_each_block(BlockGrid(n, out, kernels::choose_lowp_blocks(n, out, in, threads)),
+  for_each_block(BlockGrid(n, out, lowp_blocks(n, thread_budget())),
                  [&](int64_t m0, int64_t m1, int64_t c0, int64_t c1, bool) {
                    if (kernel_ == Kernel::kInt8)
                      int8_->gemm(static_cast<const int8_t*>(rows), scales, zeros, packed, out, in,

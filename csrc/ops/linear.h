@@ -116,6 +116,8 @@ class Linear {
   // thread t reads in it.
   kernels::GemmBlocks packed_blocks(int64_t n, int budget) const;
   kernels::Prefetch first_panel_of_thread(int64_t n, int t, int budget) const;
+  // kBf16 / kInt8: the same for the reduced-precision kernels.
+  kernels::GemmBlocks lowp_blocks(int64_t n, int budget) const;
   void run_lowp(const float* x, int64_t n, float* y, const kernels::Epilogue& ep) const;
   // x (n, in) rounded to bf16 / quantized into this thread's staging buffers.
   void stage_lowp(const float* x, int64_t n, void** rows, float** scales, int32_t** zeros) const;
