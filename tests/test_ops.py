@@ -262,8 +262,21 @@ def test_attention_bf16_split(lengths, heads, d_head):
     assert bf16_broke
 
 
+@pytest.mark.parametrize("lengths,heads,d_head", REDUCED_ATTENTION_CASES)
+def test_attention_bf16_rows(lengths, heads, d_head):
+    # precision="bf16_rows" (a bf16 model's route): q, k, v handed to the heads as bf16 rows,
+    # staged as a bf16 QKV Linear writes them (row stride padded to 32), instead of fp32 rows
+    # that the heads round. The same roundings of the same values: the same result, to the bit,
+    # as "bf16" (tested against torch above), heads of every width (8, 10, 96 not multiples of
+    # the kernels' 32-column steps) and empty sequences included.
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    qkv = rng.standard_normal((offsets[-1], 3 * heads * d_head), dtype=np.float32) * 2
+    rows = _core.ops.self_attention(qkv, offsets, heads, precision="bf16_rows")
+    assert np.array_equal(rows, _core.ops.self_attention(qkv, offsets, heads, precision="bf16"))
+
+
 def test_attention_rejects_int8():
-    with pytest.raises(ValueError, match="'fp32', 'bf16' or 'bf16_split', not 'int8'"):
+    with pytest.raises(ValueError, match="'bf16_rows' or 'bf16_split', not 'int8'"):
         _core.ops.self_attention(np.zeros((2, 6), np.float32), np.array([0, 2]), 1,
                                  precision="int8")
 

@@ -4,11 +4,14 @@
 
 #include "bindings/common.h"
 #include "kernels/activation.h"
+#include "kernels/dispatch.h"
+#include "kernels/gemm_lowp.h"
 #include "kernels/softmax.h"
 #include "ops/attention.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
 #include "parallel.h"
+#include "tensor.h"
 
 namespace pybert::bindings {
 namespace {
@@ -171,17 +174,30 @@ void register_ops(py::module_& m) {
         if (qkv.shape(1) % 3 != 0) throw py::value_error("qkv must have 3 * hidden columns");
         const int64_t hidden = qkv.shape(1) / 3;
         const ops::SequenceLayout layout = sequence_layout(offsets, qkv.shape(0));
-        const auto p = precision == "fp32"         ? ops::AttentionMath::kFp32
-                       : precision == "bf16"       ? ops::AttentionMath::kBf16
-                       : precision == "bf16_split" ? ops::AttentionMath::kBf16Split
-                                                   : throw py::value_error(
-                                                         "self_attention computes in 'fp32', "
-                                                         "'bf16' or 'bf16_split', not '" +
-                                                         precision + "'");
+        const bool bf16_rows = precision == "bf16_rows";
+        const auto p = precision == "fp32"                ? ops::AttentionMath::kFp32
+                       : precision == "bf16" || bf16_rows ? ops::AttentionMath::kBf16
+                       : precision == "bf16_split"        ? ops::AttentionMath::kBf16Split
+                                                          : throw py::value_error(
+                                                                "self_attention computes in "
+                                                                "'fp32', 'bf16', 'bf16_rows' or "
+                                                                "'bf16_split', not '" +
+                                                                precision + "'");
         FloatArray ctx({qkv.shape(0), static_cast<py::ssize_t>(hidden)});
         float* out = ctx.mutable_data();
+        const kernels::Bf16Gemm* bf16 = kernels::kernel_set().bf16;
         compute(num_threads, [&] {
-          ops::self_attention(qkv.data(), layout, hidden, num_heads, out, p);
+          if (!bf16_rows || !bf16) {
+            ops::self_attention(qkv.data(), layout, hidden, num_heads, out, p);
+            return;
+          }
+          // q, k, v staged in bf16 as a bf16 QKV Linear's output, then attended from there.
+          const int64_t tokens = qkv.shape(0);
+          Buffer staged;
+          const auto bytes = static_cast<int64_t>(kernels::bf16_rows_bytes(tokens, 3 * hidden));
+          auto* rows = reinterpret_cast<uint16_t*>(staged.reserve(bytes / 4));
+          bf16->convert_rows(qkv.data(), 3 * hidden, tokens, 3 * hidden, 0, tokens, rows);
+          ops::self_attention_bf16(rows, layout, hidden, num_heads, out);
         });
         return ctx;
       },
@@ -189,8 +205,9 @@ void register_ops(py::module_& m) {
       py::arg("precision") = "fp32", py::arg("num_threads") = 0,
       "Multi-head attention over packed sequences: qkv (tokens, 3*hidden), offsets (batch+1) "
       "-> context (tokens, hidden). precision 'bf16' rounds the products' inputs to bf16, "
+      "'bf16_rows' the same with q, k, v handed over as bf16 rows (a bf16 model's route), "
       "'bf16_split' splits each into three bf16 terms (int8 models' attention, ~2^-15 relative "
-      "error); both fp32 where the CPU has no such kernel (AMX).");
+      "error); fp32 where the CPU has no such kernel.");
 
   ops.def(
       "attention_split",

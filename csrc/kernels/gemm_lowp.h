@@ -88,6 +88,12 @@ struct Bf16Gemm {
   void (*attention_head_split)(const float* q, const float* k, const float* v, int64_t ld_qkv,
                                int64_t len, int64_t d_head, float scale, float* out,
                                uint16_t* out_bf16, int64_t ld_out, void* scratch);
+  // attention_head with q, k, v given in bf16 (row stride ld_qkv elements), as a bf16 GEMM
+  // writes them (gemm_to_bf16): the same result as attention_head on their fp32 values, without
+  // the fp32 round trip; scratch as attention_head's.
+  void (*attention_head_bf16)(const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                              int64_t ld_qkv, int64_t len, int64_t d_head, float scale,
+                              float* out, uint16_t* out_bf16, int64_t ld_out, void* scratch);
 };
 
 // ------------------------------------------------------------------ int8

@@ -40,17 +40,24 @@ void SelfAttention::forward(const float* x, const ops::SequenceLayout& layout, f
                             float* ctx, float* y, const float* residual,
                             const ops::Linear* then) const {
   const int64_t n = layout.tokens(), hidden = output.out_features();
-  qkv(x, n, qkv_buf, ops::Activation::kNone, nullptr, &output);
   if (qkv.precision() == ops::Precision::kBf16 && output.precision() == ops::Precision::kBf16 &&
       !layout.keys) {  // query-only rows are attended in fp32
-    // bf16 kernels: the heads write the output projection's bf16 input rows directly.
+    // bf16 kernels: q, k, v go to the heads in bf16 (rounded by the QKV GEMM as the heads would
+    // round them), and the heads write the output projection's bf16 input rows directly.
+    auto* qkv_rows = reinterpret_cast<uint16_t*>(qkv_buf);
     auto* ctx_rows = reinterpret_cast<uint16_t*>(ctx);
-    ops::self_attention_to_bf16(qkv_buf, layout, hidden, num_heads, ctx_rows);
+    qkv.forward_to_bf16(x, n, qkv_rows, ops::Activation::kNone);
+    ops::self_attention_bf16(qkv_rows, layout, hidden, num_heads, nullptr, ctx_rows);
     output.forward_from_bf16(ctx_rows, n, y, ops::Activation::kNone, residual);
     return;
   }
+  qkv(x, n, qkv_buf, ops::Activation::kNone, nullptr, &output);
   ops::self_attention(qkv_buf, layout, hidden, num_heads, ctx, attention_math);
   output(ctx, n, y, ops::Activation::kNone, residual, then);
+}
+
+int64_t SelfAttention::qkv_floats(int64_t n) const {
+  return fp32_or_bf16_rows_floats(n, qkv.out_features());
 }
 
 int64_t SelfAttention::context_floats(int64_t n) const {
@@ -67,7 +74,7 @@ void EncoderLayer::forward(float* x, const ops::SequenceLayout& layout, Workspac
                            const ops::Linear* then) const {
   const int64_t n = layout.tokens();
   const int64_t hidden = attention.output.out_features();
-  float* qkv = ws.qkv.reserve(n * 3 * hidden);
+  float* qkv = ws.qkv.reserve(attention.qkv_floats(n));
   float* ctx = ws.context.reserve(attention.context_floats(n));
   float* h1 = ws.attn_out.reserve(n * hidden);
   float* mid = ws.intermediate.reserve(feed_forward.mid_floats(n));

@@ -23,11 +23,12 @@ struct SelfAttention {
   ops::AttentionMath attention_math = ops::AttentionMath::kFp32;
 
   // y (n, hidden) = output(attention(qkv(x))) [+ residual] over the packed sequences of layout;
-  // qkv_buf (n, 3 hidden) and ctx (context_floats(n)) are scratch. y may alias x, not residual.
+  // qkv_buf (qkv_floats(n)) and ctx (context_floats(n)) are scratch. y may alias x, not residual.
   // then: the Linear that runs next, if known (see ops::Linear).
   void forward(const float* x, const ops::SequenceLayout& layout, float* qkv_buf, float* ctx,
                float* y, const float* residual = nullptr,
                const ops::Linear* then = nullptr) const;
+  int64_t qkv_floats(int64_t n) const;
   int64_t context_floats(int64_t n) const;
 };
 

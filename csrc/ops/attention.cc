@@ -51,12 +51,19 @@ int64_t head_size(int64_t hidden, int64_t num_heads) {
 // 1x512 0.81-0.85, but 8x128 and 32x128 0.96-1.05.
 constexpr int64_t kMinSplitKeys = 256;
 
+// attend's input, rows [q | k | v]: fp32 (row stride 3 hidden), or bf16 as a bf16 QKV Linear
+// stages them (row stride bf16_padded_k(3 hidden); math kBf16 only).
+struct QkvRows {
+  const float* fp32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+};
+
 // Shared body: ctx fp32 (ld hidden) or, with ctx_bf16, bf16 staged rows (ld bf16_padded_k).
-// Query-only rows (layout.keys) need ctx in fp32.
-void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int64_t num_heads,
+// Query-only rows (layout.keys) need qkv and ctx in fp32.
+void attend(QkvRows qkv, const SequenceLayout& layout, int64_t hidden, int64_t num_heads,
             float* ctx, uint16_t* ctx_bf16, AttentionMath math) {
   const int64_t d_head = head_size(hidden, num_heads);
-  const int64_t ld = 3 * hidden;
+  const int64_t ld = qkv.bf16 ? kernels::bf16_padded_k(3 * hidden) : 3 * hidden;
   const int64_t ld_out = ctx_bf16 ? kernels::bf16_padded_k(hidden) : hidden;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d_head));
   const int64_t max_len = layout.max_length();
@@ -72,10 +79,12 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
                ? bf16_kernels->attention_head_split
                : nullptr;
   };
-  if (layout.keys && ctx_bf16)
-    throw std::logic_error("query-only rows need the attention output in fp32");
+  if (layout.keys && (ctx_bf16 || qkv.bf16))
+    throw std::logic_error("query-only rows need the attention's input and output in fp32");
   if (ctx_bf16 && !tile_head(0))
     throw std::logic_error("a bf16 attention output needs bf16 kernels");
+  if (qkv.bf16 && (math != AttentionMath::kBf16 || !tile_head(0)))
+    throw std::logic_error("a bf16 attention input needs the bf16 arithmetic and its kernels");
   const int64_t scratch_floats = std::max(  // the longest head's, for either kernel
       {tile_head(max_len) ? (bf16_kernels->attention_scratch_bytes(max_len, d_head, split) + 3) / 4
                           : 0,
@@ -91,18 +100,27 @@ void attend(const float* qkv, const SequenceLayout& layout, int64_t hidden, int6
       const int64_t b = w / num_heads, h = w % num_heads;
       const int64_t start = layout.offsets[b], rows = layout.offsets[b + 1] - start;
       const int64_t len = layout.keys ? layout.keys[b] : rows;  // the attended rows
-      const float* q = qkv + start * ld + h * d_head;
       const int64_t out_at = start * ld_out + h * d_head;
+      float* out = ctx ? ctx + out_at : nullptr;
+      uint16_t* out_bf16 = ctx_bf16 ? ctx_bf16 + out_at : nullptr;
+      if (qkv.bf16) {
+        const uint16_t* q = qkv.bf16 + start * ld + h * d_head;
+        if (len > 0)
+          bf16_kernels->attention_head_bf16(q, q + hidden, q + 2 * hidden, ld, len, d_head,
+                                            scale, out, out_bf16, ld_out, scratch);
+        continue;
+      }
+      const float* q = qkv.fp32 + start * ld + h * d_head;
       if (rows > len)
         attend_query_only(q + len * ld, q + hidden, q + 2 * hidden, ld, rows - len, len, d_head,
-                          scale, ctx + out_at + len * ld_out, ld_out, scratch);
+                          scale, out + len * ld_out, ld_out, scratch);
       if (len == 0) continue;
       if (const auto head = tile_head(len))
-        head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, ctx ? ctx + out_at : nullptr,
-             ctx_bf16 ? ctx_bf16 + out_at : nullptr, ld_out, scratch);
+        head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, out, out_bf16, ld_out,
+             scratch);
       else
-        fp32_kernels.head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, ctx + out_at,
-                          ld_out, scratch);
+        fp32_kernels.head(q, q + hidden, q + 2 * hidden, ld, len, d_head, scale, out, ld_out,
+                          scratch);
     }
   });
 }
@@ -130,7 +148,7 @@ std::vector<int64_t> attention_split(const SequenceLayout& layout, int64_t num_h
 
 void self_attention(const float* qkv, const SequenceLayout& layout, int64_t hidden,
                     int64_t num_heads, float* ctx, AttentionMath math) {
-  attend(qkv, layout, hidden, num_heads, ctx, nullptr, math);
+  attend({qkv, nullptr}, layout, hidden, num_heads, ctx, nullptr, math);
 }
 
 void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* rows,
@@ -152,12 +170,13 @@ void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* 
   });
 }
 
-void self_attention_to_bf16(const float* qkv, const SequenceLayout& layout, int64_t hidden,
-                            int64_t num_heads, uint16_t* ctx_rows) {
+void self_attention_bf16(const uint16_t* qkv_rows, const SequenceLayout& layout, int64_t hidden,
+                         int64_t num_heads, float* ctx, uint16_t* ctx_rows) {
   if (!kernels::kernel_set().bf16)
-    throw std::logic_error("self_attention_to_bf16 needs bf16 kernels");
-  kernels::zero_bf16_padding(ctx_rows, layout.tokens(), hidden);
-  attend(qkv, layout, hidden, num_heads, nullptr, ctx_rows, AttentionMath::kBf16);
+    throw std::logic_error("self_attention_bf16 needs bf16 kernels");
+  if (!ctx == !ctx_rows) throw std::logic_error("self_attention_bf16: one of ctx and ctx_rows");
+  if (ctx_rows) kernels::zero_bf16_padding(ctx_rows, layout.tokens(), hidden);
+  attend({nullptr, qkv_rows}, layout, hidden, num_heads, ctx, ctx_rows, AttentionMath::kBf16);
 }
 
 }  // namespace pybert::ops

@@ -54,10 +54,14 @@ void attend_rows(const float* qkv, const SequenceLayout& layout, const int64_t* 
 std::vector<int64_t> attention_split(const SequenceLayout& layout, int64_t num_heads,
                                      int64_t d_head, int64_t parts);
 
-// bf16 kernels only (kernels::kernel_set().bf16): ctx rounded to bf16 and written as the
-// staged input rows of a bf16 Linear (row stride kernels::bf16_padded_k(hidden), padding zeroed),
-// ready for Linear::forward_from_bf16.
-void self_attention_to_bf16(const float* qkv, const SequenceLayout& layout, int64_t hidden,
-                            int64_t num_heads, uint16_t* ctx_rows);
+// bf16 kernels only (kernels::kernel_set().bf16): self_attention in AttentionMath::kBf16 from
+// q, k, v already in bf16, as a bf16 QKV Linear writes them (Linear::forward_to_bf16: row stride
+// kernels::bf16_padded_k(3 * hidden)), with the same result as from their fp32 values; no
+// query-only rows (layout.keys).  The result goes to ctx (fp32, as self_attention's) or to
+// ctx_rows: rounded to bf16 and written as the staged input rows of a bf16 Linear (row stride
+// kernels::bf16_padded_k(hidden), padding zeroed), ready for Linear::forward_from_bf16.  Exactly
+// one of ctx and ctx_rows.
+void self_attention_bf16(const uint16_t* qkv_rows, const SequenceLayout& layout, int64_t hidden,
+                         int64_t num_heads, float* ctx, uint16_t* ctx_rows = nullptr);
 
 }  // namespace pybert::ops

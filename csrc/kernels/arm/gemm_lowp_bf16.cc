@@ -33,6 +33,10 @@ float bf16_value(uint16_t h) {
 
 float round_bf16(float x) { return bf16_value(to_bf16(x)); }
 
+// An attention input as its bf16 value: fp32 rounded, bf16 as it is.
+float bf16_input(float x) { return round_bf16(x); }
+float bf16_input(uint16_t h) { return bf16_value(h); }
+
 // out (4, 16) = Ab rows [0, 4) @ panel B (Kp / 2, 16, 2), fp32 accumulation.
 void micro_tile(const uint16_t* A, int64_t Kp, const uint16_t* B, float (*out)[16]) {
   float32x4_t acc[2][8];  // [row pair][column pair]: lanes (r, c), (r, c+1), (r+1, c), (r+1, c+1)
@@ -116,18 +120,20 @@ int64_t attention_scratch_bytes(int64_t len, int64_t d_head, bool /*split: none 
   return (3 * len * d_head + attention_rows_scratch_floats(len, d_head)) * int64_t(sizeof(float));
 }
 
-void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
-                    int64_t d, float scale, float* out, uint16_t* out_bf16, int64_t ld_out,
-                    void* scratch) {
+// q, k, v (fp32 rows rounded here, or bf16 rows as they are) as bf16 values in fp32, packed
+// (len, d) in the scratch, then attention_rows.
+template <typename T>
+void attend(const T* q, const T* k, const T* v, int64_t ld, int64_t len, int64_t d, float scale,
+            float* out, uint16_t* out_bf16, int64_t ld_out, void* scratch) {
   float* qr = static_cast<float*>(scratch);
   float* kr = qr + len * d;
   float* vr = kr + len * d;
   float* rows = vr + len * d;  // attention_rows' scratch
   for (int64_t i = 0; i < len; ++i)
     for (int64_t t = 0; t < d; ++t) {
-      qr[i * d + t] = round_bf16(q[i * ld + t]);
-      kr[i * d + t] = round_bf16(k[i * ld + t]);
-      vr[i * d + t] = round_bf16(v[i * ld + t]);
+      qr[i * d + t] = bf16_input(q[i * ld + t]);
+      kr[i * d + t] = bf16_input(k[i * ld + t]);
+      vr[i * d + t] = bf16_input(v[i * ld + t]);
     }
   attention_rows(qr, d, kr, d, vr, d, len, d, scale, rows, round_bf16,
                  [&](int64_t i, int64_t t, float o) {
@@ -136,6 +142,18 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
                    else
                      out[i * ld_out + t] = o;
                  });
+}
+
+void attention_head(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
+                    int64_t d, float scale, float* out, uint16_t* out_bf16, int64_t ld_out,
+                    void* scratch) {
+  attend(q, k, v, ld, len, d, scale, out, out_bf16, ld_out, scratch);
+}
+
+void attention_head_bf16(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t ld,
+                         int64_t len, int64_t d, float scale, float* out, uint16_t* out_bf16,
+                         int64_t ld_out, void* scratch) {
+  attend(q, k, v, ld, len, d, scale, out, out_bf16, ld_out, scratch);
 }
 
 }  // namespace
@@ -147,7 +165,8 @@ constexpr Bf16Gemm kNeonBf16Gemm{"neon_bf16",
                                  neon_bf16::gemm_to_bf16,
                                  neon_bf16::attention_scratch_bytes,
                                  neon_bf16::attention_head,
-                                 nullptr};  // no split attention: int8's runs in fp32
+                                 nullptr,  // no split attention: int8's runs in fp32
+                                 neon_bf16::attention_head_bf16};
 
 }  // namespace kernels
 }  // namespace pybert

@@ -15,6 +15,9 @@
 // B columns [hi | hi | lo], one tile product of three times the depth.  The dropped lo_a lo_b
 // and the residuals leave |error| <= ~2^-15 sum |a| |b| (bf16 alone: 2^-8; fp32: ~2^-24 len).
 //
+// q, k and v come as fp32 rows, rounded here, or as bf16 rows (attention_head_bf16: the bf16
+// QKV GEMM's output, rounded by its epilogue the same way): the same products either way.
+//
 // The packed layouts are gemm_lowp.h's (pairs of k in one 32-bit lane, panels of 16 columns).
 // Softmax, its max and sum stay fp32; only the products' inputs are rounded, as in PyTorch's
 // bf16 autocast.  One tile configuration per call; the score rows of a group stay in L1.
@@ -88,9 +91,45 @@ __m512i bf16_pairs(__m512i ba) {
   return _mm512_permutexvar_epi16(interleave, ba);
 }
 
+// Columns [c, c + 32) of a row of d columns as bf16, in order (zero from d on): an fp32 row
+// rounded by vcvtne2ps2bf16, with the dropped residuals (rounded to bf16, same layout) in *res
+// when res is set; a bf16 row (from a bf16 GEMM's output, already rounded so) as it is.
+__m512i bf16_columns(const float* row, int64_t c, int64_t d, __m512i* res) {
+  const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), row + c);
+  const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), row + c + 16);
+  const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+  if (res) *res = bf16_residuals(hi, lo, h);
+  return h;
+}
+__m512i bf16_columns(const uint16_t* row, int64_t c, int64_t d, __m512i* /*res: none*/) {
+  const int64_t valid = d - c;
+  const __mmask32 m = valid >= 32 ? ~__mmask32(0) : valid <= 0 ? 0 : (__mmask32(1) << valid) - 1;
+  return _mm512_maskz_loadu_epi16(m, row + c);
+}
+
+// Columns [c, c + 16) of rows a and b (null: a row of zeros), zero from d on, as bf16 in
+// vcvtne2ps2bf16(b, a)'s layout: a's 16, then b's; the residuals likewise in *res (fp32 only).
+__m512i bf16_row_pair(const float* a, const float* b, int64_t c, int64_t d, __m512i* res) {
+  const __mmask16 m = avx512::tail_mask(d - c);
+  const __m512 x = a ? _mm512_maskz_loadu_ps(m, a + c) : _mm512_setzero_ps();
+  const __m512 y = b ? _mm512_maskz_loadu_ps(m, b + c) : _mm512_setzero_ps();
+  const __m512i ba = (__m512i)_mm512_cvtne2ps_pbh(y, x);
+  if (res) *res = bf16_residuals(y, x, ba);
+  return ba;
+}
+__m512i bf16_row_pair(const uint16_t* a, const uint16_t* b, int64_t c, int64_t d,
+                      __m512i* /*res: none*/) {
+  const __mmask16 m = avx512::tail_mask(d - c);
+  const __m256i x = a ? _mm256_maskz_loadu_epi16(m, a + c) : _mm256_setzero_si256();
+  const __m256i y = b ? _mm256_maskz_loadu_epi16(m, b + c) : _mm256_setzero_si256();
+  return _mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1);
+}
+
 // Qb rows i < round_up(len + 15, 16) of terms * dp bf16: segment t holds bf16(q[i][c]) (or,
-// split, the lo term for t = 1), zero for c >= d and i >= len.
-void convert_queries(const float* q, int64_t ld, int64_t len, int64_t d, int64_t dp, int terms,
+// split, the lo term for t = 1), zero for c >= d and i >= len.  T: float, or uint16_t (bf16
+// input, terms 1), here and in the two packers below.
+template <typename T>
+void convert_queries(const T* q, int64_t ld, int64_t len, int64_t d, int64_t dp, int terms,
                      uint16_t* qb) {
   const int64_t rows = round_up(len + 15, 16), ldq = terms * dp;
   for (int64_t i = 0; i < rows; ++i) {
@@ -100,10 +139,8 @@ void convert_queries(const float* q, int64_t ld, int64_t len, int64_t d, int64_t
       continue;
     }
     for (int64_t c = 0; c < dp; c += 32) {
-      const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), q + i * ld + c);
-      const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), q + i * ld + c + 16);
-      const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-      const __m512i l = terms == 3 ? bf16_residuals(hi, lo, h) : h;
+      __m512i l = _mm512_setzero_si512();
+      const __m512i h = bf16_columns(q + i * ld, c, d, terms == 3 ? &l : nullptr);
       for (int t = 0; t < terms; ++t) _mm512_store_si512(out + t * dp + c, a_lo(t) ? l : h);
     }
   }
@@ -142,7 +179,8 @@ void transpose16x16(__m512i (&r)[16]) {
 // c >= d: K (len, d) as a packed weight (N = len, K = D).  16 keys x 32 columns at a time: each
 // key's 16 bf16 pairs in one register, transposed so that a register holds one pair of all 16
 // keys, a 64-byte row of the panel.
-void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, int64_t dp, int terms,
+template <typename T>
+void pack_keys(const T* k, int64_t ld, int64_t len, int64_t d, int64_t dp, int terms,
                uint32_t* kb) {
   const int64_t pairs = terms * dp / 2, keys = round_up(len, 32);
   for (int64_t n0 = 0; n0 < keys; n0 += 16) {
@@ -151,13 +189,8 @@ void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, int64_t dp, i
       __m512i h[16], l[16];
       for (int i = 0; i < 16; ++i) {
         h[i] = l[i] = _mm512_setzero_si512();
-        if (n0 + i < len) {
-          const float* row = k + (n0 + i) * ld + c;
-          const __m512 lo = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c), row);
-          const __m512 hi = _mm512_maskz_loadu_ps(avx512::tail_mask(d - c - 16), row + 16);
-          h[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // pairs (c, c+1), (c+2, c+3), ...
-          if (terms == 3) l[i] = bf16_residuals(hi, lo, h[i]);
-        }
+        if (n0 + i < len)  // pairs (c, c+1), (c+2, c+3), ...
+          h[i] = bf16_columns(k + (n0 + i) * ld, c, d, terms == 3 ? &l[i] : nullptr);
       }
       transpose16x16(h);
       if (terms == 3) transpose16x16(l);
@@ -172,19 +205,19 @@ void pack_keys(const float* k, int64_t ld, int64_t len, int64_t d, int64_t dp, i
 // Vb[((c / 16) * (J / 2) + e / 2) * 32 + (c % 16) * 2 + e % 2] = term(V[j][c]) for depth
 // e = t * lp32 + j (J = terms * lp32, segment t's term as in pack_keys), zero for j >= len or
 // c >= d: V^T (d, len) as a packed weight (N = d, K = J).
-void pack_values(const float* v, int64_t ld, int64_t len, int64_t d, int64_t lp32, int terms,
+template <typename T>
+void pack_values(const T* v, int64_t ld, int64_t len, int64_t d, int64_t lp32, int terms,
                  uint32_t* vb) {
   const int64_t cols = round_up(d, 32);
   for (int64_t c = 0; c < cols; c += 16) {
-    const __mmask16 m = avx512::tail_mask(d - c);
     uint32_t* panel = vb + (c / 16) * (terms * lp32 / 2) * 16;
     for (int64_t j = 0; j < lp32; j += 2) {
-      const __m512 a = j < len ? _mm512_maskz_loadu_ps(m, v + j * ld + c) : _mm512_setzero_ps();
-      const __m512 b =
-          j + 1 < len ? _mm512_maskz_loadu_ps(m, v + (j + 1) * ld + c) : _mm512_setzero_ps();
-      const __m512i ba = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+      __m512i r = _mm512_setzero_si512();
+      const __m512i ba = bf16_row_pair(j < len ? v + j * ld : nullptr,
+                                       j + 1 < len ? v + (j + 1) * ld : nullptr, c, d,
+                                       terms == 3 ? &r : nullptr);
       const __m512i h = bf16_pairs(ba);
-      const __m512i l = terms == 3 ? bf16_pairs(bf16_residuals(b, a, ba)) : h;
+      const __m512i l = terms == 3 ? bf16_pairs(r) : h;
       for (int t = 0; t < terms; ++t)
         _mm512_store_si512(panel + (t * lp32 / 2 + j / 2) * 16, b_lo(t) ? l : h);
     }
@@ -228,10 +261,11 @@ int64_t attention_scratch_bytes(int64_t len, int64_t d_head, bool split) {
 
 namespace {
 
-void attend(const float* q, const float* k, const float* v, int64_t ld, int64_t len,
-            int64_t d_head, float scale, float* out, uint16_t* out_bf16, int64_t ld_out,
-            void* scratch, bool split) {
-  const int terms = split ? 3 : 1;
+template <typename T>
+void attend(const T* q, const T* k, const T* v, int64_t ld, int64_t len, int64_t d_head,
+            float scale, float* out, uint16_t* out_bf16, int64_t ld_out, void* scratch,
+            bool split) {
+  const int terms = split ? 3 : 1;  // bf16 input: not split
   const Scratch sz(len, d_head, terms);
   auto* base = static_cast<uint8_t*>(scratch);
   auto* qb = reinterpret_cast<uint16_t*>(base);
@@ -304,6 +338,12 @@ void attention_head_split(const float* q, const float* k, const float* v, int64_
                           int64_t len, int64_t d_head, float scale, float* out,
                           uint16_t* out_bf16, int64_t ld_out, void* scratch) {
   attend(q, k, v, ld, len, d_head, scale, out, out_bf16, ld_out, scratch, true);
+}
+
+void attention_head_bf16(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t ld,
+                         int64_t len, int64_t d_head, float scale, float* out,
+                         uint16_t* out_bf16, int64_t ld_out, void* scratch) {
+  attend(q, k, v, ld, len, d_head, scale, out, out_bf16, ld_out, scratch, false);
 }
 
 }  // namespace attention_amx

@@ -20,6 +20,9 @@ void attention_head(const float* q, const float* k, const float* v, int64_t ld, 
 void attention_head_split(const float* q, const float* k, const float* v, int64_t ld,
                           int64_t len, int64_t d_head, float scale, float* out,
                           uint16_t* out_bf16, int64_t ld_out, void* scratch);
+void attention_head_bf16(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t ld,
+                         int64_t len, int64_t d_head, float scale, float* out,
+                         uint16_t* out_bf16, int64_t ld_out, void* scratch);
 }  // namespace attention_amx
 }  // namespace kernels
 }  // namespace pybert

@@ -333,7 +333,8 @@ constexpr Bf16Gemm kAmxBf16Gemm{"amx_bf16",
                                 lowp_amx::gemm_bf16_out,
                                 attention_amx::attention_scratch_bytes,
                                 attention_amx::attention_head,
-                                attention_amx::attention_head_split};
+                                attention_amx::attention_head_split,
+                                attention_amx::attention_head_bf16};
 
 }  // namespace kernels
 }  // namespace pybert
