@@ -47,3 +47,5 @@ python -m pytest -q -p no:cacheprovider "$repo/tests/test_masked_lm_families.py"
 # the padding rows after the last strip) and the large AMX output blocks.
 python -m pytest -q -p no:cacheprovider "$repo/tests/test_precision.py" \
   -k "int8_feed_forward_in_strips or large_gemm_blocks"
+# A batch in chunks of whole sequences whose last layer computes the first rows alone.
+python -m pytest -q -p no:cacheprovider "$repo/tests/test_heads.py" -k "chunked_batch"

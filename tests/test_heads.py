@@ -124,6 +124,30 @@ def test_sequence_classification_matches_transformers(tmp_path, case):
     np.testing.assert_array_equal(scores.argmax(-1), ref.logits.argmax(-1).numpy())
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_sequence_classification_of_a_chunked_batch(tmp_path, precision):
+    # 1164 tokens on 2 threads go through the layers in chunks of whole sequences (at most
+    # _core.encoder_chunk_tokens(2)), and the last layer of each chunk computes its sequences'
+    # first rows alone: each sequence's logits must be those of the sequence alone, to the bit
+    # (and, in fp32, transformers' on the whole batch).
+    lengths = [250, 3, 200, 0, 240, 1, 180, 230, 60]
+    assert pybert._core.encoder_chunk_tokens(2) < sum(lengths)
+    cfg = bert_config(max_position_embeddings=256, num_labels=3)
+    ref_model = randomize_(transformers.BertForSequenceClassification(cfg), seed=23)
+    model = pybert.AutoModel.from_pretrained(save(ref_model, tmp_path), num_threads=2,
+                                             precision=precision)
+    ids, mask, types = padded_batch(cfg.vocab_size, lengths, max(lengths))
+    logits = model(ids, mask, types).logits
+    if precision == "fp32":
+        ref = torch_logits(ref_model, ids, mask, types).logits.numpy()
+        real = np.array(lengths) > 0  # transformers attends to padding in an empty row
+        assert_max_diff(logits[real], ref[real], LOGITS_ATOL, "logits")
+    for i, n in enumerate(lengths):
+        if n:
+            alone = model(ids[i:i + 1, :n], mask[i:i + 1, :n], types[i:i + 1, :n]).logits
+            np.testing.assert_array_equal(alone[0], logits[i])
+
+
 def test_token_classification_matches_transformers(tmp_path):
     cfg = bert_config(hidden_size=40, num_attention_heads=5, num_labels=9, type_vocab_size=3)
     ref_model = randomize_(transformers.BertForTokenClassification(cfg), seed=22)

@@ -8,6 +8,7 @@
 #include "bindings/common.h"
 #include "kernels/cpu_features.h"
 #include "kernels/fma_peak.h"
+#include "layers/encoder.h"
 #include "ops/linear.h"
 #include "parallel.h"
 
@@ -32,6 +33,9 @@ void register_runtime(py::module_& m) {
         "from those held now); tests check each call's thread count with it.");
   m.def("pool_workers", &pool_workers,
         "Worker threads pybert's pool has started (each parked when no call leases it).");
+  m.def("encoder_chunk_tokens", &layers::Encoder::chunk_tokens, py::arg("threads"),
+        "The most tokens a model call runs through its layers at once on `threads` threads; "
+        "a larger batch goes in chunks of whole sequences (the same values).");
   m.def("usable_cpus", &usable_cpus,
         "CPUs this process may use: its affinity mask, capped by the cgroup CPU quota.");
   m.def("measure_fma_peak", &kernels::measure_fma_peak, py::kw_only(), py::arg("threads"),

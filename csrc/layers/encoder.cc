@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
+
+#include "parallel.h"
 
 namespace pybert::layers {
 namespace {
@@ -144,6 +147,46 @@ void Encoder::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws
   if (head_rows && after_layer)
     throw std::logic_error("Encoder::forward: a head-rows-only last layer leaves the other rows "
                            "stale, and after_layer would read them");
+  const int64_t cap = chunk_tokens(thread_budget());
+  if (after_layer || layers.empty() || layout.tokens() <= cap) {
+    run_layers(x, layout, ws, after_layer, head_rows);
+    return;
+  }
+  // Chunks of whole sequences, each through every layer: rows [offsets[b0], offsets[b1]) of x
+  // with the layout's offsets shifted to start at 0, and the head rows of those sequences.
+  std::vector<int64_t> offsets, rows, seqs;
+  const int64_t hidden = layers.front()->attention.output.out_features();
+  int64_t i0 = 0;  // the first head row of the chunk (head rows go in sequence order)
+  for (int64_t b0 = 0; b0 < layout.batch;) {
+    const int64_t start = layout.offsets[b0];
+    int64_t b1 = b0 + 1;  // a sequence longer than the cap is a chunk of its own
+    while (b1 < layout.batch && layout.offsets[b1 + 1] - start <= cap) ++b1;
+    offsets.assign(layout.offsets + b0, layout.offsets + b1 + 1);
+    for (int64_t& o : offsets) o -= start;
+    const ops::SequenceLayout chunk{offsets.data(), b1 - b0,
+                                    layout.keys ? layout.keys + b0 : nullptr};
+    RowSelection selected;
+    if (head_rows) {
+      rows.clear();
+      seqs.clear();
+      for (; i0 < head_rows->count && head_rows->seqs[i0] < b1; ++i0) {
+        rows.push_back(head_rows->rows[i0] - start);
+        seqs.push_back(head_rows->seqs[i0] - b0);
+      }
+      selected = RowSelection{rows.data(), seqs.data(), static_cast<int64_t>(rows.size())};
+    }
+    run_layers(x + start * hidden, chunk, ws, {}, head_rows ? &selected : nullptr);
+    b0 = b1;
+  }
+}
+
+int64_t Encoder::chunk_tokens(int threads) {
+  return kChunkRowsPerThread * std::max(threads, 1);
+}
+
+void Encoder::run_layers(float* x, const ops::SequenceLayout& layout, Workspace& ws,
+                         const std::function<void(int64_t, const float*)>& after_layer,
+                         const RowSelection* head_rows) const {
   for (size_t i = 0; i < layers.size(); ++i) {
     const bool last = i + 1 == layers.size();
     if (last && head_rows) {
