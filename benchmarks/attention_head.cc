@@ -1,8 +1,8 @@
 // One attention head at a time, the kernels alone (kernels/attention.h, gemm_lowp.h), one
 // thread: the fp32 family's head, and where the CPU has bf16 kernels, the bf16 head and the
-// split one (three bf16 terms, the int8 precision's from 256 keys).  Microseconds a head, best
-// of 7 passes over `seqs` sequences x `heads` heads laid out as a model's qkv buffer (rows of
-// 3 x hidden floats).  With seqs = 1 the rows stay in the cache; with 32 (BERT-base 32x128:
+// split one (three bf16 terms, the int8 precision's from keys x d_head = 4096).  Microseconds a
+// head, best of 7 passes over `seqs` sequences x `heads` heads laid out as a model's qkv buffer
+// (rows of 3 x hidden floats).  With seqs = 1 the rows stay in the cache; with 32 (BERT-base 32x128:
 // 37 MB of qkv) they do not, as in a model call.  `hot-out` writes every head's output to the
 // first sequence's rows (kept in the cache), to separate the output's cost from the inputs'.
 // Not a test: on a shared machine compare within one run.

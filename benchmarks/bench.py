@@ -360,8 +360,9 @@ def lowp_table(results, machine, command) -> str:
         f"- Machine: {machine}",
         "- pybert bf16: weights packed for AMX tiles at load, activations rounded to bf16 at each "
         "GEMM, attention's products on AMX tiles too; int8: weights symmetric per output channel "
-        "at load, activations asymmetric per token at run time, attention fp32 (from 256 tokens "
-        "on AMX: its products with every input split into three bf16 terms); LayerNorm, "
+        "at load, activations asymmetric per token at run time, attention fp32 (on AMX, heads of "
+        "keys x head size >= 4096: its products with every input split into three bf16 terms); "
+        "LayerNorm, "
         "softmax, GELU and residuals fp32. PyTorch: "
         "`torch.autocast('cpu', dtype=torch.bfloat16)`. ORT int8: "
         "`onnxruntime.quantization.quantize_dynamic` (QInt8 weights) of the optimized graph.",

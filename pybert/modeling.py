@@ -91,8 +91,8 @@ class BertModel(CoreHandle):
         ``precision`` is the arithmetic of the Linear layers: ``"fp32"``, ``"bf16"`` (AMX; the
         fp32 kernels, with a ``PrecisionWarning``, on CPUs without it; attention's products in
         bf16 too), ``"int8"`` (weights quantized per output channel at load, activations per
-        token at run time; attention fp32, or from 256 tokens on AMX its products with each input
-        split into three bf16 terms, within ~2^-15 of fp32) or ``"int8_bf16_attention"``
+        token at run time; attention fp32, or for longer sequences on AMX (keys x head size >=
+        4096) its products with each input split into three bf16 terms, within ~2^-15 of fp32) or ``"int8_bf16_attention"``
         (opt-in: int8's Linears, bf16's attention; a little less accurate, faster). LayerNorm,
         softmax, GELU and residuals stay fp32; outputs are float32 either way.
         """

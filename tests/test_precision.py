@@ -304,8 +304,9 @@ def test_bad_precision_names_the_options(tmp_path, minilm_path):
 
 
 def test_int8_long_and_short_sequences_within_error_bound(tmp_path):
-    """int8's attention: heads of >= 256 keys on the split-bf16 kernel where the CPU has AMX, the
-    shorter ones in fp32, both within int8's bound of transformers' fp32 model, in one batch."""
+    """int8's attention: heads of keys x head size >= 4096 (here 32 wide: 300 and 257 keys) on
+    the split-bf16 kernel where the CPU has AMX, the shorter ones (31 keys) in fp32, both within
+    int8's bound of transformers' fp32 model, in one batch."""
     cfg = bert_config(hidden_size=128, num_attention_heads=4, intermediate_size=256,
                       max_position_embeddings=512)
     ref = randomize_(transformers.BertModel(cfg), seed=11, std=0.05)

@@ -46,10 +46,15 @@ int64_t head_size(int64_t hidden, int64_t num_heads) {
   return hidden / num_heads;
 }
 
-// AttentionMath::kBf16SplitLong's shortest split head: BERT-base and MiniLM int8 with every head
-// split against all in fp32, whole model (benchmarks/compare_trees.py, 2 threads, three runs):
-// 1x512 0.81-0.85, but 8x128 and 32x128 0.96-1.05.
-constexpr int64_t kMinSplitKeys = 256;
+// AttentionMath::kBf16SplitLong splits the heads of keys x d_head >= kMinSplitWork.  One head
+// alone, 8 sequences' rows (benchmarks/attention_head.cc), split vs fp32 microseconds: d_head 64:
+// 32 keys 4.0 / 3.4, 64 keys 8.1 / 10.5, 128 keys 23.9 / 31.1; d_head 32: 64 keys 6.0 / 5.7,
+// 96 keys 9.4 / 9.6, 128 keys 15.9 / 17.1.  Whole model, int8, 2 threads, thresholds
+// alternating in one process: BERT-base (d_head 64) var32 0.92 from 64 keys and 0.94 from 128
+// against from 256, 8x128 0.95; MiniLM (d_head 32) within noise (0.98-1.03).  (Before the
+// encoder ran large batches in chunks, splitting 128-key heads measured 0.96-1.05: their rows
+// came from memory.)
+constexpr int64_t kMinSplitWork = 4096;
 
 // attend's input, rows [q | k | v]: fp32 (row stride 3 hidden), or bf16 as a bf16 QKV Linear
 // stages them (row stride bf16_padded_k(3 hidden); math kBf16 only).
@@ -75,7 +80,7 @@ void attend(QkvRows qkv, const SequenceLayout& layout, int64_t hidden, int64_t n
   const auto tile_head = [&](int64_t len) -> decltype(kernels::Bf16Gemm::attention_head) {
     if (!bf16_kernels || math == AttentionMath::kFp32) return nullptr;
     if (!split) return bf16_kernels->attention_head;
-    return math == AttentionMath::kBf16Split || len >= kMinSplitKeys
+    return math == AttentionMath::kBf16Split || len * d_head >= kMinSplitWork
                ? bf16_kernels->attention_head_split
                : nullptr;
   };

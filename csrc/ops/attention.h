@@ -28,8 +28,8 @@ enum class AttentionMath {
   // ~2^-15 of sum |a| |b|, where int8's Linears err by ~2^-8; fp32 where the family has no split
   // kernel.
   kBf16Split,
-  // kBf16Split for heads of 256 keys or more, fp32 for shorter ones (where the split is no
-  // faster). The int8 precision's.
+  // kBf16Split for heads of keys x d_head >= 4096 (d_head 64: from 64 keys, 32: from 128),
+  // fp32 for shorter ones (where the split is no faster). The int8 precision's.
   kBf16SplitLong,
 };
 
