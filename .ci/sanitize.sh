@@ -33,10 +33,11 @@ python -m pytest -q -p no:cacheprovider \
       and not test_close_during_a_call and not test_workers_sleep_once_per_call \
       and not test_back_to_back_calls_keep_the_workers_awake"
 # The pooled decoder GEMM (SPLADE's epilogue), log1p, maxsim, and one model run each of SPLADE
-# and of multi-vector with query-only tokens.
+# and of multi-vector with query-only tokens (one in chunks).
 python -m pytest -q -p no:cacheprovider "$repo/tests/test_retrieval.py" \
   -k "pooled_linear or log1p_activation or maxsim_matches \
-      or (splade_matches and encode_query) or (multivector_matches and colbert_unattended)"
+      or (splade_matches and encode_query) or (multivector_matches and colbert_unattended) \
+      or (queries_in_chunks and colbert_unattended)"
 # The masked-LM head on packed rows (RoBERTa's names, forward_at), the static route of
 # inference-free SPLADE, the sparse autoencoder (CSR) and the sparse similarity op.
 python -m pytest -q -p no:cacheprovider "$repo/tests/test_masked_lm_families.py" \

@@ -409,6 +409,20 @@ def test_multivector_matches_sentence_transformers(multivector, method):
     assert isinstance(one, np.ndarray) and np.array_equal(one, got[1])
 
 
+def test_multivector_queries_in_chunks(multivector):
+    # More query tokens than the encoder runs at once (_core.encoder_chunk_tokens) go through
+    # it in chunks of whole queries, the query-only expansion tokens (attend=False) with their
+    # query: each query's vectors must be those of the query alone, to the bit.
+    _, ours, _ = multivector
+    cap = pybert._core.encoder_chunk_tokens(pybert._core.get_num_threads())
+    texts = (VARIED_TEXTS * (cap // len(VARIED_TEXTS)))[:cap // 4]
+    batch = ours.encode_query(texts, batch_size=len(texts))
+    assert sum(len(v) for v in batch) > cap  # vectors: at most one a token
+    alone = ours.encode_query(VARIED_TEXTS, batch_size=1)
+    for i, vectors in enumerate(batch):
+        np.testing.assert_array_equal(vectors, alone[i % len(VARIED_TEXTS)])
+
+
 def test_multivector_empty_and_errors(multivector, tmp_path):
     st, ours, path = multivector
     assert ours.encode([]) == [] and ours.encode_query([]) == []
