@@ -126,10 +126,10 @@ def test_sequence_classification_matches_transformers(tmp_path, case):
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_sequence_classification_of_a_chunked_batch(tmp_path, precision):
-    # 1164 tokens on 2 threads go through the layers in chunks of whole sequences (at most
-    # _core.encoder_chunk_tokens(2)), and the last layer of each chunk computes its sequences'
-    # first rows alone: each sequence's logits must be those of the sequence alone, to the bit
-    # (and, in fp32, transformers' on the whole batch).
+    # 1164 tokens on 2 threads go through each layer in chunks of whole sequences (at most
+    # _core.encoder_chunk_tokens(2)), and the last layer computes each chunk's first rows alone:
+    # each sequence's logits must be those of the sequence alone, to the bit (and, in fp32,
+    # transformers' on the whole batch).
     lengths = [250, 3, 200, 0, 240, 1, 180, 230, 60]
     assert pybert._core.encoder_chunk_tokens(2) < sum(lengths)
     cfg = bert_config(max_position_embeddings=256, num_labels=3)

@@ -218,26 +218,27 @@ def test_unknown_activation_in_config(saved):
 def test_outputs_do_not_depend_on_batch_mates(tmp_path, precision, lengths):
     # The second batch holds 574 tokens: enough rows for the GEMMs to split them over threads
     # differently than for each sentence alone (by rows from 256 rows on 2 threads, by columns
-    # below), yet every sentence's output must be bit-identical.  The third, 1164 tokens, goes
-    # through the layers in chunks of whole sequences (at most 1024 tokens on 2 threads: here
-    # 924 + 240, the empty sequence inside the first).
+    # below), yet every sentence's output must be bit-identical, every layer's too.  The third
+    # (1164 tokens) goes through each layer in chunks of whole sequences (at most
+    # _core.encoder_chunk_tokens(2) tokens; the empty sequence inside the first chunk).
     cfg = bert_config(max_position_embeddings=256)
     model = pybert.BertModel.from_pretrained(
         save(randomize_(transformers.BertModel(cfg), seed=10), tmp_path), num_threads=2,
         precision=precision)
     ids, mask, types = padded_batch(cfg.vocab_size, lengths, max(lengths))
-    batch = model(ids, mask, types)
-    assert sum(lengths) <= 1024 or _core.encoder_chunk_tokens(2) < sum(lengths)
+    batch = model(ids, mask, types, output_hidden_states=True)
+    assert sum(lengths) < 1000 or _core.encoder_chunk_tokens(2) < sum(lengths)
     for i in range(len(lengths)):
         n = int(mask[i].sum())
         if n == 0:  # padded rows are zeros, the pooler sees a zero first row
             assert not batch.last_hidden_state[i].any()
             continue
-        alone = model(ids[i:i + 1, :n], mask[i:i + 1, :n], types[i:i + 1, :n])
+        alone = model(ids[i:i + 1, :n], mask[i:i + 1, :n], types[i:i + 1, :n],
+                      output_hidden_states=True)
         np.testing.assert_array_equal(alone.last_hidden_state[0], batch.last_hidden_state[i, :n])
         np.testing.assert_array_equal(alone.pooler_output[0], batch.pooler_output[i])
-
-
+        for ours, theirs in zip(alone.hidden_states, batch.hidden_states):
+            np.testing.assert_array_equal(ours[0], theirs[i, :n])
 
 
 FALLBACK_CHECK = r"""

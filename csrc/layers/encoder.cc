@@ -141,63 +141,78 @@ void EncoderLayer::forward_rows(float* x, const ops::SequenceLayout& layout,
     std::memcpy(x + selected.rows[i] * hidden, rows + i * hidden, hidden * sizeof(float));
 }
 
+namespace {
+
+// A run of whole sequences [b0, b1) of a batch: rows [start, start + tokens) of x, with the
+// batch's layout and head rows shifted to them (layout and selected view the vectors).
+struct Chunk {
+  int64_t start = 0;
+  std::vector<int64_t> offsets, rows, seqs;
+  ops::SequenceLayout layout;
+  RowSelection selected;
+};
+
+// The batch in chunks of at most `cap` tokens (a longer sequence alone), in order.
+std::vector<Chunk> chunks_of(const ops::SequenceLayout& layout, const RowSelection* head_rows,
+                             int64_t cap) {
+  std::vector<Chunk> chunks;
+  int64_t i = 0;  // head rows go in sequence order
+  for (int64_t b0 = 0; b0 < layout.batch;) {
+    const int64_t start = layout.offsets[b0];
+    int64_t b1 = b0 + 1;
+    while (b1 < layout.batch && layout.offsets[b1 + 1] - start <= cap) ++b1;
+    Chunk& c = chunks.emplace_back();
+    c.start = start;
+    c.offsets.assign(layout.offsets + b0, layout.offsets + b1 + 1);
+    for (int64_t& o : c.offsets) o -= start;
+    for (; head_rows && i < head_rows->count && head_rows->seqs[i] < b1; ++i) {
+      c.rows.push_back(head_rows->rows[i] - start);
+      c.seqs.push_back(head_rows->seqs[i] - b0);
+    }
+    c.layout.keys = layout.keys ? layout.keys + b0 : nullptr;
+    b0 = b1;
+  }
+  for (Chunk& c : chunks) {  // the views, once no vector moves any more
+    c.layout.offsets = c.offsets.data();
+    c.layout.batch = static_cast<int64_t>(c.offsets.size()) - 1;
+    c.selected = RowSelection{c.rows.data(), c.seqs.data(), static_cast<int64_t>(c.rows.size())};
+  }
+  return chunks;
+}
+
+}  // namespace
+
 void Encoder::forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
                       const std::function<void(int64_t, const float*)>& after_layer,
                       const RowSelection* head_rows) const {
   if (head_rows && after_layer)
     throw std::logic_error("Encoder::forward: a head-rows-only last layer leaves the other rows "
                            "stale, and after_layer would read them");
-  const int64_t cap = chunk_tokens(thread_budget());
-  if (after_layer || layers.empty() || layout.tokens() <= cap) {
-    run_layers(x, layout, ws, after_layer, head_rows);
-    return;
-  }
-  // Chunks of whole sequences, each through every layer: rows [offsets[b0], offsets[b1]) of x
-  // with the layout's offsets shifted to start at 0, and the head rows of those sequences.
-  std::vector<int64_t> offsets, rows, seqs;
+  if (layers.empty()) return;
+  const std::vector<Chunk> chunks = chunks_of(layout, head_rows, chunk_tokens(thread_budget()));
   const int64_t hidden = layers.front()->attention.output.out_features();
-  int64_t i0 = 0;  // the first head row of the chunk (head rows go in sequence order)
-  for (int64_t b0 = 0; b0 < layout.batch;) {
-    const int64_t start = layout.offsets[b0];
-    int64_t b1 = b0 + 1;  // a sequence longer than the cap is a chunk of its own
-    while (b1 < layout.batch && layout.offsets[b1 + 1] - start <= cap) ++b1;
-    offsets.assign(layout.offsets + b0, layout.offsets + b1 + 1);
-    for (int64_t& o : offsets) o -= start;
-    const ops::SequenceLayout chunk{offsets.data(), b1 - b0,
-                                    layout.keys ? layout.keys + b0 : nullptr};
-    RowSelection selected;
-    if (head_rows) {
-      rows.clear();
-      seqs.clear();
-      for (; i0 < head_rows->count && head_rows->seqs[i0] < b1; ++i0) {
-        rows.push_back(head_rows->rows[i0] - start);
-        seqs.push_back(head_rows->seqs[i0] - b0);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const bool last = i + 1 == layers.size();
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const Chunk& chunk = chunks[c];
+      float* xc = x + chunk.start * hidden;
+      if (last && head_rows) {
+        layers[i]->forward_rows(xc, chunk.layout, chunk.selected, ws);
+      } else {
+        // The Linear that runs next: this layer's QKV on the next chunk, or the next layer's.
+        const ops::Linear* then = c + 1 < chunks.size() ? &layers[i]->attention.qkv
+                                  : last                ? nullptr
+                                                        : &layers[i + 1]->attention.qkv;
+        layers[i]->forward(xc, chunk.layout, ws, then);
       }
-      selected = RowSelection{rows.data(), seqs.data(), static_cast<int64_t>(rows.size())};
+      if (final_norm && last) (*final_norm)(xc, nullptr, xc, chunk.layout.tokens());
     }
-    run_layers(x + start * hidden, chunk, ws, {}, head_rows ? &selected : nullptr);
-    b0 = b1;
+    if (after_layer) after_layer(static_cast<int64_t>(i), x);
   }
 }
 
 int64_t Encoder::chunk_tokens(int threads) {
   return kChunkRowsPerThread * std::max(threads, 1);
-}
-
-void Encoder::run_layers(float* x, const ops::SequenceLayout& layout, Workspace& ws,
-                         const std::function<void(int64_t, const float*)>& after_layer,
-                         const RowSelection* head_rows) const {
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const bool last = i + 1 == layers.size();
-    if (last && head_rows) {
-      layers[i]->forward_rows(x, layout, *head_rows, ws);
-    } else {
-      const ops::Linear* then = last ? nullptr : &layers[i + 1]->attention.qkv;
-      layers[i]->forward(x, layout, ws, then);
-    }
-    if (final_norm && last) (*final_norm)(x, nullptr, x, layout.tokens());
-    if (after_layer) after_layer(static_cast<int64_t>(i), x);
-  }
 }
 
 }  // namespace pybert::layers

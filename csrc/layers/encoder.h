@@ -78,28 +78,27 @@ struct Encoder {
   // (after the final norm for the last layer).  With `head_rows`, the last layer computes the
   // selected rows only (EncoderLayer::forward_rows): x's other rows then hold the layer below's
   // output, so after_layer must not be given too.  head_rows->seqs must not decrease.
-  // Without after_layer, a batch of more than chunk_tokens(thread_budget()) tokens runs in
-  // chunks of whole sequences of at most that many tokens (a longer sequence alone), each
-  // through every layer in turn: the same values, every op but attention working row by row
-  // and attention within a sequence.
+  // Each layer runs over the batch in chunks of whole sequences of at most
+  // chunk_tokens(thread_budget()) tokens (a longer sequence alone), chunk after chunk, before
+  // the next layer: the same values, every op but attention working row by row and attention
+  // within a sequence.
   void forward(float* x, const ops::SequenceLayout& layout, Workspace& ws,
                const std::function<void(int64_t, const float*)>& after_layer = {},
                const RowSelection* head_rows = nullptr) const;
 
-  // The most tokens forward runs through the layers at once on `threads` threads: a large
-  // batch's activations do not stay in the caches from one op to the next, and cost more per
-  // token than the weights read again for each chunk.  All layers, 2 threads, chunks against
-  // the whole batch alternating in one process: BERT-base int8 32x128 -21%, 16x128 -11%, var32
-  // -15%; bf16 -14%, -7%, -10%; MiniLM int8 32x128 -14%, var32 -11%; bf16 -15%, -12%; fp32
-  // -6%, -4%; BERT-base fp32 within noise (-3..+3%).  512 rows a thread against 256 / 384 /
-  // 768 / 1024: the best or within 3% at every cell (MiniLM flat from 256 to 1024).
+  // The most tokens a layer runs at once on `threads` threads.  A large batch's activations do
+  // not stay in the caches from one op to the next; in chunks they stay in each core's caches
+  // through a layer's ops, while the layer's weights stay in the shared last-level cache from
+  // one chunk to the next.  2 threads, chunks against the whole batch at once, alternating in
+  // one process: BERT-base int8 32x128 -22%, 16x128 -15%, var32 -19%; bf16 -8%, -4%, -10%;
+  // MiniLM int8 -22%, -5%, -15%; bf16 -13%, -6%, -7%; fp32 MiniLM -2..-4%, BERT-base 0 / -5%
+  // (32x128 / var32).  256 rows a thread: BERT-base int8 32x128 4% faster still, but 8x128
+  // (then two chunks) 2% slower and bf16 8x128 5% slower.  (Each chunk through all the layers
+  // in turn instead measured the same at 512 rows, and reads all the weights again per chunk.)
   static int64_t chunk_tokens(int threads);
 
  private:
   static constexpr int64_t kChunkRowsPerThread = 512;
-  void run_layers(float* x, const ops::SequenceLayout& layout, Workspace& ws,
-                  const std::function<void(int64_t, const float*)>& after_layer,
-                  const RowSelection* head_rows) const;
 };
 
 }  // namespace pybert::layers
