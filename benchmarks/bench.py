@@ -362,8 +362,8 @@ def lowp_table(results, machine, command) -> str:
         "GEMM, attention's products on AMX tiles too; int8: weights symmetric per output channel "
         "at load, activations asymmetric per token at run time, attention fp32 (on AMX, heads of "
         "keys x head size >= 4096: its products with every input split into three bf16 terms); "
-        "LayerNorm, "
-        "softmax, GELU and residuals fp32. PyTorch: "
+        "LayerNorm, softmax, GELU and residuals fp32; every precision runs each layer over a "
+        "batch of more than 512 tokens a thread in chunks of whole sequences. PyTorch: "
         "`torch.autocast('cpu', dtype=torch.bfloat16)`. ORT int8: "
         "`onnxruntime.quantization.quantize_dynamic` (QInt8 weights) of the optimized graph.",
         "",
